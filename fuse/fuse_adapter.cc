@@ -1,0 +1,280 @@
+// FuseAdapter: the trampolines, init, and the namespace and attribute
+// operations. File and directory IO are in fuse_adapter_io.cc.
+
+#include "fuse/fuse_adapter.h"
+
+#include <sys/xattr.h>
+
+#include <new>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+namespace keyfs {
+
+namespace {
+
+FuseAdapter* Self(fuse_req_t req) {
+  return static_cast<FuseAdapter*>(fuse_req_userdata(req));
+}
+
+// Thunk<&FuseAdapter::X>::Call has exactly the signature libfuse wants for X
+// and forwards to the member function; no exception gets through it.
+template <auto Method>
+struct Thunk;
+template <typename... Args, void (FuseAdapter::*Method)(fuse_req_t, Args...)>
+struct Thunk<Method> {
+  static void Call(fuse_req_t req, Args... args) {
+    try {
+      (Self(req)->*Method)(req, args...);
+    } catch (const std::bad_alloc&) {
+      spdlog::error("out of memory while handling a request");
+      fuse_reply_err(req, ENOMEM);
+    } catch (const std::exception& e) {
+      spdlog::error("unexpected exception while handling a request: {}", e.what());
+      fuse_reply_err(req, EIO);
+    }
+  }
+};
+
+fuse_lowlevel_ops MakeOperations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = [](void* userdata, fuse_conn_info* conn) {
+    static_cast<FuseAdapter*>(userdata)->Init(conn);
+  };
+  ops.lookup = Thunk<&FuseAdapter::Lookup>::Call;
+  ops.forget = Thunk<&FuseAdapter::Forget>::Call;
+  ops.forget_multi = Thunk<&FuseAdapter::ForgetMulti>::Call;
+  ops.getattr = Thunk<&FuseAdapter::GetAttr>::Call;
+  ops.setattr = Thunk<&FuseAdapter::SetAttr>::Call;
+  ops.readlink = Thunk<&FuseAdapter::ReadLink>::Call;
+  ops.mknod = Thunk<&FuseAdapter::MakeNode>::Call;
+  ops.mkdir = Thunk<&FuseAdapter::MakeDirectory>::Call;
+  ops.unlink = Thunk<&FuseAdapter::Unlink>::Call;
+  ops.rmdir = Thunk<&FuseAdapter::RemoveDirectory>::Call;
+  ops.symlink = Thunk<&FuseAdapter::Symlink>::Call;
+  ops.rename = Thunk<&FuseAdapter::Rename>::Call;
+  ops.link = Thunk<&FuseAdapter::Link>::Call;
+  ops.statfs = Thunk<&FuseAdapter::StatFs>::Call;
+  ops.setxattr = Thunk<&FuseAdapter::SetXattr>::Call;
+  ops.getxattr = Thunk<&FuseAdapter::GetXattr>::Call;
+  ops.listxattr = Thunk<&FuseAdapter::ListXattr>::Call;
+  ops.removexattr = Thunk<&FuseAdapter::RemoveXattr>::Call;
+  ops.open = Thunk<&FuseAdapter::Open>::Call;
+  ops.create = Thunk<&FuseAdapter::Create>::Call;
+  ops.read = Thunk<&FuseAdapter::Read>::Call;
+  ops.write = Thunk<&FuseAdapter::Write>::Call;
+  ops.flush = Thunk<&FuseAdapter::Flush>::Call;
+  ops.release = Thunk<&FuseAdapter::Release>::Call;
+  ops.fsync = Thunk<&FuseAdapter::Fsync>::Call;
+  ops.fallocate = Thunk<&FuseAdapter::Fallocate>::Call;
+  ops.opendir = Thunk<&FuseAdapter::OpenDir>::Call;
+  ops.readdir = Thunk<&FuseAdapter::ReadDir>::Call;
+  ops.readdirplus = Thunk<&FuseAdapter::ReadDirPlus>::Call;
+  ops.releasedir = Thunk<&FuseAdapter::ReleaseDir>::Call;
+  ops.fsyncdir = Thunk<&FuseAdapter::FsyncDir>::Call;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& FuseAdapter::Operations() {
+  static const fuse_lowlevel_ops ops = MakeOperations();
+  return ops;
+}
+
+void FuseAdapter::Init(fuse_conn_info* conn) {
+  conn->max_write = config_.max_write;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // A write is applied (and, with the journal, logged) when keyfs sees it;
+  // the kernel's writeback cache would acknowledge writes keyfs has not seen.
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  spdlog::debug("FUSE protocol {}.{}, max_write {}, capabilities {:#x}", conn->proto_major,
+                conn->proto_minor, conn->max_write, conn->want);
+}
+
+// --- replies ------------------------------------------------------------------
+
+void FuseAdapter::ReplyError(fuse_req_t req, const Status& status) {
+  int err = status.code();
+  replies_->Defer([req, err] { fuse_reply_err(req, err); });
+}
+
+fuse_entry_param FuseAdapter::EntryParam(const Entry& entry) const {
+  fuse_entry_param param{};
+  param.ino = entry.ino;
+  param.attr = entry.attr;
+  param.attr_timeout = config_.attr_timeout;
+  param.entry_timeout = config_.entry_timeout;
+  return param;
+}
+
+void FuseAdapter::ReplyEntry(fuse_req_t req, const Result<Entry>& entry) {
+  if (!entry.ok()) return ReplyError(req, entry.status());
+  fuse_entry_param param = EntryParam(*entry);
+  replies_->Defer([this, req, param] {
+    // If the kernel never got the entry (the request was interrupted), it
+    // will never forget it either: take the reference back now.
+    if (fuse_reply_entry(req, &param) != 0) keyspace_->Forget(param.ino, 1);
+  });
+}
+
+void FuseAdapter::ReplyAttr(fuse_req_t req, const struct stat& attr) {
+  double timeout = config_.attr_timeout;
+  replies_->Defer([req, attr, timeout] { fuse_reply_attr(req, &attr, timeout); });
+}
+
+void FuseAdapter::ReplyXattrValue(fuse_req_t req, std::string value, size_t size) {
+  if (size == 0) {
+    size_t length = value.size();
+    replies_->Defer([req, length] { fuse_reply_xattr(req, length); });
+  } else if (value.size() > size) {
+    ReplyError(req, Status::Errno(ERANGE));
+  } else {
+    replies_->Defer([req, value = std::move(value)] {
+      fuse_reply_buf(req, value.data(), value.size());
+    });
+  }
+}
+
+Caller FuseAdapter::CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  return Caller{ctx->uid, ctx->gid};
+}
+
+// --- namespace ----------------------------------------------------------------
+
+void FuseAdapter::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  auto entry = keyspace_->Lookup(parent, name);
+  if (!entry.ok() && entry.status().code() == ENOENT) {
+    // ino 0 with a timeout: the kernel caches the miss (negative dentry).
+    fuse_entry_param param{};
+    param.entry_timeout = config_.negative_timeout;
+    replies_->Defer([req, param] { fuse_reply_entry(req, &param); });
+    return;
+  }
+  ReplyEntry(req, entry);
+}
+
+void FuseAdapter::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  keyspace_->Forget(ino, nlookup);
+  fuse_reply_none(req);  // sends nothing: no need to wait for before-sleep
+}
+
+void FuseAdapter::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  for (size_t i = 0; i < count; ++i) keyspace_->Forget(forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void FuseAdapter::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  auto attr = keyspace_->GetAttr(ino);
+  if (!attr.ok()) return ReplyError(req, attr.status());
+  ReplyAttr(req, *attr);
+}
+
+void FuseAdapter::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+                          fuse_file_info*) {
+  SetAttrRequest request;
+  if (to_set & FUSE_SET_ATTR_MODE) request.mode = attr->st_mode;
+  if (to_set & FUSE_SET_ATTR_UID) request.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) request.gid = attr->st_gid;
+  if (to_set & FUSE_SET_ATTR_SIZE) request.size = static_cast<uint64_t>(attr->st_size);
+  if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+    request.atime.kind = TimeChange::kNow;
+  } else if (to_set & FUSE_SET_ATTR_ATIME) {
+    request.atime = {TimeChange::kSet, attr->st_atim};
+  }
+  if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+    request.mtime.kind = TimeChange::kNow;
+  } else if (to_set & FUSE_SET_ATTR_MTIME) {
+    request.mtime = {TimeChange::kSet, attr->st_mtim};
+  }
+  if (to_set & FUSE_SET_ATTR_CTIME) request.ctime = attr->st_ctim;
+  auto result = keyspace_->SetAttr(ino, request);
+  if (!result.ok()) return ReplyError(req, result.status());
+  ReplyAttr(req, *result);
+}
+
+void FuseAdapter::ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  auto target = keyspace_->ReadLink(ino);
+  if (!target.ok()) return ReplyError(req, target.status());
+  replies_->Defer([req, target = std::move(target).value()] {
+    fuse_reply_readlink(req, target.c_str());
+  });
+}
+
+void FuseAdapter::MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name,
+                           mode_t mode, dev_t rdev) {
+  ReplyEntry(req, keyspace_->MakeNode(parent, name, mode, rdev, CallerOf(req)));
+}
+
+void FuseAdapter::MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name,
+                                mode_t mode) {
+  ReplyEntry(req, keyspace_->MakeDirectory(parent, name, mode, CallerOf(req)));
+}
+
+void FuseAdapter::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyError(req, keyspace_->Unlink(parent, name));
+}
+
+void FuseAdapter::RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  ReplyError(req, keyspace_->RemoveDirectory(parent, name));
+}
+
+void FuseAdapter::Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
+                          const char* name) {
+  ReplyEntry(req, keyspace_->MakeSymlink(parent, name, target, CallerOf(req)));
+}
+
+void FuseAdapter::Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
+                         fuse_ino_t new_parent, const char* new_name, unsigned int flags) {
+  ReplyError(req, keyspace_->Rename(parent, name, new_parent, new_name, flags));
+}
+
+void FuseAdapter::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
+                       const char* new_name) {
+  ReplyEntry(req, keyspace_->Link(ino, new_parent, new_name));
+}
+
+// --- attributes -----------------------------------------------------------------
+
+void FuseAdapter::StatFs(fuse_req_t req, fuse_ino_t) {
+  constexpr uint64_t kUnit = 4096;
+  FsStats stats = keyspace_->StatFs();
+  struct statvfs st {};
+  st.f_bsize = kUnit;
+  st.f_frsize = kUnit;
+  st.f_blocks = stats.bytes_limit / kUnit;
+  uint64_t used_units = (stats.bytes_used + kUnit - 1) / kUnit;
+  st.f_bfree = st.f_bavail = st.f_blocks > used_units ? st.f_blocks - used_units : 0;
+  st.f_files = stats.inodes_possible;
+  st.f_ffree = st.f_favail = stats.inodes_possible - stats.inodes;
+  st.f_namemax = Keyspace::kMaxNameLength;
+  replies_->Defer([req, st] { fuse_reply_statfs(req, &st); });
+}
+
+void FuseAdapter::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name,
+                           const char* value, size_t size, int flags) {
+  XattrMap::SetMode mode = XattrMap::SetMode::kAny;
+  if (flags & XATTR_CREATE) mode = XattrMap::SetMode::kCreateOnly;
+  if (flags & XATTR_REPLACE) mode = XattrMap::SetMode::kReplaceOnly;
+  ReplyError(req, keyspace_->SetXattr(ino, name, std::string_view(value, size), mode));
+}
+
+void FuseAdapter::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  auto value = keyspace_->GetXattr(ino, name);
+  if (!value.ok()) return ReplyError(req, value.status());
+  ReplyXattrValue(req, std::move(value).value(), size);
+}
+
+void FuseAdapter::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  auto list = keyspace_->ListXattr(ino);
+  if (!list.ok()) return ReplyError(req, list.status());
+  ReplyXattrValue(req, std::move(list).value(), size);
+}
+
+void FuseAdapter::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  ReplyError(req, keyspace_->RemoveXattr(ino, name));
+}
+
+}  // namespace keyfs

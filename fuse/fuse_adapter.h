@@ -1,0 +1,103 @@
+#pragma once
+
+// FuseAdapter: libfuse low-level requests -> Keyspace calls (DESIGN §7).
+//
+// No storage logic lives here: each handler unpacks the request, calls the
+// keyspace, and queues the reply on the ReplyQueue; the event loop sends the
+// queued replies in its before-sleep step. A Status becomes an errno reply in
+// exactly one place (ReplyError). No exception leaves a handler: the
+// trampolines turn one into ENOMEM/EIO.
+//
+// Handles: a file handle is the inode number and the O_APPEND flag packed in
+// fi->fh (no allocation per open); a directory handle owns the DirListing
+// taken at opendir.
+//
+// Threading: every handler runs on the event-loop thread (the session fd is
+// read there), as does every queued reply.
+
+#define FUSE_USE_VERSION 314
+#include <fuse_lowlevel.h>
+
+#include <string_view>
+
+#include "src/keyspace/keyspace.h"
+#include "src/loop/reply_queue.h"
+
+namespace keyfs {
+
+struct AdapterConfig {
+  double entry_timeout = 1.0;     // seconds the kernel may cache a name
+  double attr_timeout = 1.0;      // seconds the kernel may cache attributes
+  double negative_timeout = 1.0;  // seconds the kernel may cache "no such name"
+  unsigned max_write = 1 << 20;
+};
+
+class FuseAdapter {
+ public:
+  FuseAdapter(Keyspace* keyspace, ReplyQueue* replies, AdapterConfig config)
+      : keyspace_(keyspace), replies_(replies), config_(config) {}
+
+  // The operation table for fuse_session_new(); its userdata must be `this`.
+  static const fuse_lowlevel_ops& Operations();
+
+  // --- handlers, one per FUSE operation (fuse_adapter.cc, fuse_adapter_io.cc)
+  void Init(fuse_conn_info* conn);
+  void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+  void ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets);
+  void GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
+               fuse_file_info* fi);
+  void ReadLink(fuse_req_t req, fuse_ino_t ino);
+  void MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+                dev_t rdev);
+  void MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+  void Unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name);
+  void Symlink(fuse_req_t req, const char* target, fuse_ino_t parent, const char* name);
+  void Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
+              fuse_ino_t new_parent, const char* new_name, unsigned int flags);
+  void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name);
+  void StatFs(fuse_req_t req, fuse_ino_t ino);
+  void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                size_t size, int flags);
+  void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+  void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+  void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+
+  void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void Create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
+              fuse_file_info* fi);
+  void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+             fuse_file_info* fi);
+  void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+  void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                 fuse_file_info* fi);
+  void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+  void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                   fuse_file_info* fi);
+  void ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+  void FsyncDir(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+
+ private:
+  void ReplyError(fuse_req_t req, const Status& status);
+  void ReplyOk(fuse_req_t req) { ReplyError(req, Status::Ok()); }
+  void ReplyEntry(fuse_req_t req, const Result<Entry>& entry);
+  void ReplyAttr(fuse_req_t req, const struct stat& attr);
+  // getxattr/listxattr: the size when asked for it, ERANGE when it does not fit.
+  void ReplyXattrValue(fuse_req_t req, std::string value, size_t size);
+  void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                     fuse_file_info* fi, bool plus);
+  fuse_entry_param EntryParam(const Entry& entry) const;
+  static Caller CallerOf(fuse_req_t req);
+
+  Keyspace* const keyspace_;
+  ReplyQueue* const replies_;
+  const AdapterConfig config_;
+};
+
+}  // namespace keyfs

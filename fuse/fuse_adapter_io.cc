@@ -1,0 +1,196 @@
+// FuseAdapter: open files and directories, read, write, readdir.
+
+#include <fcntl.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fuse/fuse_adapter.h"
+
+namespace keyfs {
+
+namespace {
+
+// fi->fh of a file: the inode number shifted left, O_APPEND in bit 0.
+uint64_t PackFileHandle(Ino ino, bool append) { return (ino << 1) | (append ? 1 : 0); }
+bool IsAppend(const fuse_file_info* fi) { return fi && (fi->fh & 1); }
+
+DirListing* ListingOf(const fuse_file_info* fi) {
+  return reinterpret_cast<DirListing*>(fi->fh);
+}
+
+// Holes and the unwritten tail of a block are sent from here. It is never
+// written, so its pages stay the kernel's shared zero page and cost no memory.
+constexpr size_t kZeroBytes = 1 << 20;
+const char kZeros[kZeroBytes] = {};
+
+}  // namespace
+
+void FuseAdapter::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  Status status = keyspace_->Open(ino, fi->flags);
+  if (!status.ok()) return ReplyError(req, status);
+  fuse_file_info reply = *fi;
+  reply.fh = PackFileHandle(ino, fi->flags & O_APPEND);
+  // keyfs is the only writer of its files: what the kernel cached from an
+  // earlier open is still right.
+  reply.keep_cache = 1;
+  replies_->Defer([this, req, reply, ino] {
+    if (fuse_reply_open(req, &reply) != 0) keyspace_->Release(ino);
+  });
+}
+
+void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
+                         mode_t mode, fuse_file_info* fi) {
+  auto entry = keyspace_->Create(parent, name, mode, fi->flags, CallerOf(req));
+  if (!entry.ok()) return ReplyError(req, entry.status());
+  fuse_entry_param param = EntryParam(*entry);
+  fuse_file_info reply = *fi;
+  reply.fh = PackFileHandle(entry->ino, fi->flags & O_APPEND);
+  reply.keep_cache = 1;
+  replies_->Defer([this, req, param, reply] {
+    if (fuse_reply_create(req, &param, &reply) != 0) {
+      keyspace_->Release(param.ino);
+      keyspace_->Forget(param.ino, 1);
+    }
+  });
+}
+
+void FuseAdapter::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       fuse_file_info*) {
+  if (off < 0) return ReplyError(req, Status::Errno(EINVAL));
+  auto slices = keyspace_->Read(ino, static_cast<uint64_t>(off), size);
+  if (!slices.ok()) return ReplyError(req, slices.status());
+  // The slices hold references to the blocks, so a write before the reply goes
+  // out copies the block instead of changing the bytes under it.
+  replies_->Defer([req, slices = std::move(slices).value()] {
+    std::vector<iovec> iov;
+    iov.reserve(slices.size());
+    for (const ReadSlice& slice : slices) {
+      if (slice.block) {
+        iov.push_back({const_cast<char*>(slice.block->data() + slice.offset), slice.length});
+        continue;
+      }
+      for (size_t left = slice.length; left > 0;) {
+        size_t chunk = std::min(left, kZeroBytes);
+        iov.push_back({const_cast<char*>(kZeros), chunk});
+        left -= chunk;
+      }
+    }
+    fuse_reply_iov(req, iov.data(), static_cast<int>(iov.size()));
+  });
+}
+
+void FuseAdapter::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
+                        off_t off, fuse_file_info* fi) {
+  if (off < 0) return ReplyError(req, Status::Errno(EINVAL));
+  auto written = keyspace_->Write(ino, static_cast<uint64_t>(off),
+                                  std::string_view(buf, size), IsAppend(fi));
+  if (!written.ok()) return ReplyError(req, written.status());
+  size_t count = *written;
+  replies_->Defer([req, count] { fuse_reply_write(req, count); });
+}
+
+void FuseAdapter::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  // Everything is in memory: a written byte is visible to every reader at
+  // once, and there is nothing to push anywhere yet.
+  ReplyOk(req);
+}
+
+void FuseAdapter::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  keyspace_->Release(ino);
+  ReplyOk(req);
+}
+
+void FuseAdapter::Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  // No durable copy exists yet to wait for (the journal arrives later); the
+  // data is as safe as it will get.
+  ReplyOk(req);
+}
+
+void FuseAdapter::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
+                            off_t length, fuse_file_info*) {
+  if (offset < 0 || length <= 0) return ReplyError(req, Status::Errno(EINVAL));
+  ReplyError(req, keyspace_->Fallocate(ino, mode, static_cast<uint64_t>(offset),
+                                       static_cast<uint64_t>(length)));
+}
+
+void FuseAdapter::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  auto listing = keyspace_->OpenDirectory(ino);
+  if (!listing.ok()) return ReplyError(req, listing.status());
+  fuse_file_info reply = *fi;
+  reply.fh = reinterpret_cast<uint64_t>(new DirListing(std::move(listing).value()));
+  reply.cache_readdir = 0;
+  replies_->Defer([this, req, reply, ino] {
+    if (fuse_reply_open(req, &reply) != 0) {
+      delete reinterpret_cast<DirListing*>(reply.fh);
+      keyspace_->ReleaseDirectory(ino);
+    }
+  });
+}
+
+void FuseAdapter::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          fuse_file_info* fi) {
+  ReadDirectory(req, ino, size, off, fi, /*plus=*/false);
+}
+
+void FuseAdapter::ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                              fuse_file_info* fi) {
+  ReadDirectory(req, ino, size, off, fi, /*plus=*/true);
+}
+
+void FuseAdapter::ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                                fuse_file_info* fi, bool plus) {
+  const std::vector<DirEntry>& entries = ListingOf(fi)->entries();
+  std::string buffer(size, '\0');
+  size_t used = 0;
+  for (size_t i = off < 0 ? 0 : static_cast<size_t>(off); i < entries.size(); ++i) {
+    const DirEntry& entry = entries[i];
+    off_t next = static_cast<off_t>(i + 1);
+    char* at = buffer.data() + used;
+    size_t room = size - used;
+    size_t need;
+    if (!plus) {
+      struct stat st {};
+      st.st_ino = entry.ino;
+      st.st_mode = entry.type;
+      need = fuse_add_direntry(req, at, room, entry.name.c_str(), &st, next);
+    } else {
+      need = fuse_add_direntry_plus(req, nullptr, 0, entry.name.c_str(), nullptr, 0);
+      if (need > room) break;
+      fuse_entry_param param{};
+      if (entry.name == "." || entry.name == "..") {
+        // ino 0: the kernel takes no reference for these two.
+        param.attr.st_ino = entry.ino;
+        param.attr.st_mode = entry.type;
+      } else {
+        // Look the name up now, counting the kernel's new reference; skip it if
+        // it was removed since the listing was taken.
+        auto current = keyspace_->Lookup(ino, entry.name);
+        if (!current.ok()) continue;
+        param = EntryParam(*current);
+      }
+      need = fuse_add_direntry_plus(req, at, room, entry.name.c_str(), &param, next);
+    }
+    if (need > room) break;
+    used += need;
+  }
+  buffer.resize(used);
+  replies_->Defer([req, buffer = std::move(buffer)] {
+    fuse_reply_buf(req, buffer.data(), buffer.size());
+  });
+}
+
+void FuseAdapter::ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  delete ListingOf(fi);
+  keyspace_->ReleaseDirectory(ino);
+  ReplyOk(req);
+}
+
+void FuseAdapter::FsyncDir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  ReplyOk(req);
+}
+
+}  // namespace keyfs

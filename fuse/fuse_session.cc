@@ -1,0 +1,78 @@
+#include "fuse/fuse_session.h"
+
+#include <fcntl.h>
+
+#include <cstdlib>
+
+#include <spdlog/spdlog.h>
+
+namespace keyfs {
+
+namespace {
+
+// Joins options into one "-o" argument, escaping commas inside values.
+std::string JoinOptions(const std::vector<std::string>& options) {
+  std::string joined;
+  for (const auto& option : options) {
+    if (!joined.empty()) joined += ',';
+    for (char c : option) {
+      if (c == ',' || c == '\\') joined += '\\';
+      joined += c;
+    }
+  }
+  return joined;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FuseSession>> FuseSession::Mount(
+    const std::string& mountpoint, const std::vector<std::string>& kernel_options,
+    bool debug, const fuse_lowlevel_ops& ops, void* userdata) {
+  std::string option_list = JoinOptions(kernel_options);
+  std::vector<const char*> argv = {"keyfs", "-o", option_list.c_str()};
+  if (debug) argv.push_back("-d");
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()),
+                                  const_cast<char**>(argv.data()));
+  fuse_session* session = fuse_session_new(&args, &ops, sizeof(ops), userdata);
+  fuse_opt_free_args(&args);
+  if (!session) {
+    return Status::InvalidArgument("libfuse refused the mount options: " + option_list);
+  }
+  if (fuse_session_mount(session, mountpoint.c_str()) != 0) {
+    fuse_session_destroy(session);
+    return Status::IoError("cannot mount at " + mountpoint +
+                           " (is it an existing directory, and may this user mount there?)");
+  }
+  int fd = fuse_session_fd(session);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return std::unique_ptr<FuseSession>(new FuseSession(session));
+}
+
+FuseSession::~FuseSession() {
+  Unmount();
+  fuse_session_destroy(session_);
+  free(buffer_.mem);
+}
+
+bool FuseSession::ProcessAvailable(int budget) {
+  for (int i = 0; i < budget; ++i) {
+    int res = fuse_session_receive_buf(session_, &buffer_);
+    if (res == -EAGAIN) return true;  // drained
+    if (res == -EINTR) continue;
+    if (res <= 0 || fuse_session_exited(session_)) {
+      // 0 (or ENODEV, which libfuse turns into 0): unmounted from outside.
+      if (res < 0) spdlog::error("reading from /dev/fuse failed: {}", strerror(-res));
+      return false;
+    }
+    fuse_session_process_buf(session_, &buffer_);
+  }
+  return true;
+}
+
+void FuseSession::Unmount() {
+  if (!mounted_) return;
+  mounted_ = false;
+  fuse_session_unmount(session_);
+}
+
+}  // namespace keyfs

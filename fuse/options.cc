@@ -1,0 +1,292 @@
+#include "fuse/options.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <string_view>
+
+#include "src/base/logging.h"
+#include "src/base/size.h"
+
+namespace keyfs {
+
+namespace {
+
+constexpr uint64_t kMinMaxMemory = 1 << 20;  // 1 MiB
+constexpr uint32_t kMinBlockSize = 4096;
+constexpr uint32_t kMaxBlockSize = 16 << 20;
+
+// Mount options the kernel (through libfuse) understands, passed on as given.
+constexpr std::string_view kKernelFlags[] = {
+    "allow_other", "auto_unmount", "rw", "dev", "nodev", "suid", "nosuid",
+    "exec", "noexec", "async", "sync", "dirsync", "atime", "noatime",
+    "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime",
+    "nolazytime", "diratime", "nodiratime"};
+constexpr std::string_view kKernelValued[] = {"fsname", "subtype", "max_read"};
+// fstab bookkeeping that mount(8) or mount.fuse3 may leave in the list; they
+// mean nothing to a mounted filesystem.
+constexpr std::string_view kFstabOnly[] = {"defaults", "auto", "noauto", "user",
+                                           "users", "nouser", "nofail", "_netdev"};
+// Options of DESIGN.md §8 whose subsystem this build does not have yet. They
+// are refused rather than silently ignored.
+constexpr std::string_view kNotYet[] = {
+    "mode", "flush_delay", "io_threads", "appendfsync", "auto_rewrite_percentage",
+    "auto_rewrite_min_size", "journal_load_truncated", "swap_file", "swap_size",
+    "page_size", "compression"};
+
+template <size_t N>
+bool Contains(const std::string_view (&list)[N], std::string_view value) {
+  for (auto item : list) {
+    if (item == value) return true;
+  }
+  return false;
+}
+
+Status OptionError(std::string_view option, const std::string& why) {
+  return Status::InvalidArgument("option '" + std::string(option) + "': " + why);
+}
+
+std::string Absolute(const std::string& path, const MachineFacts& facts) {
+  std::string result = path.starts_with("/") ? path : facts.cwd + "/" + path;
+  while (result.size() > 1 && result.ends_with("/")) result.pop_back();
+  return result;
+}
+
+// Splits "a,b=c\,d" into {"a", "b=c,d"}: a backslash escapes a comma, as in
+// libfuse's option syntax.
+std::vector<std::string> SplitOptions(std::string_view list) {
+  std::vector<std::string> options;
+  std::string current;
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (list[i] == '\\' && i + 1 < list.size()) {
+      current.push_back(list[++i]);
+    } else if (list[i] == ',') {
+      if (!current.empty()) options.push_back(std::move(current));
+      current.clear();
+    } else {
+      current.push_back(list[i]);
+    }
+  }
+  if (!current.empty()) options.push_back(std::move(current));
+  return options;
+}
+
+Result<uint64_t> ParseMemory(std::string_view value, const MachineFacts& facts) {
+  if (value.ends_with("%")) {
+    auto percent = ParseSize(value.substr(0, value.size() - 1));
+    if (!percent.ok() || *percent == 0 || *percent > 100) {
+      return Status::InvalidArgument("'" + std::string(value) +
+                                     "' is not a percentage between 1% and 100%");
+    }
+    return facts.physical_memory * *percent / 100;  // no overflow below 2^57 bytes of RAM
+  }
+  return ParseSize(value);
+}
+
+// Applies one "-o" option.
+Status ApplyOption(const std::string& option, const MachineFacts& facts,
+                   MountOptions* options, bool* store_given) {
+  size_t eq = option.find('=');
+  std::string key = option.substr(0, eq);
+  bool has_value = eq != std::string::npos;
+  std::string value = has_value ? option.substr(eq + 1) : "";
+  auto need_value = [&]() -> Status {
+    if (!has_value || value.empty()) return OptionError(key, "needs a value (" + key + "=...)");
+    return Status::Ok();
+  };
+  auto no_value = [&]() -> Status {
+    if (has_value) return OptionError(key, "takes no value");
+    return Status::Ok();
+  };
+
+  if (key == "store") {
+    RETURN_IF_ERROR(need_value());
+    options->store_dir = Absolute(value, facts);
+    *store_given = true;
+  } else if (key == "max_memory") {
+    RETURN_IF_ERROR(need_value());
+    auto bytes = ParseMemory(value, facts);
+    if (!bytes.ok()) return OptionError(key, bytes.status().message());
+    if (*bytes < kMinMaxMemory) return OptionError(key, "must be at least 1M");
+    options->max_memory = *bytes;
+  } else if (key == "block_size") {
+    RETURN_IF_ERROR(need_value());
+    auto bytes = ParseSize(value);
+    if (!bytes.ok()) return OptionError(key, bytes.status().message());
+    if (*bytes < kMinBlockSize || *bytes > kMaxBlockSize || (*bytes & (*bytes - 1))) {
+      return OptionError(key, "must be a power of two from 4K to 16M");
+    }
+    options->block_size = static_cast<uint32_t>(*bytes);
+  } else if (key == "log") {
+    RETURN_IF_ERROR(need_value());
+    options->log_file = Absolute(value, facts);
+  } else if (key == "log_level") {
+    RETURN_IF_ERROR(need_value());
+    auto level = ParseLogLevel(value);
+    if (!level.ok()) return OptionError(key, level.status().message());
+    options->log_level = *level;
+  } else if (key == "default_permissions") {
+    // Always on: the kernel checks mode bits for keyfs.
+    RETURN_IF_ERROR(no_value());
+  } else if (key == "ro") {
+    RETURN_IF_ERROR(no_value());
+    options->read_only = true;
+    options->kernel_options.push_back("ro");
+  } else if (Contains(kKernelFlags, key)) {
+    RETURN_IF_ERROR(no_value());
+    options->kernel_options.push_back(key);
+  } else if (Contains(kKernelValued, key)) {
+    RETURN_IF_ERROR(need_value());
+    options->kernel_options.push_back(option);
+  } else if (Contains(kFstabOnly, key) || key.starts_with("x-")) {
+    // Ignored on purpose, see kFstabOnly.
+  } else if (Contains(kNotYet, key)) {
+    return OptionError(key, "is not available yet: this build of keyfs keeps "
+                            "everything in memory (see README, 'Status')");
+  } else {
+    return OptionError(key, "unknown option (see keyfs --help)");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+MachineFacts MachineFacts::FromEnvironment() {
+  MachineFacts facts;
+  long pages = sysconf(_SC_PHYS_PAGES);
+  long page_size = sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page_size > 0) {
+    facts.physical_memory = static_cast<uint64_t>(pages) * static_cast<uint64_t>(page_size);
+  }
+  if (const char* home = std::getenv("HOME")) facts.home = home;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME")) facts.xdg_data_home = xdg;
+  char cwd[4096];
+  if (getcwd(cwd, sizeof(cwd))) facts.cwd = cwd;
+  return facts;
+}
+
+Result<std::string> DefaultStoreDir(const std::string& mountpoint,
+                                    const MachineFacts& facts) {
+  std::string base;
+  if (!facts.xdg_data_home.empty() && facts.xdg_data_home.starts_with("/")) {
+    base = facts.xdg_data_home + "/keyfs";
+  } else if (!facts.home.empty()) {
+    base = facts.home + "/.local/share/keyfs";
+  } else {
+    return Status::InvalidArgument(
+        "no store directory: give -o store=DIR (neither $XDG_DATA_HOME nor $HOME is set)");
+  }
+  std::string name = mountpoint.substr(1);
+  for (char& c : name) {
+    if (c == '/') c = '-';
+  }
+  if (name.empty()) name = "-";
+  return base + "/" + name;
+}
+
+Result<CommandLineAction> ParseCommandLine(int argc, const char* const* argv,
+                                           const MachineFacts& facts,
+                                           MountOptions* options) {
+  *options = MountOptions();
+  std::vector<std::string> positional;
+  std::vector<std::string> option_list;
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "-h" || arg == "--help") return CommandLineAction::kHelp;
+    if (arg == "-V" || arg == "--version") return CommandLineAction::kVersion;
+    if (arg == "-f") {
+      options->foreground = true;
+    } else if (arg == "-d" || arg == "--debug") {
+      options->debug = true;
+      options->foreground = true;
+    } else if (arg == "-s") {
+      // libfuse's "single-threaded": keyfs always serves from one thread.
+    } else if (arg == "-o") {
+      if (i + 1 >= argc) return Status::InvalidArgument("-o needs a list of options");
+      for (auto& option : SplitOptions(argv[++i])) option_list.push_back(option);
+    } else if (arg.starts_with("-o")) {
+      for (auto& option : SplitOptions(arg.substr(2))) option_list.push_back(option);
+    } else if (arg.starts_with("-")) {
+      return Status::InvalidArgument("unknown flag '" + std::string(arg) +
+                                     "' (see keyfs --help)");
+    } else {
+      positional.emplace_back(arg);
+    }
+  }
+
+  if (positional.empty()) {
+    return Status::InvalidArgument("no mount point given (usage: keyfs MOUNTPOINT [-o OPTIONS])");
+  }
+  if (positional.size() > 2) {
+    return Status::InvalidArgument("too many arguments: '" + positional[2] +
+                                   "' (usage: keyfs [STORE] MOUNTPOINT [-o OPTIONS])");
+  }
+  options->mountpoint = Absolute(positional.back(), facts);
+
+  bool store_given = false;
+  options->max_memory = facts.physical_memory / 4;
+  for (const auto& option : option_list) {
+    RETURN_IF_ERROR(ApplyOption(option, facts, options, &store_given));
+  }
+  if (positional.size() == 2) {
+    std::string source = Absolute(positional[0], facts);
+    if (store_given && source != options->store_dir) {
+      return Status::InvalidArgument("two store directories given: '" + source +
+                                     "' and store=" + options->store_dir);
+    }
+    options->store_dir = source;
+    store_given = true;
+  }
+  if (!store_given) {
+    ASSIGN_OR_RETURN(options->store_dir, DefaultStoreDir(options->mountpoint, facts));
+  }
+  if (options->max_memory < kMinMaxMemory) {
+    return OptionError("max_memory", "could not work out a default; give max_memory=SIZE");
+  }
+  if (options->debug) options->log_level = spdlog::level::debug;
+  return CommandLineAction::kMount;
+}
+
+std::string UsageText(const MachineFacts& facts) {
+  std::ostringstream out;
+  out << "usage: keyfs [STORE] MOUNTPOINT [-o OPTION[,OPTION...]] [-f] [-d]\n"
+         "\n"
+         "Mounts a keyfs key-value store at MOUNTPOINT. Files are values, paths are keys.\n"
+         "Unmount with 'fusermount3 -u MOUNTPOINT' (or umount, or SIGTERM).\n"
+         "\n"
+         "keyfs options (-o):\n"
+         "  store=DIR              store directory: lock, log (and, in later versions,\n"
+         "                         journal and block store); one per mount.\n"
+         "                         default: $XDG_DATA_HOME/keyfs/<mountpoint with / as ->\n"
+         "                         or ~/.local/share/keyfs/<...>\n"
+         "  max_memory=SIZE        memory budget for everything keyfs holds; writes past it\n"
+         "                         fail with ENOSPC. SIZE takes K, M, G, T or a percentage\n"
+         "                         of RAM (25%). default: 25% of RAM (currently "
+      << FormatSize(facts.physical_memory / 4)
+      << ")\n"
+         "  block_size=SIZE        unit of caching and IO, power of two, 4K..16M. default: 256K\n"
+         "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
+         "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
+         "\n"
+         "mount options passed to the kernel:\n"
+         "  allow_other            let other users use the mount (permission checks by mode\n"
+         "                         bits always apply: keyfs mounts with default_permissions)\n"
+         "  ro                     read-only mount\n"
+         "  auto_unmount           unmount if keyfs dies\n"
+         "  fsname=NAME, subtype=NAME, max_read=N, and the usual flags: rw, dev, nodev,\n"
+         "  suid, nosuid, exec, noexec, sync, async, dirsync, atime, noatime, relatime, ...\n"
+         "\n"
+         "flags:\n"
+         "  -f                     stay in the foreground, log to stderr\n"
+         "  -d, --debug            -f plus log_level=debug and a trace of every FUSE request\n"
+         "  -h, --help             this text\n"
+         "  -V, --version          the version\n"
+         "\n"
+         "Not available yet (refused with an error): mode, flush_delay, io_threads,\n"
+         "appendfsync, auto_rewrite_percentage, auto_rewrite_min_size,\n"
+         "journal_load_truncated, swap_file, swap_size, page_size, compression.\n";
+  return out.str();
+}
+
+}  // namespace keyfs

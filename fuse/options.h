@@ -1,0 +1,62 @@
+#pragma once
+
+// Command line and mount options of the `keyfs` program (DESIGN §8).
+//
+//   keyfs [STORE] MOUNTPOINT [-o opt[,opt...]] [-f] [-d] [--help] [--version]
+//
+// The two-argument form is what mount.fuse3 runs for an fstab line
+// `keyfs#STORE MOUNTPOINT fuse.keyfs OPTIONS` (or `STORE ... fuse.keyfs`).
+// Parsing is pure: defaults that depend on the machine come in through
+// MachineFacts, and nothing on disk is touched, so every bad input can be
+// tested. An error is one line that names the option and says what is wrong.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <spdlog/common.h>
+
+#include "src/base/status.h"
+
+namespace keyfs {
+
+struct MachineFacts {
+  uint64_t physical_memory = 0;  // bytes
+  std::string home;              // $HOME, may be empty
+  std::string xdg_data_home;     // $XDG_DATA_HOME, may be empty
+  std::string cwd;               // to make relative paths absolute
+
+  static MachineFacts FromEnvironment();
+};
+
+struct MountOptions {
+  std::string mountpoint;  // absolute
+  std::string store_dir;   // absolute
+  uint64_t max_memory = 0;
+  uint32_t block_size = 256 * 1024;
+  std::string log_file;  // empty: stderr in the foreground, store/keyfs.log otherwise
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  bool foreground = false;
+  bool debug = false;  // -d: foreground, debug logs, libfuse's request trace
+  bool read_only = false;
+  // Options for the kernel mount, in libfuse's "-o" syntax.
+  std::vector<std::string> kernel_options;
+};
+
+enum class CommandLineAction { kMount, kHelp, kVersion };
+
+// Fills `options` from argv. On error the Status message is the line to print.
+Result<CommandLineAction> ParseCommandLine(int argc, const char* const* argv,
+                                           const MachineFacts& facts,
+                                           MountOptions* options);
+
+// The --help text: usage and every option with its default.
+std::string UsageText(const MachineFacts& facts);
+
+// The store directory used when none is given: one per mount point, under
+// $XDG_DATA_HOME/keyfs (or ~/.local/share/keyfs), named after the mount point
+// with '/' turned into '-' ("/mnt/kv" -> "mnt-kv").
+Result<std::string> DefaultStoreDir(const std::string& mountpoint,
+                                    const MachineFacts& facts);
+
+}  // namespace keyfs

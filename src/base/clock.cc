@@ -1,0 +1,10 @@
+#include "src/base/clock.h"
+
+namespace keyfs {
+
+SystemClock* SystemClock::Default() {
+  static SystemClock clock;
+  return &clock;
+}
+
+}  // namespace keyfs

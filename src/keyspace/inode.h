@@ -1,0 +1,65 @@
+#pragma once
+
+// Inode: one file, directory, symlink or special file, without its names.
+//
+// Invariants (checked where they could break, in keyspace.cc):
+//  1. `nlink` counts the directory entries naming this inode; for a directory
+//     it is 2 + its subdirectories ("." and the name in the parent), 0 once
+//     removed.
+//  2. An inode is freed when nlink == 0, lookups == 0 and opens == 0: the
+//     kernel forgot it and no handle is open, so nothing can reach it again.
+//     An unlinked file that is still open stays readable until released.
+//  3. Inode numbers are never reused (InodeTable hands out increasing ones), so
+//     a stale kernel reference can never reach a different file.
+//  4. `parent` is meaningful for directories only (they have exactly one name).
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <variant>
+
+#include "src/keyspace/directory.h"
+#include "src/keyspace/file_data.h"
+#include "src/keyspace/xattr_map.h"
+
+namespace keyfs {
+
+constexpr Ino kRootIno = 1;
+
+// What a special file (fifo, socket, device node) or an unknown kind holds: nothing.
+struct NoContent {};
+
+struct Inode {
+  Inode(Ino number, mode_t file_mode) : ino(number), mode(file_mode) {}
+
+  bool is_dir() const { return S_ISDIR(mode); }
+  bool is_regular() const { return S_ISREG(mode); }
+  bool is_symlink() const { return S_ISLNK(mode); }
+
+  FileData& file() { return std::get<FileData>(content); }
+  const FileData& file() const { return std::get<FileData>(content); }
+  Directory& dir() { return *std::get<std::unique_ptr<Directory>>(content); }
+  const Directory& dir() const { return *std::get<std::unique_ptr<Directory>>(content); }
+  const std::string& symlink_target() const { return std::get<std::string>(content); }
+
+  const Ino ino;
+  mode_t mode;  // type and permission bits
+  uid_t uid = 0;
+  gid_t gid = 0;
+  uint32_t nlink = 0;
+  dev_t rdev = 0;
+  uint64_t size = 0;
+  timespec atime{}, mtime{}, ctime{};
+
+  uint64_t lookups = 0;  // the kernel's references (FUSE lookup count)
+  uint32_t opens = 0;    // open file and directory handles
+  Ino parent = 0;        // directories: the directory that holds this one
+
+  std::unique_ptr<XattrMap> xattrs;  // null until the first attribute is set
+  std::variant<NoContent, FileData, std::unique_ptr<Directory>, std::string> content;
+};
+
+}  // namespace keyfs

@@ -1,0 +1,24 @@
+#include "src/keyspace/inode_table.h"
+
+namespace keyfs {
+
+InodeTable::~InodeTable() {
+  accountant_->Release(MemoryComponent::kInodes, inodes_.size() * kInodeCost);
+}
+
+Inode* InodeTable::Create(mode_t mode) {
+  Ino ino = next_ino_++;
+  auto inode = std::make_unique<Inode>(ino, mode);
+  Inode* raw = inode.get();
+  inodes_.emplace(ino, std::move(inode));
+  accountant_->Charge(MemoryComponent::kInodes, kInodeCost);
+  return raw;
+}
+
+void InodeTable::Erase(Ino ino) {
+  if (inodes_.erase(ino) > 0) {
+    accountant_->Release(MemoryComponent::kInodes, kInodeCost);
+  }
+}
+
+}  // namespace keyfs

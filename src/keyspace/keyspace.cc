@@ -1,0 +1,253 @@
+// The Keyspace's namespace operations: lookup, creation, links, removal.
+// Attributes are in keyspace_attr.cc, contents in keyspace_file.cc, rename in
+// keyspace_rename.cc.
+
+#include "src/keyspace/keyspace.h"
+
+#include <cassert>
+
+namespace keyfs {
+
+Keyspace::Keyspace(const KeyspaceOptions& options, MemoryAccountant* accountant,
+                   const Clock* clock)
+    : options_(options), accountant_(accountant), clock_(clock), inodes_(accountant) {
+  Inode* root = inodes_.Create(S_IFDIR | 0755);
+  assert(root->ino == kRootIno);
+  root->content = std::make_unique<Directory>(accountant_);
+  root->nlink = 2;
+  root->parent = kRootIno;
+  root->atime = root->mtime = root->ctime = clock_->Now();
+}
+
+// --- helpers -----------------------------------------------------------------
+
+Result<Inode*> Keyspace::Get(Ino ino) const {
+  Inode* inode = inodes_.Find(ino);
+  if (!inode) return Status::Errno(ENOENT);
+  return inode;
+}
+
+Result<Inode*> Keyspace::GetDirectory(Ino ino) const {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (!inode->is_dir()) return Status::Errno(ENOTDIR);
+  return inode;
+}
+
+Status Keyspace::CheckName(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find('/') != std::string_view::npos ||
+      name.find('\0') != std::string_view::npos) {
+    return Status::Errno(EINVAL);
+  }
+  if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
+  return Status::Ok();
+}
+
+Result<Inode*> Keyspace::DirectoryForNewEntry(Ino parent,
+                                              std::string_view name) const {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
+  RETURN_IF_ERROR(CheckName(name));
+  if (dir->nlink == 0) return Status::Errno(ENOENT);  // removed, still open
+  if (dir->dir().Find(name) != 0) return Status::Errno(EEXIST);
+  return dir;
+}
+
+Status Keyspace::Reserve(uint64_t bytes) const {
+  if (!accountant_->HasRoomFor(bytes)) return Status::Errno(ENOSPC);
+  return Status::Ok();
+}
+
+Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
+                          const Caller& caller) {
+  Inode* inode = inodes_.Create(mode);
+  inode->uid = caller.uid;
+  inode->gid = caller.gid;
+  if (dir->mode & S_ISGID) {
+    // POSIX: a set-group-ID directory gives its group to what is created in
+    // it, and its set-group-ID bit to new subdirectories.
+    inode->gid = dir->gid;
+    if (S_ISDIR(mode)) inode->mode |= S_ISGID;
+  }
+  inode->nlink = 1;
+  inode->atime = inode->mtime = inode->ctime = clock_->Now();
+  dir->dir().Set(name, inode->ino);
+  TouchModify(dir);
+  return inode;
+}
+
+Entry Keyspace::MakeEntry(Inode* inode) {
+  ++inode->lookups;
+  Entry entry;
+  entry.ino = inode->ino;
+  FillStat(*inode, &entry.attr);
+  return entry;
+}
+
+void Keyspace::TouchChange(Inode* inode) { inode->ctime = clock_->Now(); }
+
+void Keyspace::TouchModify(Inode* inode) {
+  inode->mtime = inode->ctime = clock_->Now();
+}
+
+void Keyspace::DropName(Inode* inode) {
+  if (inode->is_dir()) {
+    inode->nlink = 0;
+  } else {
+    assert(inode->nlink > 0);
+    --inode->nlink;
+  }
+  TouchChange(inode);
+}
+
+void Keyspace::MaybeFree(Inode* inode) {
+  if (inode->ino == kRootIno) return;
+  if (inode->nlink > 0 || inode->lookups > 0 || inode->opens > 0) return;
+  if (inode->is_symlink()) {
+    accountant_->Release(MemoryComponent::kNames,
+                         StringHeapBytes(inode->symlink_target()));
+  }
+  assert(!inode->is_dir() || inode->dir().empty());
+  inodes_.Erase(inode->ino);  // frees blocks, xattrs and directory with it
+}
+
+bool Keyspace::IsWithin(Ino dir, Ino ancestor) const {
+  for (Ino cursor = dir;; ) {
+    if (cursor == ancestor) return true;
+    if (cursor == kRootIno) return false;
+    const Inode* inode = inodes_.Find(cursor);
+    if (!inode) return false;
+    cursor = inode->parent;
+  }
+}
+
+// --- lookup and forget --------------------------------------------------------
+
+Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name) {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
+  if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
+  Ino ino;
+  if (name == ".") {
+    ino = dir->ino;
+  } else if (name == "..") {
+    ino = dir->parent;
+  } else {
+    ino = dir->dir().Find(name);
+  }
+  if (ino == 0) return Status::Errno(ENOENT);
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  return MakeEntry(inode);
+}
+
+void Keyspace::Forget(Ino ino, uint64_t count) {
+  Inode* inode = inodes_.Find(ino);
+  if (!inode) return;
+  assert(inode->lookups >= count);  // the kernel never forgets more than it got
+  inode->lookups -= std::min(inode->lookups, count);
+  MaybeFree(inode);
+}
+
+// --- creation ---------------------------------------------------------------
+
+Result<Entry> Keyspace::MakeNode(Ino parent, std::string_view name, mode_t mode,
+                                 dev_t rdev, const Caller& caller) {
+  mode_t type = mode & S_IFMT;
+  if (type == 0) type = S_IFREG;  // mknod(2): zero means a regular file
+  if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK &&
+      type != S_IFCHR && type != S_IFBLK) {
+    return Status::Errno(EINVAL);
+  }
+  ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
+  RETURN_IF_ERROR(Reserve(InodeTable::kInodeCost + Directory::EntryCost(name)));
+  Inode* inode = AddInode(dir, name, type | (mode & 07777), caller);
+  if (type == S_IFREG) {
+    inode->content.emplace<FileData>(accountant_, options_.block_size);
+  } else if (type == S_IFCHR || type == S_IFBLK) {
+    inode->rdev = rdev;
+  }
+  return MakeEntry(inode);
+}
+
+Result<Entry> Keyspace::MakeDirectory(Ino parent, std::string_view name,
+                                      mode_t mode, const Caller& caller) {
+  ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
+  if (dir->nlink >= kMaxLinks) return Status::Errno(EMLINK);
+  RETURN_IF_ERROR(Reserve(InodeTable::kInodeCost + Directory::EntryCost(name) +
+                          HeapChunk(sizeof(Directory))));
+  Inode* inode = AddInode(dir, name, S_IFDIR | (mode & 07777), caller);
+  inode->content = std::make_unique<Directory>(accountant_);
+  inode->nlink = 2;
+  inode->parent = dir->ino;
+  ++dir->nlink;
+  return MakeEntry(inode);
+}
+
+Result<Entry> Keyspace::MakeSymlink(Ino parent, std::string_view name,
+                                    std::string_view target, const Caller& caller) {
+  if (target.empty()) return Status::Errno(ENOENT);
+  if (target.size() > kMaxSymlinkLength) return Status::Errno(ENAMETOOLONG);
+  ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
+  size_t target_cost = StringHeapBytes(target.size());
+  RETURN_IF_ERROR(
+      Reserve(InodeTable::kInodeCost + Directory::EntryCost(name) + target_cost));
+  Inode* inode = AddInode(dir, name, S_IFLNK | 0777, caller);
+  inode->content.emplace<std::string>(target);
+  inode->size = target.size();
+  accountant_->Charge(MemoryComponent::kNames, target_cost);
+  return MakeEntry(inode);
+}
+
+Result<Entry> Keyspace::Link(Ino ino, Ino new_parent, std::string_view new_name) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EPERM);
+  if (inode->nlink == 0) return Status::Errno(ENOENT);  // unlinked, still open
+  if (inode->nlink >= kMaxLinks) return Status::Errno(EMLINK);
+  ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(new_parent, new_name));
+  RETURN_IF_ERROR(Reserve(Directory::EntryCost(new_name)));
+  dir->dir().Set(new_name, inode->ino);
+  TouchModify(dir);
+  ++inode->nlink;
+  TouchChange(inode);
+  return MakeEntry(inode);
+}
+
+Result<std::string> Keyspace::ReadLink(Ino ino) const {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (!inode->is_symlink()) return Status::Errno(EINVAL);
+  return inode->symlink_target();
+}
+
+// --- removal ----------------------------------------------------------------
+
+Status Keyspace::Unlink(Ino parent, std::string_view name) {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
+  if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
+  Ino ino = dir->dir().Find(name);
+  if (ino == 0) return Status::Errno(ENOENT);
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EISDIR);
+  dir->dir().Erase(name);
+  TouchModify(dir);
+  DropName(inode);
+  MaybeFree(inode);
+  return Status::Ok();
+}
+
+Status Keyspace::RemoveDirectory(Ino parent, std::string_view name) {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
+  if (name == ".") return Status::Errno(EINVAL);
+  if (name == "..") return Status::Errno(ENOTEMPTY);
+  if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
+  Ino ino = dir->dir().Find(name);
+  if (ino == 0) return Status::Errno(ENOENT);
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (!inode->is_dir()) return Status::Errno(ENOTDIR);
+  if (!inode->dir().empty()) return Status::Errno(ENOTEMPTY);
+  dir->dir().Erase(name);
+  --dir->nlink;
+  TouchModify(dir);
+  DropName(inode);
+  MaybeFree(inode);
+  return Status::Ok();
+}
+
+}  // namespace keyfs

@@ -1,0 +1,200 @@
+#pragma once
+
+// Keyspace: the filesystem's namespace and contents, all in memory (DESIGN §3).
+//
+// This is the "database" of keyfs. Keys are paths, split into an inode table
+// and directories; values are files' bytes, split into blocks. Every lookup,
+// getattr and readdir is answered from here without IO, so the namespace is an
+// exact negative cache: a name that is not here does not exist anywhere.
+//
+// Threading: owned by the main (event-loop) thread. No method locks; no other
+// thread may call one. Buffers handed out by Read() may be read by any thread
+// (they are immutable while shared, see block_buffer.h).
+//
+// Errors are errno values in Status, the same a local filesystem would give;
+// the adapter passes them to the kernel unchanged. Permission checks are the
+// kernel's (keyfs always mounts with default_permissions), so methods here
+// check structure (ENOTDIR, ENOTEMPTY, EEXIST, ...) and the memory budget, not
+// mode bits.
+//
+// Reference counts, as in libfuse's passthrough_hp: every method that returns
+// an Entry to the kernel adds one to the inode's lookup count, and Forget()
+// takes them back; Open/Create/OpenDirectory add an open, Release takes it back.
+
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "src/base/clock.h"
+#include "src/base/memory_accountant.h"
+#include "src/base/status.h"
+#include "src/keyspace/file_data.h"
+#include "src/keyspace/inode.h"
+#include "src/keyspace/inode_table.h"
+#include "src/keyspace/xattr_map.h"
+
+namespace keyfs {
+
+struct KeyspaceOptions {
+  uint32_t block_size = 256 * 1024;
+};
+
+// Who asks: new inodes are owned by the caller (or take the group of a
+// set-group-ID directory, as POSIX says).
+struct Caller {
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct Entry {
+  Ino ino = 0;
+  struct stat attr {};
+};
+
+struct TimeChange {
+  enum Kind { kOmit, kNow, kSet };
+  Kind kind = kOmit;
+  timespec value{};
+};
+
+// Fields to change; unset ones stay as they are. ctime is always set to now
+// unless given explicitly.
+struct SetAttrRequest {
+  std::optional<mode_t> mode;  // permission bits (07777); the type is kept
+  std::optional<uid_t> uid;
+  std::optional<gid_t> gid;
+  std::optional<uint64_t> size;
+  TimeChange atime, mtime;
+  std::optional<timespec> ctime;
+};
+
+struct DirEntry {
+  std::string name;
+  Ino ino = 0;
+  mode_t type = 0;  // S_IFMT bits
+};
+
+// A directory's entries at the time it was listed, "." and ".." first. Offsets
+// handed to readdir are indexes into it, so a listing stays consistent while
+// the directory changes (POSIX: entries added or removed meanwhile may or may
+// not show; all others show exactly once). Charged to kHandles while alive.
+class DirListing {
+ public:
+  DirListing() = default;
+  DirListing(MemoryAccountant* accountant, std::vector<DirEntry> entries);
+  ~DirListing();
+  DirListing(DirListing&& other) noexcept;
+  DirListing& operator=(DirListing&& other) noexcept;
+
+  const std::vector<DirEntry>& entries() const { return entries_; }
+
+ private:
+  void Uncharge();
+  MemoryAccountant* accountant_ = nullptr;
+  std::vector<DirEntry> entries_;
+  size_t charged_ = 0;
+};
+
+struct FsStats {
+  uint64_t bytes_limit = 0;
+  uint64_t bytes_used = 0;
+  uint64_t inodes = 0;          // in use
+  uint64_t inodes_possible = 0;  // in use + what still fits in the budget
+};
+
+class Keyspace {
+ public:
+  static constexpr size_t kMaxNameLength = 255;     // NAME_MAX
+  static constexpr size_t kMaxSymlinkLength = 4095;  // PATH_MAX - 1
+  static constexpr uint32_t kMaxLinks = 65000;
+  static constexpr uint64_t kMaxFileSize = uint64_t{1} << 52;  // 4 PiB
+
+  Keyspace(const KeyspaceOptions& options, MemoryAccountant* accountant,
+           const Clock* clock);
+  Keyspace(const Keyspace&) = delete;
+  Keyspace& operator=(const Keyspace&) = delete;
+
+  // --- names ---------------------------------------------------------------
+  Result<Entry> Lookup(Ino parent, std::string_view name);
+  void Forget(Ino ino, uint64_t count);
+  // Regular files, fifos, sockets and device nodes (device numbers are kept
+  // as metadata; opening them is the kernel's business).
+  Result<Entry> MakeNode(Ino parent, std::string_view name, mode_t mode,
+                         dev_t rdev, const Caller& caller);
+  Result<Entry> MakeDirectory(Ino parent, std::string_view name, mode_t mode,
+                              const Caller& caller);
+  Result<Entry> MakeSymlink(Ino parent, std::string_view name,
+                            std::string_view target, const Caller& caller);
+  Result<Entry> Link(Ino ino, Ino new_parent, std::string_view new_name);
+  Status Unlink(Ino parent, std::string_view name);
+  Status RemoveDirectory(Ino parent, std::string_view name);
+  // flags: 0, RENAME_NOREPLACE or RENAME_EXCHANGE.
+  Status Rename(Ino parent, std::string_view name, Ino new_parent,
+                std::string_view new_name, unsigned flags);
+  Result<std::string> ReadLink(Ino ino) const;
+
+  // --- attributes ----------------------------------------------------------
+  Result<struct stat> GetAttr(Ino ino) const;
+  Result<struct stat> SetAttr(Ino ino, const SetAttrRequest& request);
+  Status SetXattr(Ino ino, std::string_view name, std::string_view value,
+                  XattrMap::SetMode mode);
+  Result<std::string> GetXattr(Ino ino, std::string_view name) const;
+  Result<std::string> ListXattr(Ino ino) const;  // NUL-separated names
+  Status RemoveXattr(Ino ino, std::string_view name);
+  FsStats StatFs() const;
+
+  // --- contents ------------------------------------------------------------
+  // Opens a file (O_TRUNC empties it). EISDIR for directories.
+  Status Open(Ino ino, int flags);
+  // Creates and opens a regular file; an existing one is opened unless
+  // O_EXCL (EEXIST).
+  Result<Entry> Create(Ino parent, std::string_view name, mode_t mode,
+                       int flags, const Caller& caller);
+  void Release(Ino ino);
+  Result<std::vector<ReadSlice>> Read(Ino ino, uint64_t offset, size_t size);
+  // With `append`, writes at the end of the file whatever `offset` says.
+  Result<size_t> Write(Ino ino, uint64_t offset, std::string_view data,
+                       bool append);
+  // Modes: 0 (allocate, extend), FALLOC_FL_KEEP_SIZE, and
+  // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
+  Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
+  Result<DirListing> OpenDirectory(Ino ino);
+  void ReleaseDirectory(Ino ino);
+
+  size_t inode_count() const { return inodes_.size(); }
+  uint32_t block_size() const { return options_.block_size; }
+  // For tests and introspection; nullptr when absent.
+  const Inode* FindInode(Ino ino) const { return inodes_.Find(ino); }
+
+ private:
+  Result<Inode*> Get(Ino ino) const;
+  Result<Inode*> GetDirectory(Ino ino) const;
+  // A directory that can take a new entry `name`: exists, is a live directory,
+  // and has no such entry yet.
+  Result<Inode*> DirectoryForNewEntry(Ino parent, std::string_view name) const;
+  static Status CheckName(std::string_view name);
+  Status Reserve(uint64_t bytes) const;
+
+  // Creates an inode named `name` in `dir`, owned by `caller`.
+  Inode* AddInode(Inode* dir, std::string_view name, mode_t mode,
+                  const Caller& caller);
+  Entry MakeEntry(Inode* inode);  // adds one kernel lookup
+  void FillStat(const Inode& inode, struct stat* st) const;
+  void TouchChange(Inode* inode);          // ctime = now
+  void TouchModify(Inode* inode);          // mtime = ctime = now
+  void DropName(Inode* inode);             // nlink - 1 (or 0 for a directory)
+  void MaybeFree(Inode* inode);
+  bool IsWithin(Ino dir, Ino ancestor) const;  // dir == ancestor or below it
+  Status TruncateFile(Inode* inode, uint64_t size);
+
+  const KeyspaceOptions options_;
+  MemoryAccountant* const accountant_;
+  const Clock* const clock_;
+  InodeTable inodes_;
+};
+
+}  // namespace keyfs

@@ -1,0 +1,178 @@
+// The Keyspace's content operations: open, create, read, write, truncate,
+// fallocate, and directory listings.
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <algorithm>
+
+#include "src/keyspace/keyspace.h"
+
+namespace keyfs {
+
+Status Keyspace::TruncateFile(Inode* inode, uint64_t size) {
+  if (size > kMaxFileSize) return Status::Errno(EFBIG);
+  if (size != inode->size) {
+    RETURN_IF_ERROR(inode->file().Truncate(size));
+    inode->size = size;
+  }
+  // truncate(2) updates the times even when the size does not change.
+  TouchModify(inode);
+  return Status::Ok();
+}
+
+Status Keyspace::Open(Ino ino, int flags) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EISDIR);
+  // Linux truncates on O_TRUNC whatever the access mode (the kernel has
+  // checked write permission already).
+  if ((flags & O_TRUNC) && inode->is_regular()) {
+    RETURN_IF_ERROR(TruncateFile(inode, 0));
+  }
+  ++inode->opens;
+  return Status::Ok();
+}
+
+Result<Entry> Keyspace::Create(Ino parent, std::string_view name, mode_t mode,
+                               int flags, const Caller& caller) {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
+  RETURN_IF_ERROR(CheckName(name));
+  if (Ino existing = dir->dir().Find(name); existing != 0) {
+    if (flags & O_EXCL) return Status::Errno(EEXIST);
+    RETURN_IF_ERROR(Open(existing, flags));
+    return MakeEntry(inodes_.Find(existing));
+  }
+  ASSIGN_OR_RETURN(Entry entry, MakeNode(parent, name, S_IFREG | (mode & 07777),
+                                         0, caller));
+  ++inodes_.Find(entry.ino)->opens;
+  return entry;
+}
+
+void Keyspace::Release(Ino ino) {
+  Inode* inode = inodes_.Find(ino);
+  if (!inode) return;
+  if (inode->opens > 0) --inode->opens;
+  // Appends left up to half a block of slack; give it back on close.
+  if (inode->is_regular()) inode->file().ShrinkToFit();
+  MaybeFree(inode);
+}
+
+Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
+                                              size_t size) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EISDIR);
+  if (!inode->is_regular()) return Status::Errno(EINVAL);
+  // relatime: the access time moves when it is older than the last change or
+  // a day old, so readers do not dirty the inode on every read.
+  timespec now = clock_->Now();
+  auto older = [](const timespec& a, const timespec& b) {
+    return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec <= b.tv_nsec);
+  };
+  if (older(inode->atime, inode->mtime) || older(inode->atime, inode->ctime) ||
+      now.tv_sec - inode->atime.tv_sec >= 24 * 3600) {
+    inode->atime = now;
+  }
+  return inode->file().Read(offset, size, inode->size);
+}
+
+Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
+                               bool append) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EISDIR);
+  if (!inode->is_regular()) return Status::Errno(EINVAL);
+  if (append) offset = inode->size;
+  if (data.empty()) return size_t{0};
+  if (offset >= kMaxFileSize) return Status::Errno(EFBIG);
+  data = data.substr(0, std::min<uint64_t>(data.size(), kMaxFileSize - offset));
+  ASSIGN_OR_RETURN(size_t written, inode->file().Write(offset, data));
+  inode->size = std::max<uint64_t>(inode->size, offset + written);
+  TouchModify(inode);
+  return written;
+}
+
+Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EISDIR);
+  if (!inode->is_regular()) return Status::Errno(ENODEV);
+  if (length == 0) return Status::Errno(EINVAL);
+  if (offset + length > kMaxFileSize || offset + length < offset) {
+    return Status::Errno(EFBIG);
+  }
+  uint64_t end = offset + length;
+  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+    RETURN_IF_ERROR(inode->file().PunchHole(offset, length));
+    TouchModify(inode);
+    return Status::Ok();
+  }
+  if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return Status::Errno(EOPNOTSUPP);
+  // Blocks past the end of the file are not kept (their bytes would read
+  // back after a later size extension), so KEEP_SIZE reserves up to EOF only.
+  uint64_t reserve_end = mode == 0 ? end : std::min(end, inode->size);
+  if (reserve_end > offset) {
+    RETURN_IF_ERROR(inode->file().Allocate(offset, reserve_end - offset));
+  }
+  if (mode == 0 && end > inode->size) {
+    inode->size = end;
+    TouchModify(inode);
+  }
+  return Status::Ok();
+}
+
+Result<DirListing> Keyspace::OpenDirectory(Ino ino) {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(ino));
+  std::vector<DirEntry> entries;
+  entries.reserve(dir->dir().size() + 2);
+  entries.push_back({".", dir->ino, S_IFDIR});
+  entries.push_back({"..", dir->parent, S_IFDIR});
+  for (const auto& [name, child_ino] : dir->dir()) {
+    const Inode* child = inodes_.Find(child_ino);
+    entries.push_back({name, child_ino, child ? (child->mode & S_IFMT) : 0});
+  }
+  ++dir->opens;
+  return DirListing(accountant_, std::move(entries));
+}
+
+void Keyspace::ReleaseDirectory(Ino ino) {
+  Inode* inode = inodes_.Find(ino);
+  if (!inode) return;
+  if (inode->opens > 0) --inode->opens;
+  MaybeFree(inode);
+}
+
+// --- DirListing -------------------------------------------------------------
+
+DirListing::DirListing(MemoryAccountant* accountant, std::vector<DirEntry> entries)
+    : accountant_(accountant), entries_(std::move(entries)) {
+  charged_ = HeapChunk(entries_.capacity() * sizeof(DirEntry));
+  for (const auto& entry : entries_) charged_ += StringHeapBytes(entry.name);
+  accountant_->Charge(MemoryComponent::kHandles, charged_);
+}
+
+DirListing::~DirListing() { Uncharge(); }
+
+void DirListing::Uncharge() {
+  if (accountant_ && charged_ > 0) {
+    accountant_->Release(MemoryComponent::kHandles, charged_);
+  }
+  charged_ = 0;
+}
+
+DirListing::DirListing(DirListing&& other) noexcept
+    : accountant_(other.accountant_),
+      entries_(std::move(other.entries_)),
+      charged_(other.charged_) {
+  other.charged_ = 0;
+}
+
+DirListing& DirListing::operator=(DirListing&& other) noexcept {
+  if (this != &other) {
+    Uncharge();
+    accountant_ = other.accountant_;
+    entries_ = std::move(other.entries_);
+    charged_ = other.charged_;
+    other.charged_ = 0;
+  }
+  return *this;
+}
+
+}  // namespace keyfs

@@ -1,0 +1,137 @@
+#include "fuse/options.h"
+
+#include <gtest/gtest.h>
+
+namespace keyfs {
+namespace {
+
+class OptionsTest : public ::testing::Test {
+ protected:
+  OptionsTest() {
+    facts_.physical_memory = uint64_t{16} << 30;
+    facts_.home = "/home/ann";
+    facts_.cwd = "/work";
+  }
+  Result<CommandLineAction> Parse(std::vector<const char*> args) {
+    args.insert(args.begin(), "keyfs");
+    return ParseCommandLine(static_cast<int>(args.size()), args.data(), facts_, &options_);
+  }
+  std::string ErrorOf(std::vector<const char*> args) {
+    auto result = Parse(std::move(args));
+    EXPECT_FALSE(result.ok());
+    return result.status().message();
+  }
+  MachineFacts facts_;
+  MountOptions options_;
+};
+
+TEST_F(OptionsTest, DefaultsAreSensible) {
+  ASSERT_TRUE(Parse({"/mnt/kv"}).ok());
+  EXPECT_EQ(options_.mountpoint, "/mnt/kv");
+  EXPECT_EQ(options_.store_dir, "/home/ann/.local/share/keyfs/mnt-kv");
+  EXPECT_EQ(options_.max_memory, uint64_t{4} << 30);  // a quarter of RAM
+  EXPECT_EQ(options_.block_size, 256u * 1024);
+  EXPECT_FALSE(options_.foreground);
+}
+
+TEST_F(OptionsTest, XdgDataHomeWinsOverHome) {
+  facts_.xdg_data_home = "/data";
+  ASSERT_TRUE(Parse({"/mnt/kv"}).ok());
+  EXPECT_EQ(options_.store_dir, "/data/keyfs/mnt-kv");
+}
+
+TEST_F(OptionsTest, RelativePathsAreMadeAbsolute) {
+  ASSERT_TRUE(Parse({"mnt/", "-o", "store=state"}).ok());
+  EXPECT_EQ(options_.mountpoint, "/work/mnt");
+  EXPECT_EQ(options_.store_dir, "/work/state");
+}
+
+TEST_F(OptionsTest, AllKeyfsOptions) {
+  ASSERT_TRUE(Parse({"-f", "/mnt/kv", "-o",
+                     "store=/var/lib/kv,max_memory=512M,block_size=1M,log=/tmp/k.log,"
+                     "log_level=warn"})
+                  .ok());
+  EXPECT_TRUE(options_.foreground);
+  EXPECT_EQ(options_.store_dir, "/var/lib/kv");
+  EXPECT_EQ(options_.max_memory, 512u << 20);
+  EXPECT_EQ(options_.block_size, 1u << 20);
+  EXPECT_EQ(options_.log_file, "/tmp/k.log");
+  EXPECT_EQ(options_.log_level, spdlog::level::warn);
+}
+
+TEST_F(OptionsTest, MemoryAsAPercentageOfRam) {
+  ASSERT_TRUE(Parse({"/m", "-omax_memory=50%"}).ok());
+  EXPECT_EQ(options_.max_memory, uint64_t{8} << 30);
+}
+
+TEST_F(OptionsTest, FstabFormGivesTheStoreFirst) {
+  ASSERT_TRUE(Parse({"/var/lib/kv", "/mnt/kv", "-o", "rw,nodev,allow_other,_netdev"}).ok());
+  EXPECT_EQ(options_.store_dir, "/var/lib/kv");
+  EXPECT_EQ(options_.mountpoint, "/mnt/kv");
+  EXPECT_EQ(options_.kernel_options,
+            (std::vector<std::string>{"rw", "nodev", "allow_other"}));
+}
+
+TEST_F(OptionsTest, KernelOptionsPassThrough) {
+  ASSERT_TRUE(Parse({"/m", "-o", "ro,default_permissions,fsname=my\\,store,noatime"}).ok());
+  EXPECT_TRUE(options_.read_only);
+  EXPECT_EQ(options_.kernel_options,
+            (std::vector<std::string>{"ro", "fsname=my,store", "noatime"}));
+}
+
+TEST_F(OptionsTest, DebugMeansForegroundAndDebugLogs) {
+  ASSERT_TRUE(Parse({"-d", "/m"}).ok());
+  EXPECT_TRUE(options_.foreground);
+  EXPECT_TRUE(options_.debug);
+  EXPECT_EQ(options_.log_level, spdlog::level::debug);
+}
+
+TEST_F(OptionsTest, HelpAndVersion) {
+  EXPECT_EQ(*Parse({"--help"}), CommandLineAction::kHelp);
+  EXPECT_EQ(*Parse({"/m", "-h"}), CommandLineAction::kHelp);
+  EXPECT_EQ(*Parse({"--version"}), CommandLineAction::kVersion);
+  std::string usage = UsageText(facts_);
+  for (const char* option : {"store=", "max_memory=", "block_size=", "log=", "log_level=",
+                             "allow_other", "-f", "-d"}) {
+    EXPECT_NE(usage.find(option), std::string::npos) << option;
+  }
+}
+
+TEST_F(OptionsTest, BadInputIsOneClearMessage) {
+  EXPECT_EQ(ErrorOf({}), "no mount point given (usage: keyfs MOUNTPOINT [-o OPTIONS])");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "bogus"}),
+            "option 'bogus': unknown option (see keyfs --help)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=lots"}),
+            "option 'max_memory': 'lots' is not a size (examples: 4096, 64K, 512M, 2G)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=10K"}), "option 'max_memory': must be at least 1M");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=0%"}),
+            "option 'max_memory': '0%' is not a percentage between 1% and 100%");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory"}),
+            "option 'max_memory': needs a value (max_memory=...)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "block_size=3000"}),
+            "option 'block_size': must be a power of two from 4K to 16M");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "log_level=loud"}),
+            "option 'log_level': 'loud' is not a log level (trace, debug, info, warn, "
+            "error, critical, off)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "allow_other=yes"}), "option 'allow_other': takes no value");
+  EXPECT_EQ(ErrorOf({"/m", "-x"}), "unknown flag '-x' (see keyfs --help)");
+  EXPECT_EQ(ErrorOf({"/a", "/b", "/c"}),
+            "too many arguments: '/c' (usage: keyfs [STORE] MOUNTPOINT [-o OPTIONS])");
+  EXPECT_EQ(ErrorOf({"/m", "-o"}), "-o needs a list of options");
+  EXPECT_EQ(ErrorOf({"/s1", "/m", "-o", "store=/s2"}),
+            "two store directories given: '/s1' and store=/s2");
+}
+
+TEST_F(OptionsTest, OptionsOfLaterVersionsAreRefusedNotIgnored) {
+  std::string error = ErrorOf({"/m", "-o", "appendfsync=always"});
+  EXPECT_NE(error.find("option 'appendfsync': is not available yet"), std::string::npos);
+}
+
+TEST_F(OptionsTest, NoHomeAndNoStoreIsAnError) {
+  facts_.home.clear();
+  EXPECT_EQ(ErrorOf({"/m"}),
+            "no store directory: give -o store=DIR (neither $XDG_DATA_HOME nor $HOME is set)");
+}
+
+}  // namespace
+}  // namespace keyfs
