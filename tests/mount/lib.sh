@@ -1,0 +1,89 @@
+# Shared harness for mount tests: sourced, not run. Usage in a test:
+#
+#   source "$(dirname "$0")/lib.sh" "$1"     # $1: path to the keyfs binary
+#   start_keyfs -o max_memory=256M           # mounts at $MNT, store in $STORE
+#   ... real shell tools on $MNT ...
+#   stop_keyfs                               # unmounts, checks exit status 0
+#   finish                                   # prints "N passed, N failed"
+#
+# Every mount made here is unmounted and every keyfs started here is killed on
+# any exit path (EXIT trap), so a failing test leaves nothing behind.
+
+set -u
+KEYFS=${1:?usage: $0 PATH_TO_KEYFS}
+KEYFS=$(readlink -f "$KEYFS")
+WORK=$(mktemp -d /tmp/keyfs-mount-test.XXXXXX)
+MNT=$WORK/mnt
+STORE=$WORK/store
+mkdir -p "$MNT"
+KEYFS_PID=
+PASSED=0
+FAILED=0
+
+cleanup() {
+  if grep -qs " $MNT " /proc/mounts; then fusermount3 -u -z "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+  if [ -n "$KEYFS_PID" ] && process_alive "$KEYFS_PID"; then kill -9 "$KEYFS_PID" 2>/dev/null; fi
+  for extra in ${EXTRA_MOUNTS:-}; do
+    grep -qs " $extra " /proc/mounts && { fusermount3 -u -z "$extra" 2>/dev/null || umount -l "$extra"; }
+  done
+  for pid in ${EXTRA_PIDS:-}; do kill -9 "$pid" 2>/dev/null; done
+  cd /
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+is_mounted() { grep -qs " $1 fuse.keyfs " /proc/mounts; }
+
+# process_alive PID: running, and not a zombie (a daemon that exited but whose
+# new parent, init, has not reaped it yet has finished all the same).
+process_alive() { [ -e "/proc/$1" ] && ! grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
+# wait_until SECONDS COMMAND...: polls COMMAND until it succeeds or time runs out.
+wait_until() {
+  local deadline=$(( $(date +%s) + $1 )); shift
+  until "$@"; do
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.05
+  done
+}
+
+# start_keyfs [ARGS...]: runs keyfs in the foreground (-f) in the background,
+# with the store in $STORE, and waits for the mount.
+start_keyfs() {
+  "$KEYFS" "$MNT" -f -o "store=$STORE" "$@" 2>"$WORK/keyfs.stderr" &
+  KEYFS_PID=$!
+  if ! wait_until 20 is_mounted "$MNT"; then
+    echo "keyfs did not mount; its stderr:" >&2
+    cat "$WORK/keyfs.stderr" >&2
+    exit 1
+  fi
+}
+
+# stop_keyfs [COMMAND...]: unmounts (default fusermount3 -u) and checks that
+# keyfs exits 0 and the mount is gone.
+stop_keyfs() {
+  if [ $# -eq 0 ]; then set -- fusermount3 -u "$MNT"; fi
+  "$@"
+  local status=0
+  wait "$KEYFS_PID" || status=$?
+  KEYFS_PID=
+  check "keyfs exits 0 after: $*" [ "$status" -eq 0 ]
+  check "no mount left after: $*" eval "! is_mounted '$MNT'"
+}
+
+# check NAME COMMAND...: one assertion.
+check() {
+  local name=$1; shift
+  if "$@"; then
+    PASSED=$((PASSED + 1))
+  else
+    FAILED=$((FAILED + 1))
+    echo "FAILED: $name" >&2
+  fi
+}
+
+finish() {
+  echo "$(basename "$0" .sh): $PASSED passed, $FAILED failed"
+  [ "$FAILED" -eq 0 ]
+}
