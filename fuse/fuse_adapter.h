@@ -9,8 +9,10 @@
 // trampolines turn one into ENOMEM/EIO.
 //
 // Handles: a file handle is the inode number and the O_APPEND flag packed in
-// fi->fh (no allocation per open); a directory handle owns the DirListing
-// taken at opendir.
+// fi->fh (no allocation per open). A directory handle is a number naming the
+// DirListing taken at opendir; the adapter owns the listings, so those the
+// kernel never released (keyfs stopped while a directory was open) are freed
+// with it.
 //
 // Threading: every handler runs on the event-loop thread (the session fd is
 // read there), as does every queued reply.
@@ -18,7 +20,9 @@
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <memory>
 #include <string_view>
+#include <unordered_map>
 
 #include "src/keyspace/keyspace.h"
 #include "src/loop/reply_queue.h"
@@ -95,9 +99,13 @@ class FuseAdapter {
   fuse_entry_param EntryParam(const Entry& entry) const;
   static Caller CallerOf(fuse_req_t req);
 
+  DirListing* FindListing(const fuse_file_info* fi);
+
   Keyspace* const keyspace_;
   ReplyQueue* const replies_;
   const AdapterConfig config_;
+  std::unordered_map<uint64_t, std::unique_ptr<DirListing>> listings_;
+  uint64_t next_listing_ = 1;
 };
 
 }  // namespace keyfs

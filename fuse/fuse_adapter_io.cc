@@ -18,10 +18,6 @@ namespace {
 uint64_t PackFileHandle(Ino ino, bool append) { return (ino << 1) | (append ? 1 : 0); }
 bool IsAppend(const fuse_file_info* fi) { return fi && (fi->fh & 1); }
 
-DirListing* ListingOf(const fuse_file_info* fi) {
-  return reinterpret_cast<DirListing*>(fi->fh);
-}
-
 // Holes and the unwritten tail of a block are sent from here. It is never
 // written, so its pages stay the kernel's shared zero page and cost no memory.
 constexpr size_t kZeroBytes = 1 << 20;
@@ -121,14 +117,19 @@ void FuseAdapter::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   auto listing = keyspace_->OpenDirectory(ino);
   if (!listing.ok()) return ReplyError(req, listing.status());
   fuse_file_info reply = *fi;
-  reply.fh = reinterpret_cast<uint64_t>(new DirListing(std::move(listing).value()));
-  reply.cache_readdir = 0;
+  reply.fh = next_listing_++;
+  listings_.emplace(reply.fh, std::make_unique<DirListing>(std::move(listing).value()));
   replies_->Defer([this, req, reply, ino] {
     if (fuse_reply_open(req, &reply) != 0) {
-      delete reinterpret_cast<DirListing*>(reply.fh);
+      listings_.erase(reply.fh);
       keyspace_->ReleaseDirectory(ino);
     }
   });
+}
+
+DirListing* FuseAdapter::FindListing(const fuse_file_info* fi) {
+  auto it = listings_.find(fi->fh);
+  return it == listings_.end() ? nullptr : it->second.get();
 }
 
 void FuseAdapter::ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -143,7 +144,9 @@ void FuseAdapter::ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t
 
 void FuseAdapter::ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                                 fuse_file_info* fi, bool plus) {
-  const std::vector<DirEntry>& entries = ListingOf(fi)->entries();
+  DirListing* listing = FindListing(fi);
+  if (!listing) return ReplyError(req, Status::Errno(EBADF));
+  const std::vector<DirEntry>& entries = listing->entries();
   std::string buffer(size, '\0');
   size_t used = 0;
   for (size_t i = off < 0 ? 0 : static_cast<size_t>(off); i < entries.size(); ++i) {
@@ -184,7 +187,7 @@ void FuseAdapter::ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off
 }
 
 void FuseAdapter::ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  delete ListingOf(fi);
+  listings_.erase(fi->fh);
   keyspace_->ReleaseDirectory(ino);
   ReplyOk(req);
 }
