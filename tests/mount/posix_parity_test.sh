@@ -31,6 +31,18 @@ session() {
   step "sparse file" 'truncate -s 100K sparse; stat -c %s sparse; cmp sparse <(head -c 102400 /dev/zero) && echo zeros'
   step "dd" 'dd if=/dev/zero of=zeros bs=4k count=10 status=none; stat -c %s zeros'
   step "overwrite in the middle" 'printf XY | dd of=zeros bs=1 seek=5000 conv=notrunc status=none; od -An -c -j 4998 -N 6 zeros'
+  step "fallocate" 'fallocate -l 1M prealloc; stat -c %s prealloc; fallocate -o 2M -l 4096 prealloc; stat -c %s prealloc; cmp prealloc <(head -c 2101248 /dev/zero) && echo zeros'
+  step "fallocate keep size and punch hole" 'fallocate -n -l 3M prealloc; stat -c %s prealloc; head -c 8192 /dev/urandom > rnd; cp rnd punched; fallocate -p -o 1000 -l 4000 punched; stat -c %s punched; od -An -tx1 -j 1000 -N 4000 punched | tr -s " \n" | head -c 20; echo; cmp <(head -c 1000 rnd) <(head -c 1000 punched) && echo head-kept'
+  step "mmap write and read" 'python3 -c "
+import mmap, os
+fd = os.open(\"mapped\", os.O_CREAT | os.O_RDWR, 0o644)
+os.ftruncate(fd, 8192)
+m = mmap.mmap(fd, 8192)
+m[4090:4100] = b\"0123456789\"
+m.flush(); m.close(); os.close(fd)
+print(open(\"mapped\", \"rb\").read()[4088:4102])
+" 2>/dev/null || echo "(python3 not installed)"'
+  step "cp -a keeps modes, times and links" 'mkdir -p tree/sub; echo 1 > tree/sub/f; chmod 600 tree/sub/f; ln -s sub/f tree/link; touch -d "2001-01-01" tree/sub/f; cp -a tree tree2; stat -c "%a %y %F" tree2/sub/f; stat -c "%a %F" tree2/link; readlink tree2/link'
   step "touch -d" 'touch -d "2020-01-02 03:04:05.123456789" renamed; stat -c "%y %x" renamed'
   step "touch -m and -a" 'touch -m -d "2021-06-07 08:09:10" renamed; touch -a -d "2019-01-01 00:00:00" renamed; stat -c "%y | %x" renamed'
   step "touch a new file" 'touch new-empty; stat -c "%s %F" new-empty'
@@ -69,7 +81,7 @@ print(os.getxattr(\"renamed\", \"user.flag\"))
   step "names of 255 and 256 bytes" "touch $(printf 'n%.0s' {1..255}) && echo ok255; touch $(printf 'n%.0s' {1..256}); ls | grep -c nnnnnnnnnn"
   step "unlinked open file is still readable" 'echo keep-me > tmpf; exec 3<tmpf; rm tmpf; cat <&3; ls tmpf'
   step "write to an unlinked open file" 'exec 4<>tmpw; rm tmpw; echo data >&4; cat /proc/self/fd/4 2>/dev/null | head -c 0; echo done'
-  step "rm -r" 'rm -r users copy x a; ls'
+  step "rm -r" 'rm -r users copy x a tree tree2; ls'
   step "final listing" 'find . -printf "%y %m %n %s %P\n" | grep -v -e " zeros$" | sort'
 }
 
