@@ -9,8 +9,11 @@
 // Errors keep their errno (ENOSPC stays ENOSPC) and name the path.
 // Thread-safety: every method may be called from any thread.
 
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "src/base/status.h"
 
@@ -20,6 +23,30 @@ namespace keyfs {
 class FileLock {
  public:
   virtual ~FileLock() = default;
+};
+
+// A file written from the end. Not thread-safe: one writer at a time.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  // Writes all of `data` (retrying short writes) or fails; after a failure
+  // the file's length is unknown to the caller.
+  virtual Status Append(std::string_view data) = 0;
+  // fdatasync(2): what was appended is on the device when this returns OK.
+  // After a failed Sync, nothing appended since the last good one may be
+  // trusted (the kernel may have dropped those pages).
+  virtual Status Sync() = 0;
+  virtual Status Close() = 0;
+  // Bytes in the file: its length when opened plus what was appended since.
+  virtual uint64_t Size() const = 0;
+};
+
+// A file read from the start. Not thread-safe.
+class SequentialFile {
+ public:
+  virtual ~SequentialFile() = default;
+  // Reads up to `n` bytes into `scratch`; fewer only at the end of the file.
+  virtual Result<size_t> Read(size_t n, char* scratch) = 0;
 };
 
 class Env {
@@ -41,6 +68,33 @@ class Env {
 
   // 0 if `path` is a directory we may create files in, else an errno Status.
   virtual Status CheckWritableDir(const std::string& path) = 0;
+
+  // Creates `path` empty (truncating an existing one).
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
+  // Opens `path` for appending, creating it if missing.
+  virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
+
+  virtual bool FileExists(const std::string& path) = 0;
+  virtual Result<uint64_t> GetFileSize(const std::string& path) = 0;
+  // The names in a directory, without "." and "..".
+  virtual Result<std::vector<std::string>> ListDir(const std::string& path) = 0;
+  // rename(2): atomically replaces `to`. Durable only after SyncDir.
+  virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
+  virtual Status RemoveFile(const std::string& path) = 0;
+  virtual Status TruncateFile(const std::string& path, uint64_t size) = 0;
+  // fsync(2) on a directory: makes creations, renames and removals in it durable.
+  virtual Status SyncDir(const std::string& path) = 0;
 };
+
+// Reads a whole file (tests, small metadata files).
+Result<std::string> ReadFileToString(Env* env, const std::string& path);
+
+// The durable replace of STYLE.md: write `data` to `path`.tmp, fsync it,
+// rename it over `path`, fsync the directory.
+Status WriteFileDurably(Env* env, const std::string& path, std::string_view data);
+
+// The directory part of a path ("/a/b" -> "/a", "b" -> ".").
+std::string DirName(const std::string& path);
 
 }  // namespace keyfs

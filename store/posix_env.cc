@@ -1,11 +1,13 @@
 // The Env on the real filesystem.
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
 #include "store/env.h"
 
@@ -21,6 +23,68 @@ class PosixFileLock final : public FileLock {
   ~PosixFileLock() override { close(fd_); }  // closing releases the flock
 
  private:
+  int fd_;
+};
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) close(fd_);
+  }
+
+  Status Append(std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t n = write(fd_, data.data(), data.size());
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return PathError(path_, errno);
+      }
+      size_ += static_cast<uint64_t>(n);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    if (fdatasync(fd_) < 0) return PathError(path_, errno);
+    return Status::Ok();
+  }
+  Status Close() override {
+    int fd = fd_;
+    fd_ = -1;
+    if (fd >= 0 && close(fd) < 0) return PathError(path_, errno);
+    return Status::Ok();
+  }
+  uint64_t Size() const override { return size_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
+class PosixSequentialFile final : public SequentialFile {
+ public:
+  PosixSequentialFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixSequentialFile() override { close(fd_); }
+
+  Result<size_t> Read(size_t n, char* scratch) override {
+    size_t total = 0;
+    while (total < n) {
+      ssize_t got = read(fd_, scratch + total, n - total);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return PathError(path_, errno);
+      }
+      if (got == 0) break;
+      total += static_cast<size_t>(got);
+    }
+    return total;
+  }
+
+ private:
+  std::string path_;
   int fd_;
 };
 
@@ -70,9 +134,110 @@ class PosixEnv final : public Env {
     if (access(path.c_str(), W_OK | X_OK) < 0) return PathError(path, errno);
     return Status::Ok();
   }
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) override {
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return PathError(path, errno);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd, 0));
+  }
+
+  Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) override {
+    int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0) return PathError(path, errno);
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+      int err = errno;
+      close(fd);
+      return PathError(path, err);
+    }
+    return std::unique_ptr<WritableFile>(
+        new PosixWritableFile(path, fd, static_cast<uint64_t>(st.st_size)));
+  }
+
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return PathError(path, errno);
+    return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
+  }
+
+  bool FileExists(const std::string& path) override { return access(path.c_str(), F_OK) == 0; }
+
+  Result<uint64_t> GetFileSize(const std::string& path) override {
+    struct stat st;
+    if (stat(path.c_str(), &st) < 0) return PathError(path, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+  Result<std::vector<std::string>> ListDir(const std::string& path) override {
+    DIR* dir = opendir(path.c_str());
+    if (!dir) return PathError(path, errno);
+    std::vector<std::string> names;
+    while (dirent* entry = readdir(dir)) {
+      std::string name = entry->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    closedir(dir);
+    return names;
+  }
+
+  Status RenameFile(const std::string& from, const std::string& to) override {
+    if (rename(from.c_str(), to.c_str()) < 0) return PathError(from + " -> " + to, errno);
+    return Status::Ok();
+  }
+
+  Status RemoveFile(const std::string& path) override {
+    if (unlink(path.c_str()) < 0) return PathError(path, errno);
+    return Status::Ok();
+  }
+
+  Status TruncateFile(const std::string& path, uint64_t size) override {
+    if (truncate(path.c_str(), static_cast<off_t>(size)) < 0) return PathError(path, errno);
+    return Status::Ok();
+  }
+
+  Status SyncDir(const std::string& path) override {
+    int fd = open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return PathError(path, errno);
+    int rc = fsync(fd);
+    int err = errno;
+    close(fd);
+    if (rc < 0) return PathError(path, err);
+    return Status::Ok();
+  }
 };
 
 }  // namespace
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+Result<std::string> ReadFileToString(Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(path));
+  std::string contents;
+  char buffer[65536];
+  for (;;) {
+    ASSIGN_OR_RETURN(size_t n, file->Read(sizeof(buffer), buffer));
+    if (n == 0) break;
+    contents.append(buffer, n);
+  }
+  return contents;
+}
+
+Status WriteFileDurably(Env* env, const std::string& path, std::string_view data) {
+  std::string tmp = path + ".tmp";
+  ASSIGN_OR_RETURN(auto file, env->NewWritableFile(tmp));
+  Status status = file->Append(data);
+  if (status.ok()) status = file->Sync();
+  if (status.ok()) status = file->Close();
+  if (status.ok()) status = env->RenameFile(tmp, path);
+  if (status.ok()) status = env->SyncDir(DirName(path));
+  if (!status.ok()) (void)env->RemoveFile(tmp);  // best effort; the old file is intact
+  return status;
+}
 
 Env* Env::Default() {
   static PosixEnv env;

@@ -1,0 +1,212 @@
+#include "tests/store/fault_injection_env.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace keyfs {
+
+namespace {
+
+bool SameDir(const std::string& path, const std::string& dir) { return DirName(path) == dir; }
+
+}  // namespace
+
+class FaultWritableFile final : public WritableFile {
+ public:
+  FaultWritableFile(FaultInjectionEnv* env, std::string path,
+                    std::unique_ptr<WritableFile> base)
+      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+
+  Status Append(std::string_view data) override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kAppend, path_));
+    return base_->Append(data);
+  }
+  Status Sync() override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kSync, path_));
+    RETURN_IF_ERROR(base_->Sync());
+    env_->RecordSync(path_, base_->Size());
+    return Status::Ok();
+  }
+  Status Close() override { return base_->Close(); }
+  uint64_t Size() const override { return base_->Size(); }
+
+ private:
+  FaultInjectionEnv* env_;
+  std::string path_;
+  std::unique_ptr<WritableFile> base_;
+};
+
+void FaultInjectionEnv::FailNth(unsigned ops, int n, int err) {
+  MutexLock lock(&mu_);
+  failures_.push_back({ops, n, err});
+}
+
+void FaultInjectionEnv::FailFrom(unsigned ops, int err) {
+  MutexLock lock(&mu_);
+  failures_.push_back({ops, -1, err});
+}
+
+void FaultInjectionEnv::ClearFailures() {
+  MutexLock lock(&mu_);
+  failures_.clear();
+}
+
+int FaultInjectionEnv::calls(unsigned ops) const {
+  MutexLock lock(&mu_);
+  int total = 0;
+  for (const auto& [op, count] : calls_) {
+    if (op & ops) total += count;
+  }
+  return total;
+}
+
+Status FaultInjectionEnv::Inject(Op op, const std::string& path) {
+  MutexLock lock(&mu_);
+  ++calls_[op];
+  for (auto it = failures_.begin(); it != failures_.end(); ++it) {
+    if (!(it->ops & op)) continue;
+    if (it->countdown < 0) return Status::Errno(it->err, path + " (injected)");
+    if (--it->countdown == 0) {
+      int err = it->err;
+      failures_.erase(it);
+      return Status::Errno(err, path + " (injected)");
+    }
+  }
+  return Status::Ok();
+}
+
+void FaultInjectionEnv::RecordSync(const std::string& path, uint64_t size) {
+  MutexLock lock(&mu_);
+  synced_size_[path] = size;
+}
+
+std::string FaultInjectionEnv::NewBackupName() {
+  return ".fault-injection-backup-" + std::to_string(getpid()) + "-" + std::to_string(++backups_);
+}
+
+Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::Wrap(
+    const std::string& path, bool existed, Result<std::unique_ptr<WritableFile>> file) {
+  if (!file.ok()) return file.status();
+  {
+    MutexLock lock(&mu_);
+    // What is in the file now counts as durable unless the file is new.
+    synced_size_[path] = existed ? (*file)->Size() : 0;
+    if (!existed) unsynced_creations_.insert(path);
+  }
+  return std::unique_ptr<WritableFile>(
+      new FaultWritableFile(this, path, std::move(file).value()));
+}
+
+Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewWritableFile(
+    const std::string& path) {
+  RETURN_IF_ERROR(Inject(kOpen, path));
+  bool existed = base_->FileExists(path);
+  auto file = Wrap(path, existed, base_->NewWritableFile(path));
+  if (file.ok() && existed) {
+    MutexLock lock(&mu_);
+    synced_size_[path] = 0;  // truncated, and the truncation is not synced either
+  }
+  return file;
+}
+
+Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::NewAppendableFile(
+    const std::string& path) {
+  RETURN_IF_ERROR(Inject(kOpen, path));
+  bool existed = base_->FileExists(path);
+  return Wrap(path, existed, base_->NewAppendableFile(path));
+}
+
+Status FaultInjectionEnv::RenameFile(const std::string& from, const std::string& to) {
+  RETURN_IF_ERROR(Inject(kRename, from));
+  MutexLock lock(&mu_);
+  std::string backup;
+  if (base_->FileExists(to)) {
+    backup = DirName(to) + "/" + NewBackupName();
+    if (link(to.c_str(), backup.c_str()) != 0) return Status::Errno(errno, "backup of " + to);
+  }
+  Status status = base_->RenameFile(from, to);
+  if (!status.ok()) {
+    if (!backup.empty()) unlink(backup.c_str());
+    return status;
+  }
+  pending_.push_back({from, to, backup});
+  if (auto it = synced_size_.find(from); it != synced_size_.end()) {
+    synced_size_[to] = it->second;
+    synced_size_.erase(it);
+  }
+  if (unsynced_creations_.erase(from)) unsynced_creations_.insert(to);
+  return Status::Ok();
+}
+
+Status FaultInjectionEnv::RemoveFile(const std::string& path) {
+  RETURN_IF_ERROR(Inject(kRemove, path));
+  MutexLock lock(&mu_);
+  bool fresh = unsynced_creations_.count(path) > 0;
+  std::string backup;
+  if (!fresh && base_->FileExists(path)) {
+    backup = DirName(path) + "/" + NewBackupName();
+    if (link(path.c_str(), backup.c_str()) != 0) return Status::Errno(errno, "backup of " + path);
+  }
+  Status status = base_->RemoveFile(path);
+  if (!status.ok()) {
+    if (!backup.empty()) unlink(backup.c_str());
+    return status;
+  }
+  unsynced_creations_.erase(path);
+  if (!backup.empty()) pending_.push_back({"", path, backup});
+  return Status::Ok();
+}
+
+Status FaultInjectionEnv::TruncateFile(const std::string& path, uint64_t size) {
+  RETURN_IF_ERROR(Inject(kTruncate, path));
+  return base_->TruncateFile(path, size);
+}
+
+Status FaultInjectionEnv::SyncDir(const std::string& path) {
+  RETURN_IF_ERROR(Inject(kSyncDir, path));
+  RETURN_IF_ERROR(base_->SyncDir(path));
+  MutexLock lock(&mu_);
+  for (auto it = unsynced_creations_.begin(); it != unsynced_creations_.end();) {
+    it = SameDir(*it, path) ? unsynced_creations_.erase(it) : std::next(it);
+  }
+  auto durable = [&](const PendingChange& change) {
+    if (!SameDir(change.to, path)) return false;
+    if (!change.backup.empty()) unlink(change.backup.c_str());
+    return true;
+  };
+  pending_.erase(std::remove_if(pending_.begin(), pending_.end(), durable), pending_.end());
+  return Status::Ok();
+}
+
+Status FaultInjectionEnv::SimulateCrash() {
+  MutexLock lock(&mu_);
+  // Undo namespace changes, newest first.
+  for (auto it = pending_.rbegin(); it != pending_.rend(); ++it) {
+    if (!it->from.empty() && base_->FileExists(it->to)) {
+      RETURN_IF_ERROR(base_->RenameFile(it->to, it->from));
+      if (auto size = synced_size_.find(it->to); size != synced_size_.end()) {
+        synced_size_[it->from] = size->second;
+        synced_size_.erase(size);
+      }
+      if (unsynced_creations_.erase(it->to)) unsynced_creations_.insert(it->from);
+    }
+    if (!it->backup.empty()) RETURN_IF_ERROR(base_->RenameFile(it->backup, it->to));
+  }
+  pending_.clear();
+  for (const auto& path : unsynced_creations_) {
+    if (base_->FileExists(path)) RETURN_IF_ERROR(base_->RemoveFile(path));
+    synced_size_.erase(path);
+  }
+  unsynced_creations_.clear();
+  for (const auto& [path, size] : synced_size_) {
+    if (!base_->FileExists(path)) continue;
+    ASSIGN_OR_RETURN(uint64_t now, base_->GetFileSize(path));
+    if (now > size) RETURN_IF_ERROR(base_->TruncateFile(path, size));
+  }
+  synced_size_.clear();
+  return Status::Ok();
+}
+
+}  // namespace keyfs
