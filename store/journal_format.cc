@@ -1,0 +1,37 @@
+#include "store/journal_format.h"
+
+#include <cassert>
+
+#include "src/base/coding.h"
+#include "src/base/crc32c.h"
+
+namespace keyfs::journal {
+
+void EncodeFileHeader(const FileHeader& header, std::string* out) {
+  size_t start = out->size();
+  out->append(kMagic, sizeof(kMagic));
+  PutFixed32(out, header.version);
+  PutFixed32(out, header.flags);
+  PutFixed64(out, header.base_seq);
+  PutFixed32(out, crc32c::Mask(crc32c::Value(out->data() + start, 24)));
+  PutFixed32(out, 0);
+}
+
+uint32_t RecordCrc(uint8_t type, uint64_t seq, std::string_view payload) {
+  char prefix[9];
+  prefix[0] = static_cast<char>(type);
+  for (int i = 0; i < 8; ++i) prefix[1 + i] = static_cast<char>(seq >> (8 * i));
+  uint32_t crc = crc32c::Value(prefix, sizeof(prefix));
+  return crc32c::Mask(crc32c::Extend(crc, payload.data(), payload.size()));
+}
+
+void EncodeRecord(uint8_t type, uint64_t seq, std::string_view payload, std::string* out) {
+  assert(type != 0 && payload.size() <= kMaxPayload);
+  PutFixed32(out, RecordCrc(type, seq, payload));
+  PutFixed32(out, static_cast<uint32_t>(payload.size()));
+  out->push_back(static_cast<char>(type));
+  PutFixed64(out, seq);
+  out->append(payload);
+}
+
+}  // namespace keyfs::journal

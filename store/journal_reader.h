@@ -1,0 +1,76 @@
+#pragma once
+
+// JournalReader: reads a journal file record by record and says exactly where
+// and why it stops (docs/journal-format.md, "Reading").
+//
+//  kEnd       the file ends after a good record: clean.
+//  kTornTail  what a crash during an append leaves: the file ends in one
+//             damaged or incomplete record, or in zeros. Everything before
+//             good_offset() is good; replay may cut the file there.
+//  kCorrupt   the file was damaged: it is not safe to cut silently.
+//
+// The rule that tells them apart: appends leave whole records followed by at
+// most one partial record. So damage at offset X is a torn tail only if the
+// rest of the file could be a single record (at most kRecordHeaderSize +
+// kMaxPayload bytes) and no valid record starts anywhere after X. A record
+// with a good checksum but the wrong sequence number is always corruption.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "store/env.h"
+#include "store/journal_format.h"
+
+namespace keyfs {
+
+class JournalReader {
+ public:
+  enum class Outcome { kRecord, kEnd, kTornTail, kCorrupt };
+
+  struct Record {
+    uint8_t type = 0;
+    uint64_t seq = 0;
+    uint64_t offset = 0;      // where the record starts in the file
+    std::string_view payload;  // valid until the next call to Next()
+  };
+
+  // Opens `path` and checks its file header (EINVAL with a message naming the
+  // file when it is not a keyfs journal or of another version).
+  static Result<std::unique_ptr<JournalReader>> Open(Env* env, const std::string& path);
+
+  Outcome Next(Record* record);
+
+  const journal::FileHeader& header() const { return header_; }
+  uint64_t good_offset() const { return good_offset_; }  // end of the last good record
+  uint64_t last_seq() const { return last_seq_; }
+  uint64_t file_size() const { return file_size_; }
+  uint64_t records() const { return records_; }
+  // For kTornTail and kCorrupt: what is wrong, and at which offset.
+  const std::string& problem() const { return problem_; }
+
+ private:
+  JournalReader(std::string path, std::unique_ptr<SequentialFile> file, uint64_t file_size)
+      : path_(std::move(path)), file_(std::move(file)), file_size_(file_size) {}
+  Status ReadExactly(size_t n, std::string* out);
+  Outcome Stop(Outcome outcome, std::string problem);
+  // Classifies damage found in the record starting at `start`; `consumed` is
+  // what was read of it so far.
+  Outcome Damaged(uint64_t start, std::string consumed, const std::string& what);
+  bool RestIsZero(std::string_view already_read);
+
+  std::string path_;
+  std::unique_ptr<SequentialFile> file_;
+  uint64_t file_size_;
+  journal::FileHeader header_;
+  uint64_t offset_ = 0;  // bytes consumed from the file
+  uint64_t good_offset_ = 0;
+  uint64_t last_seq_ = 0;
+  uint64_t records_ = 0;
+  std::string buffer_;
+  std::string problem_;
+  bool stopped_ = false;
+};
+
+}  // namespace keyfs
