@@ -4,25 +4,19 @@
 
 #include "store/env.h"
 
-#include <cstdlib>
-
 #include <gtest/gtest.h>
 
 #include "tests/store/fault_injection_env.h"
+#include "tests/store/scoped_temp_dir.h"
 
 namespace keyfs {
 namespace {
 
 class EnvTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/keyfs-env-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  void SetUp() override { ASSERT_FALSE(dir_.empty()); }
 
-  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+  std::string Path(const std::string& name) const { return temp_.File(name); }
   void Write(Env* env, const std::string& name, const std::string& data, bool sync) {
     auto file = env->NewWritableFile(Path(name));
     ASSERT_TRUE(file.ok()) << file.status().ToString();
@@ -37,7 +31,8 @@ class EnvTest : public ::testing::Test {
     return contents.ok() ? *contents : "<" + contents.status().ToString() + ">";
   }
 
-  std::string dir_;
+  ScopedTempDir temp_;
+  const std::string dir_ = temp_.path();
   FaultInjectionEnv fault_{Env::Default()};
 };
 

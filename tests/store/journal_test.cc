@@ -1,7 +1,6 @@
 // The journal format by byte surgery: write records, damage the file the ways
 // disks and crashes do, and check what the reader makes of it.
 
-#include <cstdlib>
 #include <fstream>
 #include <random>
 #include <vector>
@@ -12,6 +11,7 @@
 #include "store/journal_reader.h"
 #include "store/journal_writer.h"
 #include "tests/store/fault_injection_env.h"
+#include "tests/store/scoped_temp_dir.h"
 
 namespace keyfs {
 namespace {
@@ -25,13 +25,7 @@ struct Written {
 
 class JournalTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/keyfs-journal-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-    path_ = dir_ + "/journal";
-  }
-  void TearDown() override { std::system(("rm -rf " + dir_).c_str()); }
+  void SetUp() override { ASSERT_FALSE(temp_.path().empty()); }
 
   void WriteRecords(const std::vector<Written>& records, Env* env = Env::Default()) {
     auto writer = JournalWriter::Create(env, path_, 0);
@@ -87,8 +81,8 @@ class JournalTest : public ::testing::Test {
     return offset;
   }
 
-  std::string dir_;
-  std::string path_;
+  ScopedTempDir temp_;
+  const std::string path_ = temp_.File("journal");
 };
 
 const std::vector<Written> kThree = {{1, "create a"}, {2, "write 5 bytes"}, {3, "unlink b"}};

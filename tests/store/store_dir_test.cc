@@ -3,23 +3,20 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <fstream>
 
 #include <gtest/gtest.h>
+
+#include "tests/store/scoped_temp_dir.h"
 
 namespace keyfs {
 namespace {
 
 class StoreDirTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/keyfs-store-test-XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    root_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf " + root_).c_str()); }
-  std::string root_;
+  void SetUp() override { ASSERT_FALSE(root_.empty()); }
+  ScopedTempDir temp_;
+  const std::string root_ = temp_.path();
 };
 
 TEST_F(StoreDirTest, CreatesMissingDirectoriesAndLocks) {
