@@ -23,16 +23,22 @@ bool IsAppend(const fuse_file_info* fi) { return fi && (fi->fh & 1); }
 constexpr size_t kZeroBytes = 1 << 20;
 const char kZeros[kZeroBytes] = {};
 
+// The open reply for a file: its handle, and keep_cache because keyfs is the
+// only writer of its files, so what the kernel cached from an earlier open is
+// still right.
+fuse_file_info OpenReply(const fuse_file_info* fi, Ino ino) {
+  fuse_file_info reply = *fi;
+  reply.fh = PackFileHandle(ino, fi->flags & O_APPEND);
+  reply.keep_cache = 1;
+  return reply;
+}
+
 }  // namespace
 
 void FuseAdapter::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Status status = keyspace_->Open(ino, fi->flags);
   if (!status.ok()) return ReplyError(req, status);
-  fuse_file_info reply = *fi;
-  reply.fh = PackFileHandle(ino, fi->flags & O_APPEND);
-  // keyfs is the only writer of its files: what the kernel cached from an
-  // earlier open is still right.
-  reply.keep_cache = 1;
+  fuse_file_info reply = OpenReply(fi, ino);
   replies_->Defer([this, req, reply, ino] {
     if (fuse_reply_open(req, &reply) != 0) keyspace_->Release(ino);
   });
@@ -43,9 +49,7 @@ void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
   auto entry = keyspace_->Create(parent, name, mode, fi->flags, CallerOf(req));
   if (!entry.ok()) return ReplyError(req, entry.status());
   fuse_entry_param param = EntryParam(*entry);
-  fuse_file_info reply = *fi;
-  reply.fh = PackFileHandle(entry->ino, fi->flags & O_APPEND);
-  reply.keep_cache = 1;
+  fuse_file_info reply = OpenReply(fi, entry->ino);
   replies_->Defer([this, req, param, reply] {
     if (fuse_reply_create(req, &param, &reply) != 0) {
       keyspace_->Release(param.ino);

@@ -21,8 +21,9 @@ constexpr int64_t kMemoryWarningIntervalNs = 60'000'000'000;
 
 Server::Server(const MountOptions& options)
     : options_(options),
+      clock_(SystemClock::Default()),
       memory_(options.max_memory),
-      keyspace_(KeyspaceOptions{options.block_size}, &memory_, SystemClock::Default()),
+      keyspace_(KeyspaceOptions{options.block_size}, &memory_, clock_),
       replies_(&memory_),
       adapter_(&keyspace_, &replies_, AdapterConfig{}) {}
 
@@ -83,7 +84,7 @@ void Server::OnSignal(int signo) {
 void Server::Cron() {
   uint64_t used = memory_.Used();
   if (used < memory_.limit() * kMemoryWarningRatio) return;
-  int64_t now = SystemClock::Default()->MonotonicNanos();
+  int64_t now = clock_->MonotonicNanos();
   if (now - last_memory_warning_ < kMemoryWarningIntervalNs) return;
   last_memory_warning_ = now;
   spdlog::warn("memory {} of max_memory {} used; writes fail with ENOSPC when it is full",

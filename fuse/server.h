@@ -36,6 +36,7 @@ class Server {
   void OnSignal(int signo);
 
   const MountOptions options_;
+  const Clock* const clock_;
   MemoryAccountant memory_;
   Keyspace keyspace_;
   std::unique_ptr<EventLoop> loop_;

@@ -82,8 +82,11 @@ void FaultInjectionEnv::RecordSync(const std::string& path, uint64_t size) {
   synced_size_[path] = size;
 }
 
-std::string FaultInjectionEnv::NewBackupName() {
-  return ".fault-injection-backup-" + std::to_string(getpid()) + "-" + std::to_string(++backups_);
+Result<std::string> FaultInjectionEnv::BackUp(const std::string& path) {
+  std::string backup = DirName(path) + "/.fault-injection-backup-" + std::to_string(getpid()) +
+                       "-" + std::to_string(++backups_);
+  if (link(path.c_str(), backup.c_str()) != 0) return Status::Errno(errno, "backup of " + path);
+  return backup;
 }
 
 Result<std::unique_ptr<WritableFile>> FaultInjectionEnv::Wrap(
@@ -123,8 +126,7 @@ Status FaultInjectionEnv::RenameFile(const std::string& from, const std::string&
   MutexLock lock(&mu_);
   std::string backup;
   if (base_->FileExists(to)) {
-    backup = DirName(to) + "/" + NewBackupName();
-    if (link(to.c_str(), backup.c_str()) != 0) return Status::Errno(errno, "backup of " + to);
+    ASSIGN_OR_RETURN(backup, BackUp(to));
   }
   Status status = base_->RenameFile(from, to);
   if (!status.ok()) {
@@ -146,8 +148,7 @@ Status FaultInjectionEnv::RemoveFile(const std::string& path) {
   bool fresh = unsynced_creations_.count(path) > 0;
   std::string backup;
   if (!fresh && base_->FileExists(path)) {
-    backup = DirName(path) + "/" + NewBackupName();
-    if (link(path.c_str(), backup.c_str()) != 0) return Status::Errno(errno, "backup of " + path);
+    ASSIGN_OR_RETURN(backup, BackUp(path));
   }
   Status status = base_->RemoveFile(path);
   if (!status.ok()) {

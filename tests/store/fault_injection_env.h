@@ -81,7 +81,9 @@ class FaultInjectionEnv final : public Env {
   void RecordSync(const std::string& path, uint64_t size) EXCLUDES(mu_);
   Result<std::unique_ptr<WritableFile>> Wrap(const std::string& path, bool existed,
                                              Result<std::unique_ptr<WritableFile>> file);
-  std::string NewBackupName() REQUIRES(mu_);
+  // Hard-links `path` to a hidden name in its directory, so that a crash can
+  // bring back what a rename replaced or a removal took away.
+  Result<std::string> BackUp(const std::string& path) REQUIRES(mu_);
 
   struct Failure {
     unsigned ops;
