@@ -258,10 +258,20 @@ void FuseAdapter::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name,
   XattrMap::SetMode mode = XattrMap::SetMode::kAny;
   if (flags & XATTR_CREATE) mode = XattrMap::SetMode::kCreateOnly;
   if (flags & XATTR_REPLACE) mode = XattrMap::SetMode::kReplaceOnly;
+  if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
+    if (ino != FUSE_ROOT_ID) return ReplyError(req, Status::Errno(EPERM));
+    return ReplyError(req, control_->SetControl(name, std::string_view(value, size)));
+  }
   ReplyError(req, keyspace_->SetXattr(ino, name, std::string_view(value, size), mode));
 }
 
 void FuseAdapter::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
+    if (ino != FUSE_ROOT_ID) return ReplyError(req, Status::Errno(ENODATA));
+    auto value = control_->GetControl(name);
+    if (!value.ok()) return ReplyError(req, value.status());
+    return ReplyXattrValue(req, std::move(value).value(), size);
+  }
   auto value = keyspace_->GetXattr(ino, name);
   if (!value.ok()) return ReplyError(req, value.status());
   ReplyXattrValue(req, std::move(value).value(), size);
@@ -274,6 +284,9 @@ void FuseAdapter::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 }
 
 void FuseAdapter::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+  if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
+    return ReplyError(req, Status::Errno(EPERM));
+  }
   ReplyError(req, keyspace_->RemoveXattr(ino, name));
 }
 

@@ -29,6 +29,21 @@
 
 namespace keyfs {
 
+// What the adapter needs from the server beyond the keyspace: durability for
+// fsync(), and the control attributes. Names under "user.keyfs." are keyfs's
+// own on the root of the mount (keyfs-ctl uses them): they cannot be set or
+// removed as user data, and reading an unknown one is ENODATA.
+class ServerControl {
+ public:
+  static constexpr std::string_view kPrefix = "user.keyfs.";
+  virtual ~ServerControl() = default;
+  // A client called fsync(): make everything so far durable before the
+  // replies of this iteration go out.
+  virtual void RequestSync() = 0;
+  virtual Result<std::string> GetControl(std::string_view name) = 0;
+  virtual Status SetControl(std::string_view name, std::string_view value) = 0;
+};
+
 struct AdapterConfig {
   double entry_timeout = 1.0;     // seconds the kernel may cache a name
   double attr_timeout = 1.0;      // seconds the kernel may cache attributes
@@ -38,8 +53,9 @@ struct AdapterConfig {
 
 class FuseAdapter {
  public:
-  FuseAdapter(Keyspace* keyspace, ReplyQueue* replies, AdapterConfig config)
-      : keyspace_(keyspace), replies_(replies), config_(config) {}
+  FuseAdapter(Keyspace* keyspace, ReplyQueue* replies, ServerControl* control,
+              AdapterConfig config)
+      : keyspace_(keyspace), replies_(replies), control_(control), config_(config) {}
 
   // The operation table for fuse_session_new(); its userdata must be `this`.
   static const fuse_lowlevel_ops& Operations();
@@ -103,6 +119,7 @@ class FuseAdapter {
 
   Keyspace* const keyspace_;
   ReplyQueue* const replies_;
+  ServerControl* const control_;
   const AdapterConfig config_;
   std::unordered_map<uint64_t, std::unique_ptr<DirListing>> listings_;
   uint64_t next_listing_ = 1;

@@ -104,9 +104,11 @@ void FuseAdapter::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   ReplyOk(req);
 }
 
+// Every change is in the journal; fsync makes the journal durable before the
+// reply goes out, whatever appendfsync says (one fdatasync for all the fsyncs
+// of an iteration).
 void FuseAdapter::Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
-  // No durable copy exists yet to wait for (the journal arrives later); the
-  // data is as safe as it will get.
+  control_->RequestSync();
   ReplyOk(req);
 }
 
@@ -197,6 +199,7 @@ void FuseAdapter::ReleaseDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi)
 }
 
 void FuseAdapter::FsyncDir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
+  control_->RequestSync();
   ReplyOk(req);
 }
 

@@ -83,14 +83,15 @@ int Main(int argc, char** argv) {
     return fail(status.ToString());
   }
 
-  auto server = Server::Start(options);
+  auto server = Server::Start(options, Env::Default());
   if (!server.ok()) return fail(server.status().ToString());
   daemon.ReportReady();
 
   Status status = (*server)->Run();
   server->reset();
   if (!status.ok()) {
-    spdlog::error("event loop failed: {}", status.ToString());
+    spdlog::error("keyfs stopped with an error: {}", status.ToString());
+    std::fprintf(stderr, "keyfs: %s\n", status.ToString().c_str());
     return 1;
   }
   spdlog::info("keyfs exited cleanly");

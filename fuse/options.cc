@@ -1,5 +1,6 @@
 #include "fuse/options.h"
 
+#include <charconv>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -31,9 +32,8 @@ constexpr std::string_view kFstabOnly[] = {"defaults", "auto", "noauto", "user",
 // Options of DESIGN.md §8 whose subsystem this build does not have yet. They
 // are refused rather than silently ignored.
 constexpr std::string_view kNotYet[] = {
-    "mode", "flush_delay", "io_threads", "appendfsync", "auto_rewrite_percentage",
-    "auto_rewrite_min_size", "journal_load_truncated", "swap_file", "swap_size",
-    "page_size", "compression"};
+    "mode", "flush_delay", "io_threads", "swap_file", "swap_size", "page_size",
+    "compression"};
 
 template <size_t N>
 bool Contains(const std::string_view (&list)[N], std::string_view value) {
@@ -118,6 +118,34 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
       return OptionError(key, "must be a power of two from 4K to 16M");
     }
     options->block_size = static_cast<uint32_t>(*bytes);
+  } else if (key == "appendfsync") {
+    RETURN_IF_ERROR(need_value());
+    if (value == "always") {
+      options->journal.appendfsync = AppendFsync::kAlways;
+    } else if (value == "everysec") {
+      options->journal.appendfsync = AppendFsync::kEverySec;
+    } else if (value == "no") {
+      options->journal.appendfsync = AppendFsync::kNo;
+    } else {
+      return OptionError(key, "must be always, everysec or no");
+    }
+  } else if (key == "auto_rewrite_percentage") {
+    RETURN_IF_ERROR(need_value());
+    uint32_t percent = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), percent);
+    if (ec != std::errc() || end != value.data() + value.size() || percent > 100000) {
+      return OptionError(key, "must be a whole number from 0 (never) to 100000");
+    }
+    options->journal.auto_rewrite_percentage = percent;
+  } else if (key == "auto_rewrite_min_size") {
+    RETURN_IF_ERROR(need_value());
+    auto bytes = ParseSize(value);
+    if (!bytes.ok()) return OptionError(key, bytes.status().message());
+    options->journal.auto_rewrite_min_size = *bytes;
+  } else if (key == "journal_load_truncated") {
+    RETURN_IF_ERROR(need_value());
+    if (value != "yes" && value != "no") return OptionError(key, "must be yes or no");
+    options->journal.load_truncated = value == "yes";
   } else if (key == "log") {
     RETURN_IF_ERROR(need_value());
     options->log_file = Absolute(value, facts);
@@ -142,8 +170,8 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
   } else if (Contains(kFstabOnly, key) || key.starts_with("x-")) {
     // Ignored on purpose, see kFstabOnly.
   } else if (Contains(kNotYet, key)) {
-    return OptionError(key, "is not available yet: this build of keyfs keeps "
-                            "everything in memory (see README, 'Status')");
+    return OptionError(key, "is not available yet: this build of keyfs keeps all "
+                            "data in memory, made durable by its journal (see README, 'Status')");
   } else {
     return OptionError(key, "unknown option (see keyfs --help)");
   }
@@ -256,8 +284,7 @@ std::string UsageText(const MachineFacts& facts) {
          "Unmount with 'fusermount3 -u MOUNTPOINT' (or umount, or SIGTERM).\n"
          "\n"
          "keyfs options (-o):\n"
-         "  store=DIR              store directory: lock, log (and, in later versions,\n"
-         "                         journal and block store); one per mount.\n"
+         "  store=DIR              store directory: lock, journal, log; one per mount.\n"
          "                         default: $XDG_DATA_HOME/keyfs/<mountpoint with / as ->\n"
          "                         or ~/.local/share/keyfs/<...>\n"
          "  max_memory=SIZE        memory budget for everything keyfs holds; writes past it\n"
@@ -266,6 +293,16 @@ std::string UsageText(const MachineFacts& facts) {
       << FormatSize(facts.physical_memory / 4)
       << ")\n"
          "  block_size=SIZE        unit of caching and IO, power of two, 4K..16M. default: 256K\n"
+         "  appendfsync=POLICY     when the journal is fdatasynced: always (before every\n"
+         "                         reply to a change), everysec (once a second, in the\n"
+         "                         background), no (when the kernel decides). fsync(2) on a\n"
+         "                         file always syncs. default: everysec\n"
+         "  auto_rewrite_percentage=N  rewrite the journal when it has grown N% since the\n"
+         "                         last rewrite; 0 never. default: 100\n"
+         "  auto_rewrite_min_size=SIZE  ... and is at least SIZE. default: 64M\n"
+         "  journal_load_truncated=yes|no  at mount, cut a journal that ends in a torn\n"
+         "                         record (what a crash leaves) at its last good record\n"
+         "                         (yes), or refuse to mount (no). default: yes\n"
          "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
          "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
          "\n"
@@ -284,8 +321,7 @@ std::string UsageText(const MachineFacts& facts) {
          "  -V, --version          the version\n"
          "\n"
          "Not available yet (refused with an error): mode, flush_delay, io_threads,\n"
-         "appendfsync, auto_rewrite_percentage, auto_rewrite_min_size,\n"
-         "journal_load_truncated, swap_file, swap_size, page_size, compression.\n";
+         "swap_file, swap_size, page_size, compression.\n";
   return out.str();
 }
 

@@ -17,6 +17,7 @@
 #include <spdlog/common.h>
 
 #include "src/base/status.h"
+#include "src/journal/journal.h"
 
 namespace keyfs {
 
@@ -39,6 +40,7 @@ struct MountOptions {
   bool foreground = false;
   bool debug = false;  // -d: foreground, debug logs, libfuse's request trace
   bool read_only = false;
+  JournalOptions journal;  // appendfsync, auto_rewrite_*, journal_load_truncated
   // Options for the kernel mount, in libfuse's "-o" syntax.
   std::vector<std::string> kernel_options;
 };

@@ -25,16 +25,20 @@ Server::Server(const MountOptions& options)
       memory_(options.max_memory),
       keyspace_(KeyspaceOptions{options.block_size}, &memory_, clock_),
       replies_(&memory_),
-      adapter_(&keyspace_, &replies_, AdapterConfig{}) {}
+      adapter_(&keyspace_, &replies_, this, AdapterConfig{}) {}
 
 Server::~Server() {
   // Send what is queued before the session goes away.
   replies_.Flush();
 }
 
-Result<std::unique_ptr<Server>> Server::Start(const MountOptions& options) {
+
+Result<std::unique_ptr<Server>> Server::Start(const MountOptions& options, Env* env) {
   std::unique_ptr<Server> server(new Server(options));
   ASSIGN_OR_RETURN(server->loop_, EventLoop::Create());
+  ASSIGN_OR_RETURN(server->journal_,
+                   Journal::Open(env, options.store_dir, options.journal, &server->keyspace_,
+                                 server->loop_.get(), &server->memory_, server->clock_));
 
   std::vector<std::string> kernel_options = options.kernel_options;
   kernel_options.push_back("default_permissions");
@@ -60,20 +64,59 @@ Result<std::unique_ptr<Server>> Server::Start(const MountOptions& options) {
   RETURN_IF_ERROR(raw->loop_->WatchSignals({SIGTERM, SIGINT, SIGHUP},
                                            [raw](int signo) { raw->OnSignal(signo); }));
   RETURN_IF_ERROR(raw->loop_->AddTimer(kCronInterval, [raw] { raw->Cron(); }));
-  raw->loop_->AddBeforeSleep([raw] { raw->replies_.Flush(); });
+  raw->loop_->AddBeforeSleep([raw] { raw->BeforeSleep(); });
 
-  spdlog::info("keyfs mounted {} (store {}, max_memory {}, block_size {})",
+  spdlog::info("keyfs mounted {} (store {}, max_memory {}, block_size {}, appendfsync {}, "
+               "{} inodes)",
                options.mountpoint, options.store_dir, FormatSize(options.max_memory),
-               FormatSize(options.block_size));
+               FormatSize(options.block_size), AppendFsyncName(options.journal.appendfsync),
+               raw->keyspace_.inode_count());
   return server;
 }
 
 Status Server::Run() {
   Status status = loop_->Run();
+  Status closed = journal_->Close();
+  if (closed.ok()) replies_.ReleaseParked();
   replies_.Flush();
   session_->Unmount();
   spdlog::info("keyfs stopped serving {}", options_.mountpoint);
-  return status;
+  if (!status.ok()) return status;
+  return closed;
+}
+
+// The journal first: no reply of this iteration may leave before the
+// records of its changes are written (and synced, when that is due).
+void Server::BeforeSleep() {
+  if (!journal_->Commit()) replies_.Park();
+  if (journal_->durable()) replies_.ReleaseParked();
+  replies_.Flush();
+}
+
+Result<std::string> Server::GetControl(std::string_view name) {
+  name.remove_prefix(kPrefix.size());
+  if (name == "journal") return journal_->Info();
+  if (name == "memory") {
+    std::string out = "max_memory:" + std::to_string(memory_.limit()) + "\n" +
+                      "used_memory:" + std::to_string(memory_.Used()) + "\n";
+    for (int i = 0; i < static_cast<int>(MemoryComponent::kCount); ++i) {
+      auto component = static_cast<MemoryComponent>(i);
+      out += "used_memory_" + std::string(MemoryComponentName(component)) + ":" +
+             std::to_string(memory_.Used(component)) + "\n";
+    }
+    return out;
+  }
+  return Status::Errno(ENODATA);
+}
+
+Status Server::SetControl(std::string_view name, std::string_view) {
+  name.remove_prefix(kPrefix.size());
+  if (name == "rewrite") return journal_->StartRewrite();
+  if (name == "sync") {
+    journal_->RequestSync();
+    return Status::Ok();
+  }
+  return Status::Errno(EPERM);
 }
 
 void Server::OnSignal(int signo) {
@@ -82,6 +125,7 @@ void Server::OnSignal(int signo) {
 }
 
 void Server::Cron() {
+  journal_->Cron();
   uint64_t used = memory_.Used();
   if (used < memory_.limit() * kMemoryWarningRatio) return;
   int64_t now = clock_->MonotonicNanos();

@@ -1,9 +1,11 @@
 #pragma once
 
 // Server: one mounted keyfs. Owns, in this order of construction, the memory
-// budget, the keyspace, the event loop, the reply queue, the FUSE adapter and
-// the mounted session, and wires them: the session fd and signals into the
-// loop, the reply flush into before-sleep, cron on a 10 Hz timer.
+// budget, the keyspace, the event loop, the journal, the reply queue, the
+// FUSE adapter and the mounted session, and wires them: the journal is
+// replayed before the session is mounted; the session fd and signals go into
+// the loop; before-sleep commits the journal and then sends the replies it
+// allows; cron runs on a 10 Hz timer.
 //
 // Threading: created and run on the main thread, which then is the loop thread.
 
@@ -14,24 +16,33 @@
 #include "fuse/options.h"
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
+#include "src/journal/journal.h"
 #include "src/keyspace/keyspace.h"
 #include "src/loop/event_loop.h"
 #include "src/loop/reply_queue.h"
+#include "store/env.h"
 
 namespace keyfs {
 
-class Server {
+class Server final : public ServerControl {
  public:
-  // Mounts. The signals must already be blocked in this and every thread.
-  static Result<std::unique_ptr<Server>> Start(const MountOptions& options);
-  ~Server();
+  // Replays the journal in options.store_dir (locked by the caller), then
+  // mounts. The signals must already be blocked in this and every thread.
+  static Result<std::unique_ptr<Server>> Start(const MountOptions& options, Env* env);
+  ~Server() override;
 
   // Serves until unmounted from outside or told to stop by a signal; then
-  // unmounts. OK in both cases.
+  // writes and syncs the journal and unmounts. OK when the journal is safe.
   Status Run();
+
+  // ServerControl
+  void RequestSync() override { journal_->RequestSync(); }
+  Result<std::string> GetControl(std::string_view name) override;
+  Status SetControl(std::string_view name, std::string_view value) override;
 
  private:
   explicit Server(const MountOptions& options);
+  void BeforeSleep();
   void Cron();
   void OnSignal(int signo);
 
@@ -40,6 +51,7 @@ class Server {
   MemoryAccountant memory_;
   Keyspace keyspace_;
   std::unique_ptr<EventLoop> loop_;
+  std::unique_ptr<Journal> journal_;
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;

@@ -10,8 +10,8 @@
 // disk) heals by itself once writes succeed and never leaves a torn record in
 // the middle of the file.
 //
-// Not thread-safe; Sync() may run on another thread only if nothing else
-// runs on the writer meanwhile (the journal policy arranges that).
+// Not thread-safe. To fsync from another thread, sync shared_file(): an
+// fdatasync covers whatever was written before it began.
 
 #include <cstdint>
 #include <memory>
@@ -44,6 +44,9 @@ class JournalWriter {
   uint64_t written_size() const { return written_size_; }  // whole records on disk
   size_t pending_bytes() const { return pending_.size(); }
   const std::string& path() const { return path_; }
+  // The open file, for a thread that fdatasyncs it while this writer goes
+  // on appending (the file stays open as long as either holds it).
+  std::shared_ptr<WritableFile> shared_file() const { return file_; }
 
  private:
   JournalWriter(Env* env, std::string path, std::unique_ptr<WritableFile> file,
@@ -54,7 +57,7 @@ class JournalWriter {
 
   Env* const env_;
   const std::string path_;
-  std::unique_ptr<WritableFile> file_;
+  std::shared_ptr<WritableFile> file_;
   uint64_t written_size_;  // the file's length up to the last whole flush
   uint64_t last_seq_;
   std::string pending_;

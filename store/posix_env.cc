@@ -1,5 +1,6 @@
 // The Env on the real filesystem.
 
+#include <atomic>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
@@ -61,7 +62,7 @@ class PosixWritableFile final : public WritableFile {
  private:
   std::string path_;
   int fd_;
-  uint64_t size_;
+  std::atomic<uint64_t> size_;  // Size() may be asked from a syncing thread
 };
 
 class PosixSequentialFile final : public SequentialFile {

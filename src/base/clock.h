@@ -41,6 +41,7 @@ class ManualClock final : public Clock {
   int64_t MonotonicNanos() const override {
     return int64_t{now_.tv_sec} * 1'000'000'000 + now_.tv_nsec;
   }
+  void Set(timespec now) { now_ = now; }
   void AdvanceNanos(int64_t nanos) {
     int64_t total = MonotonicNanos() + nanos;
     now_.tv_sec = total / 1'000'000'000;

@@ -10,6 +10,7 @@ std::string_view MemoryComponentName(MemoryComponent component) {
     case MemoryComponent::kXattrs: return "xattrs";
     case MemoryComponent::kHandles: return "handles";
     case MemoryComponent::kRequests: return "requests";
+    case MemoryComponent::kJournal: return "journal";
     case MemoryComponent::kCount: break;
   }
   return "?";

@@ -27,6 +27,7 @@ enum class MemoryComponent : int {
   kXattrs,      // extended attribute names and values
   kHandles,     // open file and directory handles, directory listings
   kRequests,    // deferred replies and parked requests
+  kJournal,     // journal records not yet written
   kCount,
 };
 

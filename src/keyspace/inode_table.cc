@@ -1,13 +1,18 @@
 #include "src/keyspace/inode_table.h"
 
+#include <cassert>
+
 namespace keyfs {
 
 InodeTable::~InodeTable() {
   accountant_->Release(MemoryComponent::kInodes, inodes_.size() * kInodeCost);
 }
 
-Inode* InodeTable::Create(mode_t mode) {
-  Ino ino = next_ino_++;
+Inode* InodeTable::Create(mode_t mode) { return CreateWithNumber(next_ino_, mode); }
+
+Inode* InodeTable::CreateWithNumber(Ino ino, mode_t mode) {
+  assert(inodes_.count(ino) == 0);
+  ReserveUpTo(ino + 1);
   auto inode = std::make_unique<Inode>(ino, mode);
   Inode* raw = inode.get();
   inodes_.emplace(ino, std::move(inode));

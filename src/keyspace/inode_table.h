@@ -5,6 +5,7 @@
 // Charges each inode (struct, table node, bucket slot) to kInodes.
 // Owner thread only.
 
+#include <algorithm>
 #include <memory>
 #include <unordered_map>
 
@@ -27,6 +28,10 @@ class InodeTable {
 
   // A new inode with the next number (the first one is kRootIno).
   Inode* Create(mode_t mode);
+  // A new inode with number `ino`, which must not be in use (journal replay:
+  // numbers come from the record). Later numbers are higher.
+  Inode* CreateWithNumber(Ino ino, mode_t mode);
+  void ReserveUpTo(Ino next) { next_ino_ = std::max(next_ino_, next); }
   Inode* Find(Ino ino) const {
     auto it = inodes_.find(ino);
     return it == inodes_.end() ? nullptr : it->second.get();

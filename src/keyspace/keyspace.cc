@@ -57,8 +57,12 @@ Status Keyspace::Reserve(uint64_t bytes) const {
   return Status::Ok();
 }
 
+Status Keyspace::CheckWritable() const {
+  return log_ ? log_->Writable() : Status::Ok();
+}
+
 Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
-                          const Caller& caller) {
+                          const Caller& caller, timespec now) {
   Inode* inode = inodes_.Create(mode);
   inode->uid = caller.uid;
   inode->gid = caller.gid;
@@ -69,9 +73,9 @@ Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
     if (S_ISDIR(mode)) inode->mode |= S_ISGID;
   }
   inode->nlink = 1;
-  inode->atime = inode->mtime = inode->ctime = clock_->Now();
+  inode->atime = inode->mtime = inode->ctime = now;
   dir->dir().Set(name, inode->ino);
-  TouchModify(dir);
+  TouchModify(dir, now);
   return inode;
 }
 
@@ -83,20 +87,20 @@ Entry Keyspace::MakeEntry(Inode* inode) {
   return entry;
 }
 
-void Keyspace::TouchChange(Inode* inode) { inode->ctime = clock_->Now(); }
+void Keyspace::TouchChange(Inode* inode, timespec now) { inode->ctime = now; }
 
-void Keyspace::TouchModify(Inode* inode) {
-  inode->mtime = inode->ctime = clock_->Now();
+void Keyspace::TouchModify(Inode* inode, timespec now) {
+  inode->mtime = inode->ctime = now;
 }
 
-void Keyspace::DropName(Inode* inode) {
+void Keyspace::DropName(Inode* inode, timespec now) {
   if (inode->is_dir()) {
     inode->nlink = 0;
   } else {
     assert(inode->nlink > 0);
     --inode->nlink;
   }
-  TouchChange(inode);
+  TouchChange(inode, now);
 }
 
 void Keyspace::MaybeFree(Inode* inode) {
@@ -156,57 +160,63 @@ Result<Entry> Keyspace::MakeNode(Ino parent, std::string_view name, mode_t mode,
       type != S_IFCHR && type != S_IFBLK) {
     return Status::Errno(EINVAL);
   }
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
   RETURN_IF_ERROR(Reserve(InodeTable::kInodeCost + Directory::EntryCost(name)));
-  Inode* inode = AddInode(dir, name, type | (mode & 07777), caller);
+  Inode* inode = AddInode(dir, name, type | (mode & 07777), caller, clock_->Now());
   if (type == S_IFREG) {
     inode->content.emplace<FileData>(accountant_, options_.block_size);
   } else if (type == S_IFCHR || type == S_IFBLK) {
     inode->rdev = rdev;
   }
+  if (log_) log_->NodeCreated(parent, name, *inode);
   return MakeEntry(inode);
 }
 
 Result<Entry> Keyspace::MakeDirectory(Ino parent, std::string_view name,
                                       mode_t mode, const Caller& caller) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
   if (dir->nlink >= kMaxLinks) return Status::Errno(EMLINK);
   RETURN_IF_ERROR(Reserve(InodeTable::kInodeCost + Directory::EntryCost(name) +
                           HeapChunk(sizeof(Directory))));
-  Inode* inode = AddInode(dir, name, S_IFDIR | (mode & 07777), caller);
+  Inode* inode = AddInode(dir, name, S_IFDIR | (mode & 07777), caller, clock_->Now());
   inode->content = std::make_unique<Directory>(accountant_);
   inode->nlink = 2;
   inode->parent = dir->ino;
   ++dir->nlink;
+  if (log_) log_->NodeCreated(parent, name, *inode);
   return MakeEntry(inode);
 }
 
 Result<Entry> Keyspace::MakeSymlink(Ino parent, std::string_view name,
                                     std::string_view target, const Caller& caller) {
+  RETURN_IF_ERROR(CheckWritable());
   if (target.empty()) return Status::Errno(ENOENT);
   if (target.size() > kMaxSymlinkLength) return Status::Errno(ENAMETOOLONG);
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
   size_t target_cost = StringHeapBytes(target.size());
   RETURN_IF_ERROR(
       Reserve(InodeTable::kInodeCost + Directory::EntryCost(name) + target_cost));
-  Inode* inode = AddInode(dir, name, S_IFLNK | 0777, caller);
+  Inode* inode = AddInode(dir, name, S_IFLNK | 0777, caller, clock_->Now());
   inode->content.emplace<std::string>(target);
   inode->size = target.size();
   accountant_->Charge(MemoryComponent::kNames, target_cost);
+  if (log_) log_->NodeCreated(parent, name, *inode);
   return MakeEntry(inode);
 }
 
 Result<Entry> Keyspace::Link(Ino ino, Ino new_parent, std::string_view new_name) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EPERM);
   if (inode->nlink == 0) return Status::Errno(ENOENT);  // unlinked, still open
   if (inode->nlink >= kMaxLinks) return Status::Errno(EMLINK);
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(new_parent, new_name));
   RETURN_IF_ERROR(Reserve(Directory::EntryCost(new_name)));
-  dir->dir().Set(new_name, inode->ino);
-  TouchModify(dir);
-  ++inode->nlink;
-  TouchChange(inode);
+  timespec now = clock_->Now();
+  AddName(inode, dir, new_name, now);
+  if (log_) log_->Linked(ino, new_parent, new_name, now);
   return MakeEntry(inode);
 }
 
@@ -218,21 +228,32 @@ Result<std::string> Keyspace::ReadLink(Ino ino) const {
 
 // --- removal ----------------------------------------------------------------
 
+void Keyspace::AddName(Inode* inode, Inode* dir, std::string_view name, timespec now) {
+  dir->dir().Set(name, inode->ino);
+  TouchModify(dir, now);
+  ++inode->nlink;
+  TouchChange(inode, now);
+}
+
 Status Keyspace::Unlink(Ino parent, std::string_view name) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
   Ino ino = dir->dir().Find(name);
   if (ino == 0) return Status::Errno(ENOENT);
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EISDIR);
+  timespec now = clock_->Now();
+  if (log_) log_->Unlinked(parent, name, /*directory=*/false, now);
   dir->dir().Erase(name);
-  TouchModify(dir);
-  DropName(inode);
+  TouchModify(dir, now);
+  DropName(inode, now);
   MaybeFree(inode);
   return Status::Ok();
 }
 
 Status Keyspace::RemoveDirectory(Ino parent, std::string_view name) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   if (name == ".") return Status::Errno(EINVAL);
   if (name == "..") return Status::Errno(ENOTEMPTY);
@@ -242,10 +263,12 @@ Status Keyspace::RemoveDirectory(Ino parent, std::string_view name) {
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (!inode->is_dir()) return Status::Errno(ENOTDIR);
   if (!inode->dir().empty()) return Status::Errno(ENOTEMPTY);
+  timespec now = clock_->Now();
+  if (log_) log_->Unlinked(parent, name, /*directory=*/true, now);
   dir->dir().Erase(name);
   --dir->nlink;
-  TouchModify(dir);
-  DropName(inode);
+  TouchModify(dir, now);
+  DropName(inode, now);
   MaybeFree(inode);
   return Status::Ok();
 }

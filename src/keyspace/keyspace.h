@@ -35,6 +35,7 @@
 #include "src/keyspace/file_data.h"
 #include "src/keyspace/inode.h"
 #include "src/keyspace/inode_table.h"
+#include "src/keyspace/mutation_log.h"
 #include "src/keyspace/xattr_map.h"
 
 namespace keyfs {
@@ -97,6 +98,17 @@ class DirListing {
   MemoryAccountant* accountant_ = nullptr;
   std::vector<DirEntry> entries_;
   size_t charged_ = 0;
+};
+
+// An inode as a journal snapshot records it (see Keyspace::RestoreNode).
+struct NodeAttributes {
+  Ino ino = 0;
+  mode_t mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  dev_t rdev = 0;
+  uint64_t size = 0;
+  timespec atime{}, mtime{}, ctime{};
 };
 
 struct FsStats {
@@ -165,7 +177,40 @@ class Keyspace {
   Result<DirListing> OpenDirectory(Ino ino);
   void ReleaseDirectory(Ino ino);
 
+  // --- journal ---------------------------------------------------------------
+  // Every change from now on is reported to `log` (null: to nobody), and
+  // refused with its error while log->Writable() is not OK.
+  void set_log(MutationLog* log) { log_ = log; }
+  // Replay sets the time each recorded operation had.
+  void set_clock(const Clock* clock) { clock_ = clock; }
+
+  // Replay of snapshot records (keyspace_restore.cc). They recreate state as
+  // recorded, without kernel references or opens, and without the checks a
+  // live request gets beyond what keeps the keyspace consistent.
+  //
+  // An inode with its number, attributes and first name. `content` is a
+  // symlink's target or a regular file's first bytes. With `touch_parent` the
+  // parent's mtime and ctime become the inode's ctime (a live creation);
+  // without, they stay (a snapshot, which restores them itself). The root
+  // (ino 1, no parent) only takes the attributes.
+  Status RestoreNode(Ino parent, std::string_view name, const NodeAttributes& attrs,
+                     std::string_view content, bool touch_parent);
+  // A further name for an existing inode, leaving all time stamps as they are.
+  Status RestoreLink(Ino ino, Ino parent, std::string_view name);
+  // File bytes and extended attributes without touching any time stamp.
+  Status RestoreData(Ino ino, uint64_t offset, std::string_view data);
+  Status RestoreXattr(Ino ino, std::string_view name, std::string_view value);
+  Status RestoreAccessTime(Ino ino, timespec atime);
+  // Inode numbers below `next` are never handed out again.
+  void RestoreNextIno(Ino next) { inodes_.ReserveUpTo(next); }
+
+  // Visits every directory from the root down, parents before children, then
+  // calls `visit` for each (parent, name, inode) — what a snapshot writes.
+  template <typename Visit>
+  void ForEachName(Visit&& visit) const;
+
   size_t inode_count() const { return inodes_.size(); }
+  Ino next_ino() const { return inodes_.next_ino(); }
   uint32_t block_size() const { return options_.block_size; }
   // For tests and introspection; nullptr when absent.
   const Inode* FindInode(Ino ino) const { return inodes_.Find(ino); }
@@ -177,24 +222,43 @@ class Keyspace {
   // and has no such entry yet.
   Result<Inode*> DirectoryForNewEntry(Ino parent, std::string_view name) const;
   static Status CheckName(std::string_view name);
+  Status CheckWritable() const;
   Status Reserve(uint64_t bytes) const;
 
   // Creates an inode named `name` in `dir`, owned by `caller`.
   Inode* AddInode(Inode* dir, std::string_view name, mode_t mode,
-                  const Caller& caller);
+                  const Caller& caller, timespec now);
+  // One more name for `inode` in `dir`.
+  void AddName(Inode* inode, Inode* dir, std::string_view name, timespec now);
   Entry MakeEntry(Inode* inode);  // adds one kernel lookup
   void FillStat(const Inode& inode, struct stat* st) const;
-  void TouchChange(Inode* inode);          // ctime = now
-  void TouchModify(Inode* inode);          // mtime = ctime = now
-  void DropName(Inode* inode);             // nlink - 1 (or 0 for a directory)
+  static void TouchChange(Inode* inode, timespec now);  // ctime = now
+  static void TouchModify(Inode* inode, timespec now);  // mtime = ctime = now
+  void DropName(Inode* inode, timespec now);  // nlink - 1 (or 0 for a directory)
   void MaybeFree(Inode* inode);
   bool IsWithin(Ino dir, Ino ancestor) const;  // dir == ancestor or below it
-  Status TruncateFile(Inode* inode, uint64_t size);
+  Status TruncateFile(Inode* inode, uint64_t size, timespec now);
 
   const KeyspaceOptions options_;
   MemoryAccountant* const accountant_;
-  const Clock* const clock_;
+  const Clock* clock_;
+  MutationLog* log_ = nullptr;
   InodeTable inodes_;
 };
+
+template <typename Visit>
+void Keyspace::ForEachName(Visit&& visit) const {
+  std::vector<Ino> directories{kRootIno};
+  while (!directories.empty()) {
+    const Inode* dir = inodes_.Find(directories.back());
+    directories.pop_back();
+    for (const auto& [name, ino] : dir->dir()) {
+      const Inode* inode = inodes_.Find(ino);
+      if (!inode) continue;
+      visit(dir->ino, name, *inode);
+      if (inode->is_dir()) directories.push_back(ino);
+    }
+  }
+}
 
 }  // namespace keyfs

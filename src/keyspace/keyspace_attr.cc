@@ -44,24 +44,38 @@ Result<struct stat> Keyspace::GetAttr(Ino ino) const {
 }
 
 Result<struct stat> Keyspace::SetAttr(Ino ino, const SetAttrRequest& request) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  timespec now = clock_->Now();
+  unsigned changed = 0;
   // The size first: it is the only change that can fail.
   if (request.size) {
     if (inode->is_dir()) return Status::Errno(EISDIR);
     if (!inode->is_regular()) return Status::Errno(EINVAL);
-    RETURN_IF_ERROR(TruncateFile(inode, *request.size));
+    RETURN_IF_ERROR(TruncateFile(inode, *request.size, now));
+    changed |= kAttrSize | kAttrMtime;
   }
-  if (request.mode) inode->mode = (inode->mode & S_IFMT) | (*request.mode & 07777);
-  if (request.uid) inode->uid = *request.uid;
-  if (request.gid) inode->gid = *request.gid;
-  timespec now = clock_->Now();
-  auto apply = [&](const TimeChange& change, timespec* field) {
-    if (change.kind == TimeChange::kNow) *field = now;
-    if (change.kind == TimeChange::kSet) *field = change.value;
+  if (request.mode) {
+    inode->mode = (inode->mode & S_IFMT) | (*request.mode & 07777);
+    changed |= kAttrMode;
+  }
+  if (request.uid) {
+    inode->uid = *request.uid;
+    changed |= kAttrUid;
+  }
+  if (request.gid) {
+    inode->gid = *request.gid;
+    changed |= kAttrGid;
+  }
+  auto apply = [&](const TimeChange& change, timespec* field, unsigned bit) {
+    if (change.kind == TimeChange::kOmit) return;
+    *field = change.kind == TimeChange::kNow ? now : change.value;
+    changed |= bit;
   };
-  apply(request.atime, &inode->atime);
-  apply(request.mtime, &inode->mtime);
+  apply(request.atime, &inode->atime, kAttrAtime);
+  apply(request.mtime, &inode->mtime, kAttrMtime);
   inode->ctime = request.ctime ? *request.ctime : now;
+  if (log_) log_->AttributesSet(*inode, changed);
   struct stat st;
   FillStat(*inode, &st);
   return st;
@@ -69,6 +83,7 @@ Result<struct stat> Keyspace::SetAttr(Ino ino, const SetAttrRequest& request) {
 
 Status Keyspace::SetXattr(Ino ino, std::string_view name, std::string_view value,
                           XattrMap::SetMode mode) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   RETURN_IF_ERROR(XattrMap::CheckName(name));
   bool created = false;
@@ -83,7 +98,9 @@ Status Keyspace::SetXattr(Ino ino, std::string_view name, std::string_view value
     if (created) inode->xattrs.reset();
     return status;
   }
-  TouchChange(inode);
+  timespec now = clock_->Now();
+  TouchChange(inode, now);
+  if (log_) log_->XattrSet(ino, name, value, now);
   return Status::Ok();
 }
 
@@ -101,12 +118,15 @@ Result<std::string> Keyspace::ListXattr(Ino ino) const {
 }
 
 Status Keyspace::RemoveXattr(Ino ino, std::string_view name) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (name.size() > XattrMap::kMaxNameLength) return Status::Errno(ERANGE);
   if (!inode->xattrs) return Status::Errno(ENODATA);
   RETURN_IF_ERROR(inode->xattrs->Remove(name));
   if (inode->xattrs->empty()) inode->xattrs.reset();
-  TouchChange(inode);
+  timespec now = clock_->Now();
+  TouchChange(inode, now);
+  if (log_) log_->XattrRemoved(ino, name, now);
   return Status::Ok();
 }
 

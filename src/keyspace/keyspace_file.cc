@@ -10,14 +10,14 @@
 
 namespace keyfs {
 
-Status Keyspace::TruncateFile(Inode* inode, uint64_t size) {
+Status Keyspace::TruncateFile(Inode* inode, uint64_t size, timespec now) {
   if (size > kMaxFileSize) return Status::Errno(EFBIG);
   if (size != inode->size) {
     RETURN_IF_ERROR(inode->file().Truncate(size));
     inode->size = size;
   }
   // truncate(2) updates the times even when the size does not change.
-  TouchModify(inode);
+  TouchModify(inode, now);
   return Status::Ok();
 }
 
@@ -27,7 +27,9 @@ Status Keyspace::Open(Ino ino, int flags) {
   // Linux truncates on O_TRUNC whatever the access mode (the kernel has
   // checked write permission already).
   if ((flags & O_TRUNC) && inode->is_regular()) {
-    RETURN_IF_ERROR(TruncateFile(inode, 0));
+    RETURN_IF_ERROR(CheckWritable());
+    RETURN_IF_ERROR(TruncateFile(inode, 0, clock_->Now()));
+    if (log_) log_->AttributesSet(*inode, kAttrSize | kAttrMtime);
   }
   ++inode->opens;
   return Status::Ok();
@@ -71,12 +73,16 @@ Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
   if (older(inode->atime, inode->mtime) || older(inode->atime, inode->ctime) ||
       now.tv_sec - inode->atime.tv_sec >= 24 * 3600) {
     inode->atime = now;
+    // An access time is worth a record, not a failed read: when the log
+    // cannot take it the new time is simply not kept across a remount.
+    if (log_ && log_->Writable().ok()) log_->Accessed(ino, now);
   }
   return inode->file().Read(offset, size, inode->size);
 }
 
 Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
                                bool append) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EISDIR);
   if (!inode->is_regular()) return Status::Errno(EINVAL);
@@ -86,11 +92,14 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
   data = data.substr(0, std::min<uint64_t>(data.size(), kMaxFileSize - offset));
   ASSIGN_OR_RETURN(size_t written, inode->file().Write(offset, data));
   inode->size = std::max<uint64_t>(inode->size, offset + written);
-  TouchModify(inode);
+  timespec now = clock_->Now();
+  TouchModify(inode, now);
+  if (log_) log_->Written(ino, offset, data.substr(0, written), now);
   return written;
 }
 
 Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
+  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EISDIR);
   if (!inode->is_regular()) return Status::Errno(ENODEV);
@@ -99,9 +108,11 @@ Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) 
     return Status::Errno(EFBIG);
   }
   uint64_t end = offset + length;
+  timespec now = clock_->Now();
   if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
     RETURN_IF_ERROR(inode->file().PunchHole(offset, length));
-    TouchModify(inode);
+    TouchModify(inode, now);
+    if (log_) log_->Allocated(ino, mode, offset, length, now);
     return Status::Ok();
   }
   if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return Status::Errno(EOPNOTSUPP);
@@ -113,8 +124,9 @@ Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) 
   }
   if (mode == 0 && end > inode->size) {
     inode->size = end;
-    TouchModify(inode);
+    TouchModify(inode, now);
   }
+  if (log_) log_->Allocated(ino, mode, offset, length, now);
   return Status::Ok();
 }
 

@@ -12,6 +12,7 @@ namespace keyfs {
 
 Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
                         std::string_view new_name, unsigned flags) {
+  RETURN_IF_ERROR(CheckWritable());
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Errno(EINVAL);
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) {
     return Status::Errno(EINVAL);
@@ -51,10 +52,12 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
         ++from_dir->nlink;
       }
     }
-    TouchChange(source);
-    TouchChange(target);
-    TouchModify(from_dir);
-    TouchModify(to_dir);
+    timespec now = clock_->Now();
+    TouchChange(source, now);
+    TouchChange(target, now);
+    TouchModify(from_dir, now);
+    TouchModify(to_dir, now);
+    if (log_) log_->Renamed(parent, name, new_parent, new_name, flags, now);
     return Status::Ok();
   }
 
@@ -74,9 +77,11 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
   }
 
   // All checks passed: from here on nothing fails.
+  timespec now = clock_->Now();
+  if (log_) log_->Renamed(parent, name, new_parent, new_name, flags, now);
   if (target) {
     if (target->is_dir()) --to_dir->nlink;
-    DropName(target);
+    DropName(target, now);
   }
   from_dir->dir().Erase(name);
   to_dir->dir().Set(new_name, source->ino);
@@ -85,9 +90,9 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
     --from_dir->nlink;
     ++to_dir->nlink;
   }
-  TouchChange(source);
-  TouchModify(from_dir);
-  TouchModify(to_dir);
+  TouchChange(source, now);
+  TouchModify(from_dir, now);
+  TouchModify(to_dir, now);
   if (target) MaybeFree(target);
   return Status::Ok();
 }

@@ -45,6 +45,8 @@ class XattrMap {
   std::string List() const;
 
   bool empty() const { return attrs_.empty(); }
+  // (name, value) pairs in the order they were first set.
+  const std::vector<std::pair<std::string, std::string>>& entries() const { return attrs_; }
 
  private:
   static size_t Cost(std::string_view name, size_t value_size);

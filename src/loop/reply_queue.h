@@ -9,10 +9,16 @@
 // records of this iteration, once keyfs has a journal). Replies go out in the
 // order they were queued.
 //
-// Each queued reply is charged to kRequests until it is sent. Loop thread only.
+// When the journal could not make an iteration's changes durable, its
+// replies are parked: held, in order, until the journal recovers, while later
+// replies (reads, refused changes) go on being sent.
+//
+// Each queued reply is charged to kRequests until it is sent or dropped.
+// Loop thread only.
 
 #include <cstddef>
 #include <functional>
+#include <iterator>
 #include <vector>
 
 #include "src/base/memory_accountant.h"
@@ -25,7 +31,13 @@ class ReplyQueue {
   static constexpr size_t kReplyCost = sizeof(std::function<void()>) + 192;
 
   explicit ReplyQueue(MemoryAccountant* accountant) : accountant_(accountant) {}
-  ~ReplyQueue() { Flush(); }
+  // Sends what is pending. Parked replies are dropped unsent: their changes
+  // never became durable, and the kernel fails the waiting calls when the
+  // session ends.
+  ~ReplyQueue() {
+    Flush();
+    accountant_->Release(MemoryComponent::kRequests, parked_.size() * kReplyCost);
+  }
   ReplyQueue(const ReplyQueue&) = delete;
   ReplyQueue& operator=(const ReplyQueue&) = delete;
 
@@ -46,12 +58,29 @@ class ReplyQueue {
     }
   }
 
+  // Holds everything queued so far until ReleaseParked().
+  void Park() {
+    parked_.insert(parked_.end(), std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.end()));
+    pending_.clear();
+  }
+  // Puts the parked replies back in front of the pending ones.
+  void ReleaseParked() {
+    if (parked_.empty()) return;
+    parked_.insert(parked_.end(), std::make_move_iterator(pending_.begin()),
+                   std::make_move_iterator(pending_.end()));
+    pending_.clear();
+    pending_.swap(parked_);
+  }
+
   size_t pending() const { return pending_.size(); }
+  size_t parked() const { return parked_.size(); }
   uint64_t sent() const { return sent_; }
 
  private:
   MemoryAccountant* accountant_;
   std::vector<std::function<void()>> pending_;
+  std::vector<std::function<void()>> parked_;
   uint64_t sent_ = 0;
 };
 

@@ -123,8 +123,38 @@ TEST_F(OptionsTest, BadInputIsOneClearMessage) {
 }
 
 TEST_F(OptionsTest, OptionsOfLaterVersionsAreRefusedNotIgnored) {
-  std::string error = ErrorOf({"/m", "-o", "appendfsync=always"});
-  EXPECT_NE(error.find("option 'appendfsync': is not available yet"), std::string::npos);
+  std::string error = ErrorOf({"/m", "-o", "swap_file=/tmp/x"});
+  EXPECT_NE(error.find("option 'swap_file': is not available yet"), std::string::npos);
+}
+
+TEST_F(OptionsTest, JournalOptions) {
+  ASSERT_TRUE(Parse({"/m"}).ok());
+  MountOptions options = options_;
+  EXPECT_EQ(options.journal.appendfsync, AppendFsync::kEverySec);
+  EXPECT_TRUE(options.journal.load_truncated);
+  EXPECT_EQ(options.journal.auto_rewrite_percentage, 100u);
+  EXPECT_EQ(options.journal.auto_rewrite_min_size, uint64_t{64} << 20);
+
+  ASSERT_TRUE(Parse({"/m", "-o",
+                     "appendfsync=always,journal_load_truncated=no,auto_rewrite_percentage=0,"
+                     "auto_rewrite_min_size=1G"})
+                  .ok());
+  options = options_;
+  EXPECT_EQ(options.journal.appendfsync, AppendFsync::kAlways);
+  EXPECT_FALSE(options.journal.load_truncated);
+  EXPECT_EQ(options.journal.auto_rewrite_percentage, 0u);
+  EXPECT_EQ(options.journal.auto_rewrite_min_size, uint64_t{1} << 30);
+  ASSERT_TRUE(Parse({"/m", "-o", "appendfsync=no"}).ok());
+  EXPECT_EQ(options_.journal.appendfsync, AppendFsync::kNo);
+
+  EXPECT_EQ(ErrorOf({"/m", "-o", "appendfsync=sometimes"}),
+            "option 'appendfsync': must be always, everysec or no");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "journal_load_truncated=maybe"}),
+            "option 'journal_load_truncated': must be yes or no");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "auto_rewrite_percentage=-5"}),
+            "option 'auto_rewrite_percentage': must be a whole number from 0 (never) to 100000");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "auto_rewrite_min_size=big"}),
+            "option 'auto_rewrite_min_size': 'big' is not a size (examples: 4096, 64K, 512M, 2G)");
 }
 
 TEST_F(OptionsTest, NoHomeAndNoStoreIsAnError) {

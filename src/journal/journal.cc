@@ -1,0 +1,334 @@
+// The Journal's live side: opening (replay), recording, group commit, fsync
+// policy and recovery from write errors. Rewrites are in journal_rewrite.cc.
+
+#include "src/journal/journal.h"
+
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "src/base/size.h"
+#include "src/journal/records.h"
+
+namespace keyfs {
+
+using namespace journal;
+
+namespace {
+
+constexpr int64_t kSecond = 1'000'000'000;
+constexpr int64_t kEverySecInterval = kSecond;
+constexpr int64_t kFirstRetry = 100'000'000;  // 100 ms, doubling
+constexpr int64_t kMaxRetry = 5 * kSecond;
+constexpr int64_t kErrorLogInterval = 10 * kSecond;
+
+}  // namespace
+
+std::string_view AppendFsyncName(AppendFsync policy) {
+  switch (policy) {
+    case AppendFsync::kAlways: return "always";
+    case AppendFsync::kEverySec: return "everysec";
+    case AppendFsync::kNo: return "no";
+  }
+  return "?";
+}
+
+Journal::Journal(Env* env, std::string dir, const JournalOptions& options, Keyspace* keyspace,
+                 EventLoop* loop, MemoryAccountant* accountant, const Clock* clock)
+    : env_(env), dir_(std::move(dir)), options_(options), keyspace_(keyspace), loop_(loop),
+      accountant_(accountant), clock_(clock) {}
+
+Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
+                                               const JournalOptions& options,
+                                               Keyspace* keyspace, EventLoop* loop,
+                                               MemoryAccountant* accountant,
+                                               const Clock* clock) {
+  std::unique_ptr<Journal> journal(
+      new Journal(env, dir, options, keyspace, loop, accountant, clock));
+  ASSIGN_OR_RETURN(journal->loaded_, LoadJournal(env, dir, options.load_truncated, keyspace, clock));
+  const LoadedJournal& loaded = journal->loaded_;
+  const JournalFiles& files = loaded.files;
+  if (loaded.bytes > 0) {
+    double rate = loaded.seconds > 0 ? loaded.records / loaded.seconds : 0;
+    spdlog::info("journal replayed: {} records, {} inodes, {} in {:.2f}s ({:.0f} records/s)",
+                 loaded.records, keyspace->inode_count(), FormatSize(loaded.bytes),
+                 loaded.seconds, rate);
+  }
+  if (loaded.skipped > 0) {
+    spdlog::info("{} journal records were about files deleted while open, and were skipped",
+                 loaded.skipped);
+  }
+
+  journal->base_gen_ = files.base_gen;
+  journal->base_bytes_ = loaded.base_bytes;
+  if (!files.incr_gens.empty()) {
+    journal->gen_ = files.incr_gens.back();
+    ASSIGN_OR_RETURN(journal->writer_,
+                     JournalWriter::Continue(env, journal->Path(JournalIncrName(journal->gen_)),
+                                             loaded.live_good_offset, loaded.last_seq));
+    for (size_t i = 0; i + 1 < files.incr_gens.size(); ++i) {
+      ASSIGN_OR_RETURN(uint64_t size,
+                       env->GetFileSize(journal->Path(JournalIncrName(files.incr_gens[i]))));
+      journal->closed_incr_bytes_ += size;
+    }
+  } else {
+    journal->gen_ = files.base_gen.value_or(1);
+    ASSIGN_OR_RETURN(journal->writer_,
+                     JournalWriter::Create(env, journal->Path(JournalIncrName(journal->gen_)),
+                                           loaded.last_seq));
+  }
+  journal->written_seq_ = journal->synced_seq_ = loaded.last_seq;
+  journal->rewrite_base_size_ = journal->JournalBytes();
+  std::vector<std::string> obsolete;
+  for (const auto& name : files.obsolete) obsolete.push_back(journal->Path(name));
+  if (!obsolete.empty()) {
+    spdlog::info("removing {} journal file(s) left by an interrupted rewrite", obsolete.size());
+    journal->RemoveInBackground(std::move(obsolete));
+  }
+  keyspace->set_log(journal.get());
+  return journal;
+}
+
+// --- recording -----------------------------------------------------------------
+
+template <typename Record>
+void Journal::Add(uint8_t type, const Record& record) {
+  Encode(record, &payload_);
+  writer_->Add(type, payload_);
+  ChargePending();
+}
+
+void Journal::ChargePending() {
+  uint64_t pending = writer_->pending_bytes();
+  if (pending > charged_) {
+    accountant_->Charge(MemoryComponent::kJournal, pending - charged_);
+  } else {
+    accountant_->Release(MemoryComponent::kJournal, charged_ - pending);
+  }
+  charged_ = pending;
+}
+
+void Journal::NodeCreated(Ino parent, std::string_view name, const Inode& inode) {
+  NodeRecord r;
+  r.parent = parent;
+  r.ino = inode.ino;
+  r.mode = inode.mode;
+  r.uid = inode.uid;
+  r.gid = inode.gid;
+  r.rdev = inode.rdev;
+  r.size = inode.size;
+  r.atime = inode.atime;
+  r.mtime = inode.mtime;
+  r.ctime = inode.ctime;
+  r.flags = kTouchParent;
+  r.name = name;
+  if (inode.is_symlink()) r.content = inode.symlink_target();
+  Add(kNode, r);
+}
+
+void Journal::Linked(Ino ino, Ino parent, std::string_view name, timespec now) {
+  Add(kLink, LinkRecord{ino, parent, now, name});
+}
+
+void Journal::Unlinked(Ino parent, std::string_view name, bool directory, timespec now) {
+  Add(directory ? kRmdir : kUnlink, UnlinkRecord{parent, now, name});
+}
+
+void Journal::Renamed(Ino parent, std::string_view name, Ino new_parent,
+                      std::string_view new_name, unsigned flags, timespec now) {
+  Add(kRename, RenameRecord{parent, new_parent, flags, now, name, new_name});
+}
+
+void Journal::AttributesSet(const Inode& inode, unsigned fields) {
+  SetAttrRecord r;
+  r.ino = inode.ino;
+  r.fields = fields;
+  if (fields & kAttrMode) r.mode = inode.mode & 07777;
+  if (fields & kAttrUid) r.uid = inode.uid;
+  if (fields & kAttrGid) r.gid = inode.gid;
+  if (fields & kAttrSize) r.size = inode.size;
+  if (fields & kAttrAtime) r.atime = inode.atime;
+  if (fields & kAttrMtime) r.mtime = inode.mtime;
+  r.ctime = inode.ctime;
+  Add(kSetAttr, r);
+}
+
+void Journal::Written(Ino ino, uint64_t offset, std::string_view data, timespec now) {
+  Add(kWrite, WriteRecord{ino, offset, now, data});
+}
+
+void Journal::Allocated(Ino ino, int mode, uint64_t offset, uint64_t length, timespec now) {
+  Add(kAllocate, AllocateRecord{ino, static_cast<uint32_t>(mode), offset, length, now});
+}
+
+void Journal::XattrSet(Ino ino, std::string_view name, std::string_view value,
+                       timespec now) {
+  Add(kSetXattr, XattrRecord{ino, now, name, value});
+}
+
+void Journal::XattrRemoved(Ino ino, std::string_view name, timespec now) {
+  Add(kRemoveXattr, XattrRecord{ino, now, name, {}});
+}
+
+void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino, atime}); }
+
+// --- commit --------------------------------------------------------------------
+
+bool Journal::WriteOut(bool sync) {
+  Status status = writer_->Flush();
+  ChargePending();
+  if (!status.ok()) {
+    SetError(ErrorKind::kWrite, status);
+    return false;
+  }
+  written_seq_ = writer_->last_seq();
+  if (sync && synced_seq_ < written_seq_) {
+    status = writer_->Sync();
+    if (!status.ok()) {
+      SetError(ErrorKind::kSync, status);
+      return false;
+    }
+    synced_seq_ = written_seq_;
+    last_sync_ns_ = clock_->MonotonicNanos();
+  }
+  return true;
+}
+
+bool Journal::Commit() {
+  bool sync = options_.appendfsync == AppendFsync::kAlways || sync_requested_;
+  bool has_new = writer_->pending_bytes() > 0 || (sync && synced_seq_ < writer_->last_seq());
+  if (!has_new) {
+    sync_requested_ = false;
+    return true;
+  }
+  if (error_kind_ != ErrorKind::kNone) return false;  // cron is on it
+  bool ok = WriteOut(sync);
+  if (ok) sync_requested_ = false;
+  return ok;
+}
+
+void Journal::SetError(ErrorKind kind, const Status& cause) {
+  int code = cause.code() == ENOSPC ? ENOSPC : EIO;
+  bool first = error_kind_ == ErrorKind::kNone;
+  // A failed fsync outranks a failed write: it needs a rewrite to heal.
+  if (first || kind == ErrorKind::kSync) error_kind_ = kind;
+  error_ = Status::Errno(code, "the journal cannot be " +
+                                   std::string(kind == ErrorKind::kSync ? "synced" : "written") +
+                                   ": " + cause.ToString());
+  ++errors_;
+  int64_t now = clock_->MonotonicNanos();
+  if (first || now - last_error_log_ns_ >= kErrorLogInterval) {
+    last_error_log_ns_ = now;
+    spdlog::error("{}; changes fail with {} until it can, reads go on{}", error_.message(),
+                  code == ENOSPC ? "ENOSPC" : "EIO",
+                  kind == ErrorKind::kSync ? " (a rewrite will make the state durable again)"
+                                           : "");
+  }
+  if (first) retry_backoff_ns_ = kFirstRetry;
+  retry_at_ns_ = now + retry_backoff_ns_;
+}
+
+void Journal::ClearError() {
+  if (error_kind_ == ErrorKind::kNone) return;
+  spdlog::info("the journal is writable again; changes are accepted");
+  error_kind_ = ErrorKind::kNone;
+  error_ = Status::Ok();
+  retry_backoff_ns_ = 0;
+}
+
+void Journal::ScheduleRetry() {
+  retry_backoff_ns_ = std::min(retry_backoff_ns_ * 2, kMaxRetry);
+  retry_at_ns_ = clock_->MonotonicNanos() + retry_backoff_ns_;
+}
+
+// --- cron ----------------------------------------------------------------------
+
+void Journal::SubmitEverySecSync() {
+  if (sync_in_flight_ || synced_seq_ >= written_seq_) return;
+  int64_t now = clock_->MonotonicNanos();
+  if (now - last_sync_ns_ < kEverySecInterval) return;
+  sync_in_flight_ = true;
+  last_sync_ns_ = now;
+  uint64_t seq = written_seq_;
+  std::shared_ptr<WritableFile> file = writer_->shared_file();
+  worker_.Submit([this, file, seq] {
+    Status status = file->Sync();
+    loop_->Post([this, status, seq] {
+      sync_in_flight_ = false;
+      if (!status.ok()) {
+        SetError(ErrorKind::kSync, status);
+      } else {
+        synced_seq_ = std::max(synced_seq_, seq);
+      }
+    });
+  });
+}
+
+void Journal::Cron() {
+  int64_t now = clock_->MonotonicNanos();
+  if (error_kind_ == ErrorKind::kWrite && now >= retry_at_ns_) {
+    if (WriteOut(options_.appendfsync == AppendFsync::kAlways || sync_requested_)) {
+      sync_requested_ = false;
+      ClearError();
+    } else {
+      ScheduleRetry();
+    }
+  }
+  if (error_kind_ == ErrorKind::kSync && now >= retry_at_ns_ && !rewrite_running()) {
+    if (!StartRewrite().ok()) ScheduleRetry();
+  }
+  if (options_.appendfsync == AppendFsync::kEverySec && error_kind_ == ErrorKind::kNone) {
+    SubmitEverySecSync();
+  }
+  MaybeAutoRewrite();
+}
+
+Status Journal::Close() {
+  if (rewrite_running()) {
+    spdlog::info("unmounting: stopping the journal rewrite in progress");
+    kill(child_pid_, SIGKILL);
+    FinishRewrite(false, "stopped by unmount");
+  }
+  if (error_kind_ == ErrorKind::kSync) return error_;
+  Status status = writer_->Flush();
+  ChargePending();
+  if (status.ok()) status = writer_->Sync();
+  if (!status.ok()) {
+    return Status::Errno(status.code(), "the journal could not be written at unmount: " +
+                                            status.ToString());
+  }
+  written_seq_ = synced_seq_ = writer_->last_seq();
+  return Status::Ok();
+}
+
+uint64_t Journal::JournalBytes() const {
+  return base_bytes_ + closed_incr_bytes_ + writer_->written_size();
+}
+
+std::string Journal::Info() const {
+  std::string out;
+  auto line = [&](std::string_view key, const auto& value) {
+    out += fmt::format("{}:{}\n", key, value);
+  };
+  line("appendfsync", AppendFsyncName(options_.appendfsync));
+  line("journal_size", JournalBytes());
+  line("journal_base_size", base_bytes_);
+  line("journal_generation", gen_);
+  line("journal_last_seq", writer_->last_seq());
+  line("journal_synced_seq", synced_seq_);
+  line("last_write_status", error_.ok() ? std::string("ok") : error_.message());
+  line("write_errors", errors_);
+  line("rewrite_in_progress", rewrite_running() ? 1 : 0);
+  line("rewrites", rewrites_);
+  line("rewrites_failed", rewrites_failed_);
+  line("last_rewrite_status", last_rewrite_status_);
+  line("last_rewrite_seconds", fmt::format("{:.3f}", last_rewrite_seconds_));
+  line("last_rewrite_start_ms", fmt::format("{:.3f}", last_rewrite_start_ms_));
+  line("max_rewrite_start_ms", fmt::format("{:.3f}", max_rewrite_start_ms_));
+  line("loaded_records", loaded_.records);
+  line("loaded_seconds", fmt::format("{:.3f}", loaded_.seconds));
+  return out;
+}
+
+}  // namespace keyfs

@@ -1,0 +1,155 @@
+#include "src/journal/journal_loader.h"
+
+#include <spdlog/spdlog.h>
+
+#include "src/base/size.h"
+#include "src/journal/records.h"
+#include "src/journal/replayer.h"
+#include "store/journal_reader.h"
+
+namespace keyfs {
+
+namespace {
+
+constexpr int64_t kProgressIntervalNs = 1'000'000'000;
+
+std::string RepairAdvice(const std::string& dir) {
+  return "; `keyfs-check --fix " + dir +
+         "` cuts the journal at the last good record (what follows it is lost)";
+}
+
+class Loader {
+ public:
+  Loader(Env* env, std::string dir, bool load_truncated, Keyspace* keyspace,
+         const Clock* clock)
+      : env_(env), dir_(std::move(dir)), load_truncated_(load_truncated),
+        keyspace_(keyspace), clock_(clock), replayer_(keyspace, clock) {}
+
+  Result<LoadedJournal> Load() {
+    ASSIGN_OR_RETURN(result_.files, FindJournalFiles(env_, dir_));
+    const JournalFiles& files = result_.files;
+    std::vector<std::string> order;
+    if (files.base_gen) order.push_back(JournalBaseName(*files.base_gen));
+    for (uint64_t gen : files.incr_gens) order.push_back(JournalIncrName(gen));
+    for (const auto& name : order) {
+      ASSIGN_OR_RETURN(uint64_t size, env_->GetFileSize(Path(name)));
+      total_bytes_ += size;
+    }
+    start_ns_ = last_progress_ns_ = clock_->MonotonicNanos();
+    if (total_bytes_ > 0) {
+      spdlog::info("replaying journal: {} in {} file(s)", FormatSize(total_bytes_), order.size());
+    }
+    for (size_t i = 0; i < order.size(); ++i) {
+      bool is_base = files.base_gen && i == 0;
+      bool is_live = i + 1 == order.size() && !is_base;
+      RETURN_IF_ERROR(LoadFile(order[i], is_base, is_live));
+    }
+    result_.records = replayer_.applied();
+    result_.skipped = replayer_.skipped();
+    result_.seconds = (clock_->MonotonicNanos() - start_ns_) / 1e9;
+    return result_;
+  }
+
+ private:
+  std::string Path(const std::string& name) const { return dir_ + "/" + name; }
+
+  Status LoadFile(const std::string& name, bool is_base, bool is_live) {
+    std::string path = Path(name);
+    ASSIGN_OR_RETURN(auto reader, JournalReader::Open(env_, path));
+    if (!is_base && reader->header().base_seq != result_.last_seq) {
+      return Status::Errno(EINVAL, "journal files do not follow each other: " + path +
+                                       " continues from record " +
+                                       std::to_string(reader->header().base_seq) +
+                                       " but the files before it end at record " +
+                                       std::to_string(result_.last_seq) +
+                                       " (a journal file is missing or from another store)");
+    }
+    uint64_t done_before = done_bytes_;
+    JournalReader::Record record;
+    JournalReader::Outcome outcome;
+    while ((outcome = reader->Next(&record)) == JournalReader::Outcome::kRecord) {
+      Status status = replayer_.Apply(record.type, record.payload);
+      if (!status.ok()) {
+        return Status::Errno(
+            status.code() == ENOSPC ? ENOSPC : EINVAL,
+            path + ": record " + std::to_string(record.seq) + " (" +
+                std::string(journal::RecordTypeName(record.type)) + ") at offset " +
+                std::to_string(record.offset) + " does not apply: " + status.ToString() +
+                (status.code() == ENOSPC ? " (the journal holds more than max_memory allows)"
+                                         : RepairAdvice(dir_)));
+      }
+      done_bytes_ = done_before + reader->good_offset();
+      MaybeLogProgress();
+    }
+    done_bytes_ = done_before + reader->file_size();
+
+    switch (outcome) {
+      case JournalReader::Outcome::kEnd:
+        break;
+      case JournalReader::Outcome::kTornTail:
+        if (!is_live) return Status::Errno(EINVAL, reader->problem() + RepairAdvice(dir_));
+        if (!load_truncated_) {
+          return Status::Errno(EINVAL, reader->problem() +
+                                           "; mount with -o journal_load_truncated=yes to cut "
+                                           "it there, or run `keyfs-check --fix " + dir_ + "`");
+        }
+        spdlog::warn("{}; cutting the journal at offset {} ({} dropped: an operation that "
+                     "was never acknowledged as synced)",
+                     reader->problem(), reader->good_offset(),
+                     FormatSize(reader->file_size() - reader->good_offset()));
+        break;
+      case JournalReader::Outcome::kCorrupt:
+        return Status::Errno(EINVAL, reader->problem() + RepairAdvice(dir_));
+      case JournalReader::Outcome::kRecord:
+        break;
+    }
+
+    result_.bytes += reader->good_offset();
+    if (is_base) {
+      if (!replayer_.saw_snapshot_end()) {
+        return Status::Errno(EINVAL, path + " is an incomplete snapshot (no snapshot-end record)" +
+                                         RepairAdvice(dir_));
+      }
+      result_.last_seq = replayer_.snapshot_covers_seq();
+      result_.base_bytes = reader->good_offset();
+    } else {
+      result_.last_seq = reader->last_seq();
+    }
+    if (is_live) result_.live_good_offset = reader->good_offset();
+    return Status::Ok();
+  }
+
+  void MaybeLogProgress() {
+    int64_t now = clock_->MonotonicNanos();
+    if (now - last_progress_ns_ < kProgressIntervalNs) return;
+    last_progress_ns_ = now;
+    double elapsed = (now - start_ns_) / 1e9;
+    double fraction = total_bytes_ ? double(done_bytes_) / double(total_bytes_) : 1.0;
+    double eta = fraction > 0 ? elapsed / fraction - elapsed : 0;
+    spdlog::info("replaying journal: {} of {} ({:.0f}%), {} records, {} inodes, about {:.0f}s left",
+                 FormatSize(done_bytes_), FormatSize(total_bytes_), fraction * 100,
+                 replayer_.applied(), keyspace_->inode_count(), eta);
+  }
+
+  Env* const env_;
+  const std::string dir_;
+  const bool load_truncated_;
+  Keyspace* const keyspace_;
+  const Clock* const clock_;
+  Replayer replayer_;
+  LoadedJournal result_;
+  uint64_t total_bytes_ = 0;
+  uint64_t done_bytes_ = 0;
+  int64_t start_ns_ = 0;
+  int64_t last_progress_ns_ = 0;
+};
+
+}  // namespace
+
+Result<LoadedJournal> LoadJournal(Env* env, const std::string& dir, bool load_truncated,
+                                  Keyspace* keyspace, const Clock* clock) {
+  Loader loader(env, dir, load_truncated, keyspace, clock);
+  return loader.Load();
+}
+
+}  // namespace keyfs

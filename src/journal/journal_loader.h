@@ -1,0 +1,41 @@
+#pragma once
+
+// Loading a store's journal at mount: every file in replay order
+// (journal_files.h) read, checked and applied to the Keyspace, with progress
+// logged, before the first request is served (DESIGN §6, "Replay at mount").
+//
+// What it does with damage (docs/journal-format.md, "Reading"):
+//  - a torn tail of the live (last) incr — what a crash during an append
+//    leaves — is cut at the last good record with a warning when
+//    `load_truncated`, else the load fails;
+//  - anything else (a checksum error or garbage in the middle, a damaged or
+//    incomplete base, files that do not follow each other, a record that does
+//    not apply) fails the load with one message naming the file, the offset
+//    and the repair command.
+
+#include <cstdint>
+#include <string>
+
+#include "src/base/clock.h"
+#include "src/base/status.h"
+#include "src/journal/journal_files.h"
+#include "src/keyspace/keyspace.h"
+#include "store/env.h"
+
+namespace keyfs {
+
+struct LoadedJournal {
+  JournalFiles files;
+  uint64_t last_seq = 0;           // of the last record applied
+  uint64_t live_good_offset = 0;   // where the live incr's good records end (0: no incr)
+  uint64_t bytes = 0;              // replayed, over all files
+  uint64_t records = 0;
+  uint64_t skipped = 0;            // about inodes that were gone (replayer.h)
+  uint64_t base_bytes = 0;         // size of the base, 0 without one
+  double seconds = 0;
+};
+
+Result<LoadedJournal> LoadJournal(Env* env, const std::string& dir, bool load_truncated,
+                                  Keyspace* keyspace, const Clock* clock);
+
+}  // namespace keyfs

@@ -1,0 +1,235 @@
+// The Journal's background rewrite (BGREWRITEAOF): a forked child writes the
+// keyspace as a snapshot while the loop keeps serving.
+//
+// Why a fork: the child gets a copy of the whole keyspace at one instant for
+// the price of copying page tables, and the kernel copies a page only when
+// the loop changes it (copy on write) — the way Redis does it. The loop's
+// part is short: write out and sync the live segment, open the next one, fork.
+// Mutations made during the rewrite go to that next segment, which the
+// snapshot does not replace; nothing is copied back at the end (see
+// journal_files.h).
+//
+// The child touches nothing but its copy of the keyspace and the files it
+// writes; it must not log (another thread may have held the logger's lock at
+// the fork) and leaves with _exit. It dies with the parent (PR_SET_PDEATHSIG),
+// so a killed keyfs does not leave a child holding the FUSE device open.
+// It reports one line on a pipe: "ok <inodes> <records> <bytes>" or the error.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include "src/base/size.h"
+#include "src/journal/journal.h"
+#include "src/journal/snapshot.h"
+
+namespace keyfs {
+
+namespace {
+
+constexpr int64_t kFirstRewriteRetry = 1'000'000'000;  // 1 s, doubling
+constexpr int64_t kMaxRewriteRetry = 60'000'000'000;
+
+void WriteAll(int fd, const std::string& text) {
+  std::string_view rest = text;
+  while (!rest.empty()) {
+    ssize_t n = write(fd, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// In the child: writes the snapshot, renames it into place, syncs the
+// directory, reports on `fd`. Never returns.
+[[noreturn]] void RunRewriteChild(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
+                                  const std::string& dir, uint64_t gen, pid_t parent, int fd) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(2);  // the parent died before prctl
+  std::string final_path = dir + "/" + JournalBaseName(gen);
+  std::string tmp_path = final_path + ".tmp";
+  Result<SnapshotStats> stats = WriteSnapshot(keyspace, covers_seq, env, tmp_path);
+  Status status = stats.status();
+  if (status.ok()) status = env->RenameFile(tmp_path, final_path);
+  if (status.ok()) status = env->SyncDir(dir);
+  if (!status.ok()) {
+    WriteAll(fd, status.ToString());
+    _exit(1);
+  }
+  WriteAll(fd, "ok " + std::to_string(stats->inodes) + " " + std::to_string(stats->records) +
+                   " " + std::to_string(stats->bytes));
+  _exit(0);
+}
+
+}  // namespace
+
+Status Journal::StartRewrite() {
+  if (rewrite_running()) return Status::Errno(EBUSY, "a journal rewrite is already running");
+  if (error_kind_ == ErrorKind::kWrite) return error_;
+  int64_t start = clock_->MonotonicNanos();
+
+  // The live segment is complete on disk before the next one starts, so the
+  // two follow each other even after a crash. After a failed fsync it cannot
+  // be trusted, and need not be: the snapshot replaces it.
+  if (error_kind_ != ErrorKind::kSync && !WriteOut(/*sync=*/true)) return error_;
+  uint64_t covers_seq = writer_->last_seq();
+  uint64_t next_gen = gen_ + 1;
+  ASSIGN_OR_RETURN(auto next, JournalWriter::Create(env_, Path(JournalIncrName(next_gen)),
+                                                    covers_seq));
+  closed_incr_bytes_ += writer_->written_size();
+  writer_ = std::move(next);
+  gen_ = next_gen;
+  written_seq_ = covers_seq;
+
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) return Status::Errno(errno, "pipe for the rewrite");
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(fds[0]);
+    close(fds[1]);
+    return Status::Errno(err, "fork for the journal rewrite");
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen, parent, fds[1]);
+  }
+  close(fds[1]);
+  child_pid_ = pid;
+  child_pipe_ = fds[0];
+  child_gen_ = next_gen;
+  child_output_.clear();
+  rewrite_started_ns_ = clock_->MonotonicNanos();
+  Status watch = loop_->WatchReadable(child_pipe_, [this] { OnRewriteOutput(); });
+  if (!watch.ok()) {
+    kill(child_pid_, SIGKILL);
+    FinishRewrite(false, watch.ToString());
+    return watch;
+  }
+  last_rewrite_start_ms_ = (rewrite_started_ns_ - start) / 1e6;
+  max_rewrite_start_ms_ = std::max(max_rewrite_start_ms_, last_rewrite_start_ms_);
+  spdlog::info("journal rewrite started (pid {}, snapshot of {} inodes up to record {}; "
+               "the loop paused {:.2f} ms for it)",
+               pid, keyspace_->inode_count(), covers_seq, last_rewrite_start_ms_);
+  return Status::Ok();
+}
+
+void Journal::OnRewriteOutput() {
+  char buffer[512];
+  ssize_t n = read(child_pipe_, buffer, sizeof(buffer));
+  if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+  if (n > 0) {
+    child_output_.append(buffer, static_cast<size_t>(n));
+    return;
+  }
+  // End of the pipe: the child has exited (or is exiting).
+  int wstatus = 0;
+  waitpid(child_pid_, &wstatus, 0);
+  child_pid_ = -1;  // reaped: FinishRewrite must not wait again
+  bool ok = WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0 && child_output_.starts_with("ok ");
+  std::string message = child_output_;
+  if (!ok && message.empty()) {
+    message = WIFSIGNALED(wstatus)
+                  ? std::string("the rewrite process was killed by ") + strsignal(WTERMSIG(wstatus))
+                  : "the rewrite process exited with status " + std::to_string(WEXITSTATUS(wstatus));
+  }
+  FinishRewrite(ok, message);
+}
+
+void Journal::FinishRewrite(bool ok, const std::string& message) {
+  if (child_pid_ > 0) waitpid(child_pid_, nullptr, 0);
+  child_pid_ = -1;
+  if (child_pipe_ >= 0) {
+    loop_->Unwatch(child_pipe_);
+    close(child_pipe_);
+    child_pipe_ = -1;
+  }
+  double seconds = (clock_->MonotonicNanos() - rewrite_started_ns_) / 1e9;
+  if (!ok) {
+    ++rewrites_failed_;
+    last_rewrite_status_ = "failed: " + message;
+    rewrite_backoff_ns_ = rewrite_backoff_ns_ == 0
+                              ? kFirstRewriteRetry
+                              : std::min(rewrite_backoff_ns_ * 2, kMaxRewriteRetry);
+    rewrite_retry_at_ns_ = clock_->MonotonicNanos() + rewrite_backoff_ns_;
+    spdlog::error("journal rewrite failed after {:.1f}s: {}; the journal is intact, retrying "
+                  "in {}s",
+                  seconds, message, rewrite_backoff_ns_ / 1'000'000'000);
+    RemoveInBackground({Path(JournalBaseName(child_gen_)) + ".tmp"});
+    return;
+  }
+
+  // The new base is in place: older files describe nothing the base and the
+  // live segment do not.
+  std::vector<std::string> obsolete;
+  if (base_gen_) obsolete.push_back(Path(JournalBaseName(*base_gen_)));
+  for (uint64_t gen = base_gen_.value_or(1); gen < child_gen_; ++gen) {
+    obsolete.push_back(Path(JournalIncrName(gen)));
+  }
+  uint64_t inodes = 0, records = 0, bytes = 0;
+  std::sscanf(message.c_str(), "ok %lu %lu %lu", &inodes, &records, &bytes);
+  base_gen_ = child_gen_;
+  base_bytes_ = bytes;
+  closed_incr_bytes_ = 0;
+  rewrite_base_size_ = JournalBytes();
+  rewrite_backoff_ns_ = 0;
+  ++rewrites_;
+  last_rewrite_status_ = "ok";
+  last_rewrite_seconds_ = seconds;
+  spdlog::info("journal rewritten in {:.2f}s: {} inodes in {} records, {}", seconds, inodes,
+               records, FormatSize(bytes));
+  RemoveInBackground(std::move(obsolete));
+  // After a failed fsync, the snapshot is the durable copy that was missing.
+  if (error_kind_ == ErrorKind::kSync) {
+    synced_seq_ = written_seq_ = writer_->last_seq();
+    ClearError();
+  }
+}
+
+void Journal::MaybeAutoRewrite() {
+  if (options_.auto_rewrite_percentage == 0 || rewrite_running()) return;
+  if (error_kind_ != ErrorKind::kNone) return;
+  if (clock_->MonotonicNanos() < rewrite_retry_at_ns_) return;
+  uint64_t size = JournalBytes();
+  if (size < options_.auto_rewrite_min_size) return;
+  uint64_t base = std::max<uint64_t>(rewrite_base_size_, 1);
+  if (size <= base) return;
+  if ((size - base) * 100 / base < options_.auto_rewrite_percentage) return;
+  spdlog::info("the journal grew to {} ({}% over {}): starting a rewrite", FormatSize(size),
+               (size - base) * 100 / base, FormatSize(base));
+  if (Status status = StartRewrite(); !status.ok()) {
+    spdlog::warn("could not start the journal rewrite: {}", status.ToString());
+    rewrite_backoff_ns_ = rewrite_backoff_ns_ == 0 ? kFirstRewriteRetry
+                                                   : std::min(rewrite_backoff_ns_ * 2,
+                                                              kMaxRewriteRetry);
+    rewrite_retry_at_ns_ = clock_->MonotonicNanos() + rewrite_backoff_ns_;
+  }
+}
+
+void Journal::RemoveInBackground(std::vector<std::string> paths) {
+  Env* env = env_;
+  worker_.Submit([env, paths = std::move(paths)] {
+    for (const auto& path : paths) {
+      Status status = env->RemoveFile(path);
+      if (!status.ok() && status.code() != ENOENT) {
+        spdlog::warn("could not remove {}: {}", path, status.ToString());
+      }
+    }
+  });
+}
+
+Journal::~Journal() {
+  if (rewrite_running()) {
+    kill(child_pid_, SIGKILL);
+    FinishRewrite(false, "stopped");
+  }
+  if (keyspace_) keyspace_->set_log(nullptr);
+  if (charged_ > 0) accountant_->Release(MemoryComponent::kJournal, charged_);
+}
+
+}  // namespace keyfs

@@ -1,0 +1,38 @@
+#pragma once
+
+// Snapshot: the state of a Keyspace written as a compact journal — what a
+// background rewrite produces (DESIGN §6, "Background rewrite").
+//
+// One kNode record per inode (the root first, every directory before what it
+// holds, a small file's bytes inline), one kSnapshotLink per further hard
+// link, kSnapshotData for the rest of larger files, block by block (holes are
+// skipped), kSnapshotXattr per extended attribute, and a closing
+// kSnapshotEnd that says which live record the state follows. Time stamps
+// are those of the keyspace; replaying the file into an empty keyspace gives
+// an equal one. Inodes that are unlinked but still open are left out: after a
+// remount nothing can reach them.
+//
+// Runs in the rewrite child process, on its copy of the keyspace, so it may
+// take as long as the data takes to write without holding up the server.
+
+#include <cstdint>
+#include <string>
+
+#include "src/base/status.h"
+#include "src/keyspace/keyspace.h"
+#include "store/env.h"
+
+namespace keyfs {
+
+struct SnapshotStats {
+  uint64_t inodes = 0;
+  uint64_t records = 0;
+  uint64_t bytes = 0;  // file size
+};
+
+// Writes the snapshot to `path` (replacing it) and fsyncs it; the caller
+// renames it into place.
+Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
+                                    const std::string& path);
+
+}  // namespace keyfs

@@ -1,0 +1,115 @@
+// The Keyspace's replay side: recreating inodes, names, bytes and attributes
+// exactly as a journal snapshot recorded them. Live operations recorded in
+// the journal replay through the ordinary methods (Unlink, Rename, Write, ...)
+// with the clock set to the recorded time; only what a snapshot needs, or what
+// would otherwise add kernel references, is here.
+//
+// These run before the mount serves anything, on a keyspace that only replay
+// has touched, so a failure means the journal does not describe a consistent
+// state: the caller reports it with the record's position.
+
+#include "src/keyspace/keyspace.h"
+
+namespace keyfs {
+
+Status Keyspace::RestoreNode(Ino parent, std::string_view name,
+                             const NodeAttributes& attrs, std::string_view content,
+                             bool touch_parent) {
+  mode_t type = attrs.mode & S_IFMT;
+  if (attrs.ino == kRootIno) {
+    Inode* root = inodes_.Find(kRootIno);
+    if (type != S_IFDIR) return Status::Errno(EINVAL, "the root must be a directory");
+    root->mode = attrs.mode;
+    root->uid = attrs.uid;
+    root->gid = attrs.gid;
+    root->atime = attrs.atime;
+    root->mtime = attrs.mtime;
+    root->ctime = attrs.ctime;
+    return Status::Ok();
+  }
+  if (attrs.ino < kRootIno || inodes_.Find(attrs.ino)) {
+    return Status::Errno(EEXIST, "inode " + std::to_string(attrs.ino) + " exists already");
+  }
+  ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
+  size_t cost = InodeTable::kInodeCost + Directory::EntryCost(name);
+  if (type == S_IFDIR) cost += HeapChunk(sizeof(Directory));
+  if (type == S_IFLNK) cost += StringHeapBytes(content.size());
+  RETURN_IF_ERROR(Reserve(cost));
+
+  Inode* inode = inodes_.CreateWithNumber(attrs.ino, attrs.mode);
+  inode->uid = attrs.uid;
+  inode->gid = attrs.gid;
+  inode->nlink = 1;
+  dir->dir().Set(name, inode->ino);
+  if (touch_parent) TouchModify(dir, attrs.ctime);
+  switch (type) {
+    case S_IFDIR:
+      inode->content = std::make_unique<Directory>(accountant_);
+      inode->nlink = 2;
+      inode->parent = dir->ino;
+      ++dir->nlink;
+      break;
+    case S_IFLNK:
+      inode->content.emplace<std::string>(content);
+      inode->size = content.size();
+      accountant_->Charge(MemoryComponent::kNames, StringHeapBytes(content.size()));
+      break;
+    case S_IFREG: {
+      inode->content.emplace<FileData>(accountant_, options_.block_size);
+      if (!content.empty()) {
+        ASSIGN_OR_RETURN(size_t written, inode->file().Write(0, content));
+        if (written < content.size()) return Status::Errno(ENOSPC);
+      }
+      inode->size = std::max<uint64_t>(attrs.size, content.size());
+      break;
+    }
+    case S_IFCHR:
+    case S_IFBLK:
+      inode->rdev = attrs.rdev;
+      break;
+    default:
+      break;
+  }
+  inode->atime = attrs.atime;
+  inode->mtime = attrs.mtime;
+  inode->ctime = attrs.ctime;
+  return Status::Ok();
+}
+
+Status Keyspace::RestoreLink(Ino ino, Ino parent, std::string_view name) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EPERM);
+  ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
+  RETURN_IF_ERROR(Reserve(Directory::EntryCost(name)));
+  timespec dir_mtime = dir->mtime, dir_ctime = dir->ctime, ctime = inode->ctime;
+  AddName(inode, dir, name, ctime);
+  dir->mtime = dir_mtime;
+  dir->ctime = dir_ctime;
+  return Status::Ok();
+}
+
+Status Keyspace::RestoreData(Ino ino, uint64_t offset, std::string_view data) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (!inode->is_regular()) return Status::Errno(EINVAL);
+  ASSIGN_OR_RETURN(size_t written, inode->file().Write(offset, data));
+  if (written < data.size()) return Status::Errno(ENOSPC);
+  inode->size = std::max<uint64_t>(inode->size, offset + written);
+  return Status::Ok();
+}
+
+Status Keyspace::RestoreXattr(Ino ino, std::string_view name, std::string_view value) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (!inode->xattrs) {
+    RETURN_IF_ERROR(Reserve(HeapChunk(sizeof(XattrMap))));
+    inode->xattrs = std::make_unique<XattrMap>(accountant_);
+  }
+  return inode->xattrs->Set(name, value, XattrMap::SetMode::kAny);
+}
+
+Status Keyspace::RestoreAccessTime(Ino ino, timespec atime) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  inode->atime = atime;
+  return Status::Ok();
+}
+
+}  // namespace keyfs

@@ -1,0 +1,62 @@
+#pragma once
+
+// MutationLog: what the Keyspace reports about every change it makes, so that
+// the journal (src/journal) can record it and a replay can make it again.
+//
+// Each call carries the change with every value resolved: the inode number a
+// creation got, the mode and owner it ended with (umask and set-group-ID
+// already applied), the bytes actually written, the one time stamp the whole
+// operation used. Replaying the calls in order on the state they started from
+// gives the same state, time stamps included.
+//
+// Calls are made only for changes that happened (never for a failed
+// operation) and before the operation returns, on the owner thread.
+
+#include <ctime>
+#include <cstdint>
+#include <string_view>
+
+#include "src/base/status.h"
+#include "src/keyspace/inode.h"
+
+namespace keyfs {
+
+// Which attributes a setattr changed (ctime always changes).
+enum AttrField : unsigned {
+  kAttrMode = 1u << 0,
+  kAttrUid = 1u << 1,
+  kAttrGid = 1u << 2,
+  kAttrSize = 1u << 3,
+  kAttrAtime = 1u << 4,
+  kAttrMtime = 1u << 5,
+};
+
+class MutationLog {
+ public:
+  virtual ~MutationLog() = default;
+
+  // OK while changes can be recorded; otherwise the error (EIO, ENOSPC) every
+  // mutation fails with before it changes anything.
+  virtual Status Writable() const = 0;
+
+  // A file, directory, symlink or special file named `name` in `parent`; the
+  // parent's mtime and ctime became the inode's ctime.
+  virtual void NodeCreated(Ino parent, std::string_view name, const Inode& inode) = 0;
+  virtual void Linked(Ino ino, Ino parent, std::string_view name, timespec now) = 0;
+  virtual void Unlinked(Ino parent, std::string_view name, bool directory,
+                        timespec now) = 0;
+  virtual void Renamed(Ino parent, std::string_view name, Ino new_parent,
+                       std::string_view new_name, unsigned flags, timespec now) = 0;
+  // `fields` (AttrField bits) say which of the inode's values to record.
+  virtual void AttributesSet(const Inode& inode, unsigned fields) = 0;
+  virtual void Written(Ino ino, uint64_t offset, std::string_view data, timespec now) = 0;
+  virtual void Allocated(Ino ino, int mode, uint64_t offset, uint64_t length,
+                         timespec now) = 0;
+  virtual void XattrSet(Ino ino, std::string_view name, std::string_view value,
+                        timespec now) = 0;
+  virtual void XattrRemoved(Ino ino, std::string_view name, timespec now) = 0;
+  // A read moved the access time (relatime).
+  virtual void Accessed(Ino ino, timespec atime) = 0;
+};
+
+}  // namespace keyfs
