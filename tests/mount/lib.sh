@@ -12,6 +12,10 @@
 set -u
 KEYFS=${1:?usage: $0 PATH_TO_KEYFS}
 KEYFS=$(readlink -f "$KEYFS")
+BUILD_DIR=$(dirname "$(dirname "$KEYFS")")
+KEYFS_CHECK=$BUILD_DIR/src/keyfs-check
+KEYFS_CTL=$BUILD_DIR/src/keyfs-ctl
+RENAMEAT2=$BUILD_DIR/tests/renameat2
 WORK=$(mktemp -d /tmp/keyfs-mount-test.XXXXXX)
 MNT=$WORK/mnt
 STORE=$WORK/store
@@ -70,6 +74,16 @@ stop_keyfs() {
   KEYFS_PID=
   check "keyfs exits 0 after: $*" [ "$status" -eq 0 ]
   check "no mount left after: $*" eval "! is_mounted '$MNT'"
+}
+
+# tree_state DIR: everything a remount must keep, one line per name: type,
+# mode, owner, size, link count, mtime and ctime to the nanosecond, symlink
+# target, contents' checksum, extended attributes. (Access times are left
+# out: reading the files to checksum them moves them.)
+tree_state() {
+  (cd "$1" && find . -printf '%p %y %m %U:%G %s %n %T@ %C@ %l\n' | LC_ALL=C sort &&
+    find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r md5sum &&
+    getfattr -R -h -d -m '^user\.' . 2>/dev/null)
 }
 
 # check NAME COMMAND...: one assertion.

@@ -3,7 +3,6 @@
 # the host filesystem and in a keyfs mount; their outputs and exit statuses
 # must be the same, line for line (in the style of mergerfs's tests).
 source "$(dirname "$0")/lib.sh" "$1"
-RENAMEAT2=$(dirname "$KEYFS")/../tests/renameat2
 
 # step DESCRIPTION COMMAND...: runs COMMAND through bash, prints its output
 # (stdout and stderr) and exit status.

@@ -1,0 +1,117 @@
+// keyfs-ctl: asks a mounted keyfs to do something, through the control
+// attributes on the root of its mount (fuse_adapter.h, ServerControl).
+//
+//   keyfs-ctl rewrite MOUNTPOINT   rewrite the journal now; waits for the end
+//   keyfs-ctl sync MOUNTPOINT      returns when everything written so far is
+//                                  durable in the journal
+//   keyfs-ctl status MOUNTPOINT    journal and memory figures
+//
+// Exit status 0 on success, 1 when keyfs reports a failure, 2 on bad usage
+// or when MOUNTPOINT is not a keyfs mount.
+
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: keyfs-ctl COMMAND MOUNTPOINT\n"
+    "  rewrite   compact the journal in the background and wait until it is done\n"
+    "  sync      wait until everything written so far is durable\n"
+    "  status    print journal and memory figures\n";
+
+bool Get(const std::string& mount, const char* name, std::string* out) {
+  char buffer[8192];
+  ssize_t n = getxattr(mount.c_str(), name, buffer, sizeof(buffer));
+  if (n < 0) return false;
+  out->assign(buffer, static_cast<size_t>(n));
+  return true;
+}
+
+// The value of "key:" in INFO-style text, or "".
+std::string Field(const std::string& info, const std::string& key) {
+  size_t at = info.find(key + ":");
+  if (at == std::string::npos) return "";
+  at += key.size() + 1;
+  return info.substr(at, info.find('\n', at) - at);
+}
+
+int NotKeyfs(const std::string& mount) {
+  std::fprintf(stderr, "keyfs-ctl: %s is not a keyfs mount (%s)\n", mount.c_str(),
+               std::strerror(errno));
+  return 2;
+}
+
+int Rewrite(const std::string& mount) {
+  std::string info;
+  if (!Get(mount, "user.keyfs.journal", &info)) return NotKeyfs(mount);
+  long before = std::stol(Field(info, "rewrites")) + std::stol(Field(info, "rewrites_failed"));
+  if (setxattr(mount.c_str(), "user.keyfs.rewrite", "1", 1, 0) != 0) {
+    if (errno != EBUSY) {
+      std::fprintf(stderr, "keyfs-ctl: cannot start a rewrite: %s\n", std::strerror(errno));
+      return 1;
+    }
+    std::printf("a rewrite is already running; waiting for it\n");
+  }
+  // The rewrite runs in the background; poll its state, which keyfs updates
+  // as soon as the rewrite process ends.
+  for (;;) {
+    if (!Get(mount, "user.keyfs.journal", &info)) return NotKeyfs(mount);
+    long done = std::stol(Field(info, "rewrites")) + std::stol(Field(info, "rewrites_failed"));
+    if (Field(info, "rewrite_in_progress") == "0" && done > before) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::string status = Field(info, "last_rewrite_status");
+  if (status != "ok") {
+    std::fprintf(stderr, "keyfs-ctl: rewrite %s\n", status.c_str());
+    return 1;
+  }
+  std::printf("journal rewritten in %ss: %s bytes\n", Field(info, "last_rewrite_seconds").c_str(),
+              Field(info, "journal_size").c_str());
+  return 0;
+}
+
+int Sync(const std::string& mount) {
+  // The reply to this setxattr leaves only after the journal was synced.
+  if (setxattr(mount.c_str(), "user.keyfs.sync", "1", 1, 0) != 0) {
+    if (errno == ENOTSUP || errno == EPERM) return NotKeyfs(mount);
+    std::fprintf(stderr, "keyfs-ctl: sync failed: %s\n", std::strerror(errno));
+    return 1;
+  }
+  return 0;
+}
+
+int Status(const std::string& mount) {
+  std::string journal, memory;
+  if (!Get(mount, "user.keyfs.journal", &journal)) return NotKeyfs(mount);
+  if (!Get(mount, "user.keyfs.memory", &memory)) return NotKeyfs(mount);
+  std::fputs(journal.c_str(), stdout);
+  std::fputs(memory.c_str(), stdout);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0)) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  if (argc != 3) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  std::string command = argv[1], mount = argv[2];
+  if (command == "rewrite") return Rewrite(mount);
+  if (command == "sync") return Sync(mount);
+  if (command == "status") return Status(mount);
+  std::fprintf(stderr, "keyfs-ctl: unknown command '%s'\n%s", command.c_str(), kUsage);
+  return 2;
+}
