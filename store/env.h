@@ -37,6 +37,11 @@ class WritableFile {
   // trusted (the kernel may have dropped those pages).
   virtual Status Sync() = 0;
   virtual Status Close() = 0;
+  // Allocates disk space for `bytes` past offset `from` without changing the
+  // file's length (fallocate KEEP_SIZE), so that appends up to there cannot
+  // fail for want of space. ENOSPC when the disk is full; OK without doing
+  // anything where the filesystem cannot preallocate.
+  virtual Status Reserve(uint64_t from, uint64_t bytes) = 0;
   // Bytes in the file: its length when opened plus what was appended since.
   virtual uint64_t Size() const = 0;
 };

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,9 +58,22 @@ class PosixWritableFile final : public WritableFile {
     if (fd >= 0 && close(fd) < 0) return PathError(path_, errno);
     return Status::Ok();
   }
+  Status Reserve(uint64_t from, uint64_t bytes) override {
+    int err = FallocateKeepSize(from, bytes);
+    if (err == 0 || err == EOPNOTSUPP || err == ENOSYS) return Status::Ok();
+    return PathError(path_, err);
+  }
   uint64_t Size() const override { return size_; }
 
  private:
+  int FallocateKeepSize(uint64_t from, uint64_t bytes) {
+    while (fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(from),
+                     static_cast<off_t>(bytes)) != 0) {
+      if (errno != EINTR) return errno;
+    }
+    return 0;
+  }
+
   std::string path_;
   int fd_;
   std::atomic<uint64_t> size_;  // Size() may be asked from a syncing thread

@@ -173,6 +173,55 @@ void Journal::XattrRemoved(Ino ino, std::string_view name, timespec now) {
 
 void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino, atime}); }
 
+// --- room on disk --------------------------------------------------------------
+
+namespace {
+
+// The largest record one change makes: a 1 MiB write (the FUSE maximum) with
+// its header, with room to spare for xattrs (64 KiB) and names.
+constexpr uint64_t kLargestRecord = (1u << 20) + (64u << 10);
+constexpr uint64_t kReserveChunk = 8u << 20;
+constexpr int64_t kReserveRetry = 100'000'000;  // 100 ms after a refusal
+
+}  // namespace
+
+Status Journal::Writable() {
+  if (!error_.ok()) return error_;
+  return ReserveRoom();
+}
+
+Status Journal::ReserveRoom() {
+  uint64_t end = writer_->written_size() + writer_->pending_bytes() + kLargestRecord;
+  if (end <= reserved_to_) return Status::Ok();
+  int64_t now = clock_->MonotonicNanos();
+  if (!reserve_error_.ok() && now < reserve_retry_at_ns_) return reserve_error_;
+  uint64_t from = writer_->written_size();
+  uint64_t target = end + kReserveChunk;
+  Status status = writer_->shared_file()->Reserve(from, target - from);
+  if (status.code() == ENOSPC) {  // a nearly full disk: the least that will do
+    target = end;
+    status = writer_->shared_file()->Reserve(from, target - from);
+  }
+  if (!status.ok()) {
+    bool first = reserve_error_.ok();
+    reserve_error_ = Status::Errno(status.code() == ENOSPC ? ENOSPC : EIO,
+                                   "no room for the journal: " + status.ToString());
+    reserve_retry_at_ns_ = now + kReserveRetry;
+    if (first || now - last_error_log_ns_ >= kErrorLogInterval) {
+      last_error_log_ns_ = now;
+      spdlog::error("{}; changes fail with {} until there is room, reads go on",
+                    reserve_error_.message(), status.code() == ENOSPC ? "ENOSPC" : "EIO");
+    }
+    return reserve_error_;
+  }
+  if (!reserve_error_.ok()) {
+    spdlog::info("the journal has room again; changes are accepted");
+    reserve_error_ = Status::Ok();
+  }
+  reserved_to_ = target;
+  return Status::Ok();
+}
+
 // --- commit --------------------------------------------------------------------
 
 bool Journal::WriteOut(bool sync) {

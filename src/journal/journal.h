@@ -11,7 +11,10 @@
 // fdatasyncs once a second; with no, the kernel decides.
 //
 // When the journal cannot be written or synced:
-//  - the replies of that iteration are held back (Commit says so; nothing is
+//  - a full disk is found before a change is made: the journal keeps disk
+//    space allocated ahead of its end (fallocate), and a change whose record
+//    might not fit fails with ENOSPC before it is applied;
+//  - when a write or fsync fails anyway, the replies of that iteration are held back (Commit says so; nothing is
 //    acknowledged that is not durable as the policy promises);
 //  - every new mutation fails with the error (ENOSPC for a full disk, EIO
 //    otherwise) before it changes anything, while reads go on;
@@ -95,7 +98,7 @@ class Journal final : public MutationLog {
   bool rewrite_running() const { return child_pid_ > 0; }
 
   // --- MutationLog ----------------------------------------------------------
-  Status Writable() const override { return error_; }
+  Status Writable() override;
   void NodeCreated(Ino parent, std::string_view name, const Inode& inode) override;
   void Linked(Ino ino, Ino parent, std::string_view name, timespec now) override;
   void Unlinked(Ino parent, std::string_view name, bool directory, timespec now) override;
@@ -126,6 +129,9 @@ class Journal final : public MutationLog {
   void ScheduleRetry();
   void SubmitEverySecSync();
   uint64_t JournalBytes() const;
+  // Makes sure the disk has room for one more record of any size in the live
+  // segment (see Writable in journal.cc).
+  Status ReserveRoom();
 
   // journal_rewrite.cc
   void OnRewriteOutput();
@@ -158,6 +164,9 @@ class Journal final : public MutationLog {
   bool sync_in_flight_ = false;
   int64_t last_sync_ns_ = 0;
 
+  uint64_t reserved_to_ = 0;        // file offset up to which space is allocated
+  int64_t reserve_retry_at_ns_ = 0;  // after a refused reservation
+  Status reserve_error_;
   Status error_;
   ErrorKind error_kind_ = ErrorKind::kNone;
   int64_t retry_at_ns_ = 0;

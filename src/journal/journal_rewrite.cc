@@ -81,6 +81,7 @@ Status Journal::StartRewrite() {
   ASSIGN_OR_RETURN(auto next, JournalWriter::Create(env_, Path(JournalIncrName(next_gen)),
                                                     covers_seq));
   closed_incr_bytes_ += writer_->written_size();
+  reserved_to_ = 0;
   writer_ = std::move(next);
   gen_ = next_gen;
   written_seq_ = covers_seq;

@@ -35,9 +35,9 @@ class MutationLog {
  public:
   virtual ~MutationLog() = default;
 
-  // OK while changes can be recorded; otherwise the error (EIO, ENOSPC) every
-  // mutation fails with before it changes anything.
-  virtual Status Writable() const = 0;
+  // Asked before every change: OK when its record can be taken; otherwise the
+  // error (EIO, ENOSPC) the change fails with before anything is changed.
+  virtual Status Writable() = 0;
 
   // A file, directory, symlink or special file named `name` in `parent`; the
   // parent's mtime and ctime became the inode's ctime.

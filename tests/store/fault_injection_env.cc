@@ -30,6 +30,10 @@ class FaultWritableFile final : public WritableFile {
     return Status::Ok();
   }
   Status Close() override { return base_->Close(); }
+  Status Reserve(uint64_t from, uint64_t bytes) override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kReserve, path_));
+    return base_->Reserve(from, bytes);
+  }
   uint64_t Size() const override { return base_->Size(); }
 
  private:

@@ -34,7 +34,8 @@ class FaultInjectionEnv final : public Env {
     kRemove = 1 << 4,
     kTruncate = 1 << 5,
     kSyncDir = 1 << 6,
-    kAllOps = (1 << 7) - 1,
+    kReserve = 1 << 7,
+    kAllOps = (1 << 8) - 1,
   };
 
   explicit FaultInjectionEnv(Env* base) : base_(base) {}

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# Crashes and full disks, for real: keyfs killed with SIGKILL at random
+# moments while a writer works with appendfsync=always — after each remount
+# every operation the writer saw acknowledged is there; the journal cut at
+# many offsets mounts a prefix of the history; a kill during replay changes
+# nothing; a rewrite under concurrent writers loses nothing; a store on a tiny
+# tmpfs gives ENOSPC, loses nothing acknowledged, and works again once space
+# is freed.
+source "$(dirname "$0")/lib.sh" "$1"
+
+# --- kill -9 rounds --------------------------------------------------------------
+# The writer logs an operation to $LOG only after it returned: with
+# appendfsync=always, returned means in the journal and fdatasynced.
+# The writer logs "try NAMES" before an operation and the operation after it
+# returned: with appendfsync=always, returned means in the journal and
+# fdatasynced. The operation in flight when keyfs dies may be half done (an
+# `echo >` that truncated but did not write): its names are exempt.
+writer() {
+  local round=$1 i=0 a b
+  while :; do
+    i=$((i + 1))
+    a=r$round-$i
+    echo "try $a" >> "$LOG"
+    echo "$a" > "$MNT/w/$a" || return
+    echo "create $a" >> "$LOG"
+    if [ $((i % 3)) -eq 0 ]; then
+      a=r$round-$((i - 1))
+      echo "try $a" >> "$LOG"
+      echo "over $i" > "$MNT/w/$a" || return
+      echo "overwrite $a over $i" >> "$LOG"
+    fi
+    if [ $((i % 5)) -eq 0 ]; then
+      a=r$round-$((i - 2)) b=m$round-$i
+      echo "try $a $b" >> "$LOG"
+      mv "$MNT/w/$a" "$MNT/w/$b" || return
+      echo "rename $a $b" >> "$LOG"
+    fi
+    if [ $((i % 7)) -eq 0 ]; then
+      a=r$round-$((i - 4))
+      echo "try $a" >> "$LOG"
+      rm -f "$MNT/w/$a" || return
+      echo "delete $a" >> "$LOG"
+    fi
+  done
+}
+
+# Replays $LOG into the expected state (a directory of files) and compares.
+# Every "try" not followed by its operation (one per kill) exempts its names.
+verify_log() {
+  local expect=$WORK/expect op a b c pending="" exempt=" "
+  rm -rf "$expect" && mkdir -p "$expect"
+  while read -r op a b c; do
+    case $op in
+      try) exempt="$exempt$pending"; pending="$a $b " ;;
+      create) echo "$a" > "$expect/$a"; pending="" ;;
+      overwrite) echo "$b $c" > "$expect/$a"; pending="" ;;
+      rename) mv "$expect/$a" "$expect/$b"; pending="" ;;
+      delete) rm -f "$expect/$a"; pending="" ;;
+    esac
+  done < "$LOG"
+  exempt="$exempt$pending"
+  local name
+  for name in $(ls "$expect"); do
+    case $exempt in *" $name "*) continue ;; esac
+    cmp -s "$expect/$name" "$MNT/w/$name" || { echo "missing or wrong: $name" >&2; return 1; }
+  done
+  # And nothing unacknowledged appears beyond the one operation in flight.
+  for name in $(ls "$MNT/w"); do
+    case $exempt in *" $name "*) continue ;; esac
+    [ -e "$expect/$name" ] || { echo "unexpected: $name" >&2; return 1; }
+  done
+}
+
+LOG=$WORK/log
+: > "$LOG"
+start_keyfs -o appendfsync=always
+mkdir "$MNT/w"
+for round in 1 2 3 4 5; do
+  writer "$round" 2>/dev/null &
+  WRITER=$!
+  EXTRA_PIDS="$WRITER"
+  sleep "0.$((RANDOM % 9 + 1))"
+  kill -9 "$KEYFS_PID"
+  wait "$WRITER" 2>/dev/null
+  wait "$KEYFS_PID" 2>/dev/null
+  fusermount3 -u -z "$MNT" 2>/dev/null
+  KEYFS_PID=
+  start_keyfs -o appendfsync=always
+  check "kill -9 round $round: every acknowledged operation survived ($(wc -l < "$LOG") logged)" verify_log
+done
+tree_state "$MNT" > "$WORK/before"
+stop_keyfs
+
+# --- a kill during replay changes nothing ---------------------------------------
+"$KEYFS" "$MNT" -f -o "store=$STORE" 2>/dev/null &
+pid=$!
+sleep 0.05
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+fusermount3 -u -z "$MNT" 2>/dev/null
+start_keyfs
+tree_state "$MNT" > "$WORK/after"
+check "kill during replay, remount: the same state" diff "$WORK/before" "$WORK/after"
+stop_keyfs
+
+# --- the journal cut at many offsets mounts a prefix of the history -------------
+rm -rf "$STORE"
+start_keyfs -o auto_rewrite_percentage=0
+for i in $(seq 1 60); do echo "v$i" > "$MNT/p$i"; done
+stop_keyfs
+INCR=$(ls "$STORE"/journal-*.incr)
+cp "$INCR" "$WORK/full.incr"
+size=$(stat -c %s "$INCR")
+prefix_ok=0
+prefix_bad=0
+for cut in $(seq 40 $(( (size - 40) / 37 )) "$size") "$size"; do
+  head -c "$cut" "$WORK/full.incr" > "$INCR"
+  start_keyfs
+  n=0
+  while [ -e "$MNT/p$((n + 1))" ]; do n=$((n + 1)); done
+  ok=1
+  for i in $(seq 1 $((n - 1))); do grep -qx "v$i" "$MNT/p$i" || ok=0; done
+  [ "$n" -eq 0 ] || grep -qx "v$n" "$MNT/p$n" || [ ! -s "$MNT/p$n" ] || ok=0
+  [ "$(ls "$MNT" | wc -l)" -eq "$n" ] || ok=0
+  if [ $ok -eq 1 ]; then prefix_ok=$((prefix_ok + 1)); else prefix_bad=$((prefix_bad + 1)); fi
+  stop_keyfs > /dev/null
+done
+check "journal cut at $((prefix_ok + prefix_bad)) offsets: always a prefix of the history" \
+  [ "$prefix_bad" -eq 0 ]
+check "the whole journal has every file" test "$n" -eq 60
+
+# --- rewrite under load (Redis's aof-race) ----------------------------------------
+rm -rf "$STORE"
+start_keyfs -o auto_rewrite_percentage=0
+mkdir "$MNT/load"
+load_writer() {
+  local w=$1 i
+  for i in $(seq 1 400); do echo "$w-$i" > "$MNT/load/$w-$i" || return 1; done
+}
+load_writer a & A=$!
+load_writer b & B=$!
+EXTRA_PIDS="$A $B"
+rewrites=0
+while process_alive "$A" || process_alive "$B"; do
+  "$KEYFS_CTL" rewrite "$MNT" > /dev/null && rewrites=$((rewrites + 1))
+done
+wait "$A"; sa=$?
+wait "$B"; sb=$?
+check "writers during rewrites succeeded" [ "$sa" -eq 0 ] && [ "$sb" -eq 0 ]
+check "at least one rewrite ran during the writes ($rewrites)" [ "$rewrites" -ge 1 ]
+"$KEYFS_CTL" rewrite "$MNT" > /dev/null
+tree_state "$MNT" > "$WORK/before"
+stop_keyfs
+start_keyfs
+tree_state "$MNT" > "$WORK/after"
+check "rewrite under load, remount: nothing missing" diff "$WORK/before" "$WORK/after"
+check "all 800 files" test "$(ls "$MNT/load" | wc -l)" -eq 800
+stop_keyfs
+
+# --- a store on a tiny tmpfs that fills up ---------------------------------------
+TINY=$WORK/tiny
+mkdir -p "$TINY"
+mount -t tmpfs -o size=4m tmpfs "$TINY"
+EXTRA_MOUNTS="$TINY"
+STORE=$TINY/store
+start_keyfs -o appendfsync=always,auto_rewrite_percentage=0
+acked=0
+for i in $(seq 1 100); do
+  if head -c 100000 /dev/zero | tr '\0' "x" > "$MNT/fill$i" 2>/dev/null; then
+    acked=$i
+  else
+    break
+  fi
+done
+check "a full store disk gives an error ($acked files fitted)" [ "$acked" -lt 100 ]
+status=0
+sh -c 'echo more > "$1"' sh "$MNT/more" 2>"$WORK/err" || status=$?
+check "... new changes fail while it is full" [ "$status" -ne 0 ]
+check "... with ENOSPC" grep -q "No space left" "$WORK/err"
+check "... reads go on" test "$(head -c 5 "$MNT/fill1")" = "xxxxx"
+# Make room, as an administrator would: here by growing the tmpfs.
+mount -o remount,size=16m "$TINY"
+check "writes work again once there is space" \
+  wait_until 20 eval "echo again 2>/dev/null > '$MNT/again'"
+check "... and read back" grep -qx again "$MNT/again"
+stop_keyfs
+start_keyfs -o appendfsync=always
+ok=1
+for i in $(seq 1 "$acked"); do [ "$(stat -c %s "$MNT/fill$i")" -eq 100000 ] || ok=0; done
+check "after remount every acknowledged file is whole" [ "$ok" -eq 1 ]
+check "... and the one written after recovery" grep -qx again "$MNT/again"
+stop_keyfs
+umount "$TINY"
+EXTRA_MOUNTS=
+
+finish
