@@ -77,6 +77,11 @@ Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
     ASSIGN_OR_RETURN(journal->writer_,
                      JournalWriter::Create(env, journal->Path(JournalIncrName(journal->gen_)),
                                            loaded.last_seq));
+    // A new store: its first record is the root, so that the root's own
+    // attributes (its access time, for one) come back as they were.
+    if (!files.base_gen && loaded.last_seq == 0) {
+      journal->NodeCreated(0, "", *keyspace->FindInode(kRootIno));
+    }
   }
   journal->written_seq_ = journal->synced_seq_ = loaded.last_seq;
   journal->rewrite_base_size_ = journal->JournalBytes();

@@ -1,0 +1,346 @@
+// The journal above the file format: every record type round-trips; a
+// keyspace rebuilt from the journal (live records, or a rewrite's snapshot)
+// equals the one that wrote it; crashes through the FaultInjectionEnv lose
+// nothing acknowledged and show nothing half applied; write and fsync errors
+// reach the caller and heal.
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <linux/falloc.h>
+#include <sys/sysmacros.h>
+
+#include <memory>
+#include <string>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include "src/base/clock.h"
+#include "src/journal/journal.h"
+#include "src/journal/records.h"
+#include "src/journal/snapshot.h"
+#include "src/keyspace/keyspace.h"
+#include "tests/store/fault_injection_env.h"
+#include "tests/store/scoped_temp_dir.h"
+
+namespace keyfs {
+namespace {
+
+using namespace journal;
+
+// --- records ------------------------------------------------------------------
+
+template <typename Record>
+void ExpectRoundTrip(Record record) {
+  std::string payload, again;
+  Encode(record, &payload);
+  Record decoded;
+  ASSERT_TRUE(Decode(payload, &decoded));
+  Encode(decoded, &again);
+  EXPECT_EQ(payload, again);
+  // One byte short or one too many never decodes.
+  Record broken;
+  EXPECT_FALSE(Decode(std::string_view(payload).substr(0, payload.size() - 1), &broken));
+  EXPECT_FALSE(Decode(payload + "x", &broken));
+}
+
+TEST(RecordsTest, EveryRecordTypeRoundTrips) {
+  timespec t{1'700'000'000, 123456789};
+  NodeRecord node;
+  node.parent = 1, node.ino = 7, node.mode = S_IFREG | 0644, node.uid = 5, node.gid = 6;
+  node.size = 3, node.atime = node.mtime = node.ctime = t, node.flags = kTouchParent;
+  node.name = "name", node.content = "abc";
+  ExpectRoundTrip(node);
+  ExpectRoundTrip(LinkRecord{7, 1, t, "other"});
+  ExpectRoundTrip(UnlinkRecord{1, t, "gone"});
+  ExpectRoundTrip(RenameRecord{1, 2, RENAME_EXCHANGE, t, "a", "b"});
+  ExpectRoundTrip(SetAttrRecord{7, kAttrMode | kAttrSize, 0600, 0, 0, 42, t, t, t});
+  ExpectRoundTrip(WriteRecord{7, 4096, t, std::string(10000, 'x')});
+  ExpectRoundTrip(WriteRecord{7, 0, t, ""});
+  ExpectRoundTrip(AllocateRecord{7, FALLOC_FL_KEEP_SIZE, 0, 8192, t});
+  ExpectRoundTrip(XattrRecord{7, t, "user.a", std::string(65536, 'v')});
+  ExpectRoundTrip(AccessRecord{7, t});
+  ExpectRoundTrip(SnapshotEndRecord{99, 100, 12});
+  for (int type = kNode; type <= kSnapshotEnd; ++type) {
+    EXPECT_NE(RecordTypeName(static_cast<uint8_t>(type)), "unknown") << type;
+  }
+}
+
+TEST(RecordsTest, NanosecondsOutOfRangeDoNotDecode) {
+  std::string payload;
+  Encode(AccessRecord{7, {1, 999'999'999}}, &payload);
+  payload[8 + 8] = '\xff', payload[8 + 9] = '\xff', payload[8 + 10] = '\xff';
+  AccessRecord record;
+  EXPECT_FALSE(Decode(payload, &record));
+}
+
+// --- a keyspace and its journal ------------------------------------------------
+
+// Everything a remount must keep, as text: equal text, equal state.
+std::string Dump(const Keyspace& keyspace) {
+  auto describe = [&](const Inode& inode) {
+    std::string out = fmt::format("ino={} mode={:o} uid={} gid={} nlink={} size={} rdev={} "
+                                  "mtime={}.{} ctime={}.{} atime={}.{}",
+                                  inode.ino, inode.mode, inode.uid, inode.gid, inode.nlink,
+                                  inode.size, inode.rdev, inode.mtime.tv_sec, inode.mtime.tv_nsec,
+                                  inode.ctime.tv_sec, inode.ctime.tv_nsec, inode.atime.tv_sec,
+                                  inode.atime.tv_nsec);
+    if (inode.is_symlink()) out += " -> " + inode.symlink_target();
+    if (inode.is_regular()) {
+      std::string bytes;
+      for (const ReadSlice& slice : inode.file().Read(0, inode.size, inode.size)) {
+        bytes += slice.block ? std::string(slice.block->data() + slice.offset, slice.length)
+                             : std::string(slice.length, '\0');
+      }
+      out += fmt::format(" bytes={}:{:x}", bytes.size(), std::hash<std::string>()(bytes));
+    }
+    if (inode.xattrs) {
+      for (const auto& [name, value] : inode.xattrs->entries()) out += " " + name + "=" + value;
+    }
+    return out;
+  };
+  std::string out = "/ " + describe(*keyspace.FindInode(kRootIno)) + "\n";
+  keyspace.ForEachName([&](Ino parent, std::string_view name, const Inode& inode) {
+    out += fmt::format("{}/{} {}\n", parent, name, describe(inode));
+  });
+  return out;
+}
+
+class JournalTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kBlockSize = 4096;
+
+  JournalTest() : env_(Env::Default()) {}
+
+  // A fresh keyspace on the store, its journal replayed.
+  struct Mount {
+    MemoryAccountant memory{256 << 20};
+    Keyspace keyspace;
+    std::unique_ptr<EventLoop> loop;
+    std::unique_ptr<Journal> journal;
+    explicit Mount(const Clock* clock)
+        : keyspace(KeyspaceOptions{kBlockSize}, &memory, clock) {}
+  };
+
+  std::unique_ptr<Mount> Open(AppendFsync policy = AppendFsync::kAlways) {
+    auto mount = std::make_unique<Mount>(&clock_);
+    auto loop = EventLoop::Create();
+    EXPECT_TRUE(loop.ok());
+    mount->loop = std::move(loop).value();
+    JournalOptions options;
+    options.appendfsync = policy;
+    options.auto_rewrite_percentage = 0;
+    auto journal = Journal::Open(&env_, dir_.path(), options, &mount->keyspace,
+                                 mount->loop.get(), &mount->memory, &clock_);
+    EXPECT_TRUE(journal.ok()) << journal.status().ToString();
+    if (!journal.ok()) return nullptr;
+    mount->journal = std::move(journal).value();
+    return mount;
+  }
+
+  // A bit of everything, each change committed as the loop would.
+  void MakeHistory(Mount* m) {
+    Keyspace& ks = m->keyspace;
+    auto step = [&] {
+      clock_.AdvanceNanos(1'000'003);
+      ASSERT_TRUE(m->journal->Commit());
+    };
+    Caller caller{1000, 100};
+    Ino dir = ks.MakeDirectory(kRootIno, "dir", 02775, caller)->ino;
+    step();
+    Ino file = ks.Create(dir, "file", 0640, O_WRONLY, caller)->ino;
+    step();
+    ASSERT_TRUE(ks.Write(file, 0, std::string(10000, 'a'), false).ok());
+    ASSERT_TRUE(ks.Write(file, 5000, "overwrite", false).ok());
+    ASSERT_TRUE(ks.Write(file, 0, "appended", true).ok());
+    step();
+    ks.Release(file);
+    ASSERT_TRUE(ks.MakeSymlink(dir, "link", "file", caller).ok());
+    ASSERT_TRUE(ks.MakeNode(kRootIno, "fifo", S_IFIFO | 0600, 0, caller).ok());
+    ASSERT_TRUE(ks.MakeNode(kRootIno, "dev", S_IFCHR | 0600, makedev(1, 3), caller).ok());
+    ASSERT_TRUE(ks.Link(file, kRootIno, "hardlink").ok());
+    step();
+    ASSERT_TRUE(ks.SetXattr(file, "user.k", "v", XattrMap::SetMode::kAny).ok());
+    ASSERT_TRUE(ks.SetXattr(file, "user.gone", "x", XattrMap::SetMode::kAny).ok());
+    ASSERT_TRUE(ks.RemoveXattr(file, "user.gone").ok());
+    SetAttrRequest chmod;
+    chmod.mode = 0600;
+    chmod.uid = 7;
+    chmod.mtime = {TimeChange::kSet, {1'000'000'000, 5}};
+    ASSERT_TRUE(ks.SetAttr(file, chmod).ok());
+    step();
+    Ino sparse = ks.MakeNode(kRootIno, "sparse", S_IFREG | 0644, 0, caller)->ino;
+    ASSERT_TRUE(ks.Write(sparse, 100000, "end", false).ok());
+    ASSERT_TRUE(ks.Fallocate(sparse, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8192).ok());
+    ASSERT_TRUE(ks.Fallocate(sparse, 0, 0, 200000).ok());
+    SetAttrRequest shrink;
+    shrink.size = 150000;
+    ASSERT_TRUE(ks.SetAttr(sparse, shrink).ok());
+    step();
+    ASSERT_TRUE(ks.Create(kRootIno, "a", 0644, O_WRONLY, caller).ok());
+    ASSERT_TRUE(ks.Create(kRootIno, "b", 0644, O_WRONLY, caller).ok());
+    ASSERT_TRUE(ks.Rename(kRootIno, "a", kRootIno, "b", RENAME_EXCHANGE).ok());
+    ASSERT_TRUE(ks.Rename(kRootIno, "b", dir, "moved", 0).ok());
+    ASSERT_TRUE(ks.Unlink(kRootIno, "a").ok());
+    Ino sub = ks.MakeDirectory(dir, "sub", 0700, caller)->ino;
+    ASSERT_TRUE(ks.Rename(dir, "sub", kRootIno, "sub2", 0).ok());
+    ASSERT_TRUE(ks.MakeDirectory(sub, "empty", 0700, caller).ok());
+    ASSERT_TRUE(ks.RemoveDirectory(sub, "empty").ok());
+    step();
+    // Opened, unlinked, written: gone after a remount, and its writes skipped.
+    Ino doomed = ks.Create(kRootIno, "doomed", 0644, O_WRONLY, caller)->ino;
+    ASSERT_TRUE(ks.Unlink(kRootIno, "doomed").ok());
+    ASSERT_TRUE(ks.Write(doomed, 0, "late", false).ok());
+    ks.Release(doomed);
+    // O_TRUNC on open, and a read that moves the access time.
+    ASSERT_TRUE(ks.Open(file, O_WRONLY | O_TRUNC).ok());
+    ASSERT_TRUE(ks.Write(file, 0, "short", false).ok());
+    ks.Release(file);
+    clock_.AdvanceNanos(int64_t{2} * 86400 * 1'000'000'000);
+    ASSERT_TRUE(ks.Read(file, 0, 5).ok());
+    step();
+  }
+
+  ManualClock clock_;
+  ScopedTempDir dir_;
+  FaultInjectionEnv env_;
+};
+
+TEST_F(JournalTest, ReplayRebuildsTheSameKeyspace) {
+  std::string before;
+  {
+    auto m = Open();
+    ASSERT_NO_FATAL_FAILURE(MakeHistory(m.get()));
+    before = Dump(m->keyspace);
+    ASSERT_TRUE(m->journal->Close().ok());
+  }
+  auto m = Open();
+  EXPECT_EQ(Dump(m->keyspace), before);
+  EXPECT_GT(m->journal->loaded().records, 20u);
+  EXPECT_GE(m->journal->loaded().skipped, 1u);  // the write to the unlinked file
+  // And replaying again (a remount of a remount) changes nothing.
+  ASSERT_TRUE(m->journal->Close().ok());
+  m.reset();
+  EXPECT_EQ(Dump(Open()->keyspace), before);
+}
+
+TEST_F(JournalTest, SnapshotRebuildsTheSameKeyspace) {
+  auto m = Open();
+  ASSERT_NO_FATAL_FAILURE(MakeHistory(m.get()));
+  std::string before = Dump(m->keyspace);
+  Ino next_ino = m->keyspace.next_ino();
+  uint64_t covers = 1000;
+  auto stats = WriteSnapshot(m->keyspace, covers, &env_, dir_.File(JournalBaseName(5)));
+  ASSERT_TRUE(stats.ok()) << stats.status().ToString();
+  ASSERT_TRUE(m->journal->Close().ok());
+  m.reset();
+  // The base of generation 5 replaces every older file; its incr continues
+  // from the record it covers.
+  ASSERT_TRUE(JournalWriter::Create(&env_, dir_.File(JournalIncrName(5)), covers).ok());
+  auto reopened = Open();
+  EXPECT_EQ(Dump(reopened->keyspace), before);
+  EXPECT_EQ(reopened->keyspace.inode_count(), stats->inodes);
+  // A new inode never takes a number the snapshot had handed out.
+  auto entry = reopened->keyspace.MakeNode(kRootIno, "new", S_IFREG | 0644, 0, {});
+  ASSERT_TRUE(entry.ok());
+  EXPECT_GE(entry->ino, next_ino);
+}
+
+TEST_F(JournalTest, CrashKeepsEverythingSyncedAndNothingHalfApplied) {
+  std::string committed;
+  {
+    auto m = Open(AppendFsync::kAlways);
+    ASSERT_NO_FATAL_FAILURE(MakeHistory(m.get()));
+    committed = Dump(m->keyspace);
+    // Changes made but never committed (their replies never left): a crash
+    // must not show any of them.
+    Ino f = m->keyspace.MakeNode(kRootIno, "uncommitted", S_IFREG | 0644, 0, {})->ino;
+    ASSERT_TRUE(m->keyspace.Write(f, 0, "x", false).ok());
+    m.reset();  // the process dies: no Close
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  EXPECT_EQ(Dump(Open()->keyspace), committed);
+}
+
+TEST_F(JournalTest, EverySecWithoutSyncMayLoseTheTailButNeverHalfARecord) {
+  {
+    auto m = Open(AppendFsync::kNo);
+    ASSERT_NO_FATAL_FAILURE(MakeHistory(m.get()));
+    m.reset();
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  auto m = Open();
+  ASSERT_NE(m, nullptr);  // replay of what survived works; nothing was synced
+  EXPECT_EQ(m->keyspace.inode_count(), 1u);
+}
+
+TEST_F(JournalTest, WriteErrorHoldsRepliesRefusesChangesAndHeals) {
+  auto m = Open(AppendFsync::kAlways);
+  Keyspace& ks = m->keyspace;
+  ASSERT_TRUE(ks.MakeNode(kRootIno, "before", S_IFREG | 0644, 0, {}).ok());
+  ASSERT_TRUE(m->journal->Commit());
+
+  env_.FailNth(FaultInjectionEnv::kAppend, 1, ENOSPC);
+  ASSERT_TRUE(ks.MakeNode(kRootIno, "during", S_IFREG | 0644, 0, {}).ok());
+  EXPECT_FALSE(m->journal->Commit());  // the reply must wait
+  EXPECT_FALSE(m->journal->durable());
+  auto refused = ks.MakeNode(kRootIno, "refused", S_IFREG | 0644, 0, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), ENOSPC);
+  EXPECT_TRUE(ks.Lookup(kRootIno, "before").ok());  // reads go on
+  EXPECT_FALSE(ks.Lookup(kRootIno, "refused").ok());  // nothing applied
+
+  env_.ClearFailures();
+  clock_.AdvanceNanos(1'000'000'000);
+  m->journal->Cron();
+  EXPECT_TRUE(m->journal->durable());
+  ASSERT_TRUE(ks.MakeNode(kRootIno, "after", S_IFREG | 0644, 0, {}).ok());
+  ASSERT_TRUE(m->journal->Commit());
+  std::string state = Dump(ks);
+  m.reset();
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  EXPECT_EQ(Dump(Open()->keyspace), state);
+}
+
+TEST_F(JournalTest, FullDiskIsFoundBeforeTheChange) {
+  auto m = Open(AppendFsync::kAlways);
+  env_.FailFrom(FaultInjectionEnv::kReserve, ENOSPC);
+  // The first change needs room reserved; the disk has none.
+  auto refused = m->keyspace.MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), ENOSPC);
+  EXPECT_EQ(m->keyspace.inode_count(), 1u);
+  env_.ClearFailures();
+  clock_.AdvanceNanos(1'000'000'000);
+  EXPECT_TRUE(m->keyspace.MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}).ok());
+}
+
+TEST_F(JournalTest, FsyncErrorIsHealedByARewrite) {
+  auto m = Open(AppendFsync::kAlways);
+  Keyspace& ks = m->keyspace;
+  ASSERT_TRUE(ks.MakeNode(kRootIno, "before", S_IFREG | 0644, 0, {}).ok());
+  ASSERT_TRUE(m->journal->Commit());
+  env_.FailNth(FaultInjectionEnv::kSync, 1, EIO);
+  ASSERT_TRUE(ks.MakeNode(kRootIno, "during", S_IFREG | 0644, 0, {}).ok());
+  EXPECT_FALSE(m->journal->Commit());  // never success after a failed fsync
+  auto refused = ks.MakeNode(kRootIno, "refused", S_IFREG | 0644, 0, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), EIO);
+
+  // Cron starts a rewrite (a forked child); the loop collects its result.
+  clock_.AdvanceNanos(1'000'000'000);
+  ASSERT_TRUE(m->loop->AddTimer(std::chrono::milliseconds(5), [&] {
+    clock_.AdvanceNanos(100'000'000);
+    m->journal->Cron();
+    if (m->journal->durable()) m->loop->Stop();
+  }).ok());
+  ASSERT_TRUE(m->loop->Run().ok());
+  EXPECT_TRUE(m->journal->durable());
+  EXPECT_NE(m->journal->Info().find("rewrites:1"), std::string::npos) << m->journal->Info();
+  std::string state = Dump(ks);
+  m.reset();
+  EXPECT_EQ(Dump(Open()->keyspace), state);
+}
+
+}  // namespace
+}  // namespace keyfs
