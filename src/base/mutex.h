@@ -3,6 +3,7 @@
 // A std::mutex that clang's thread-safety analysis understands. libstdc++'s
 // std::mutex carries no annotations, so GUARDED_BY(std::mutex) checks nothing.
 
+#include <cassert>
 #include <condition_variable>
 #include <mutex>
 
@@ -39,7 +40,10 @@ class SCOPED_CAPABILITY MutexLock {
 class CondVar {
  public:
   explicit CondVar(Mutex* mu) : mu_(mu) {}
-  void Wait() REQUIRES(mu_) {
+  // `mu` is the mutex given at construction; naming it here lets clang's
+  // analysis check that the caller holds it.
+  void Wait(Mutex* mu) REQUIRES(mu) {
+    assert(mu == mu_);
     std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();

@@ -26,7 +26,7 @@ void BackgroundWorker::Run() {
     Job job;
     {
       MutexLock lock(&mu_);
-      while (jobs_.empty() && !stopping_) wake_.Wait();
+      while (jobs_.empty() && !stopping_) wake_.Wait(&mu_);
       if (jobs_.empty()) return;  // stopping, and everything queued is done
       job = std::move(jobs_.front());
       jobs_.pop_front();
