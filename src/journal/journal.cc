@@ -115,20 +115,8 @@ void Journal::ChargePending() {
 }
 
 void Journal::NodeCreated(Ino parent, std::string_view name, const Inode& inode) {
-  NodeRecord r;
-  r.parent = parent;
-  r.ino = inode.ino;
-  r.mode = inode.mode;
-  r.uid = inode.uid;
-  r.gid = inode.gid;
-  r.rdev = inode.rdev;
-  r.size = inode.size;
-  r.atime = inode.atime;
-  r.mtime = inode.mtime;
-  r.ctime = inode.ctime;
+  NodeRecord r = NodeRecordOf(parent, name, inode);
   r.flags = kTouchParent;
-  r.name = name;
-  if (inode.is_symlink()) r.content = inode.symlink_target();
   Add(kNode, r);
 }
 

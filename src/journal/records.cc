@@ -27,6 +27,23 @@ std::string_view RecordTypeName(uint8_t type) {
   return "unknown";
 }
 
+NodeRecord NodeRecordOf(uint64_t parent, std::string_view name, const Inode& inode) {
+  NodeRecord r;
+  r.parent = parent;
+  r.ino = inode.ino;
+  r.mode = inode.mode;
+  r.uid = inode.uid;
+  r.gid = inode.gid;
+  r.rdev = inode.rdev;
+  r.size = inode.size;
+  r.atime = inode.atime;
+  r.mtime = inode.mtime;
+  r.ctime = inode.ctime;
+  r.name = name;
+  if (inode.is_symlink()) r.content = inode.symlink_target();
+  return r;
+}
+
 void FieldWriter::operator()(uint32_t v) { PutFixed32(out_, v); }
 void FieldWriter::operator()(uint64_t v) { PutFixed64(out_, v); }
 void FieldWriter::operator()(const timespec& t) {

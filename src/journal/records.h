@@ -15,6 +15,8 @@
 #include <string>
 #include <string_view>
 
+#include "src/keyspace/inode.h"
+
 namespace keyfs::journal {
 
 // Record types. Live operations and the snapshot a rewrite writes share one
@@ -136,6 +138,11 @@ struct SnapshotEndRecord {
   uint64_t inodes = 0;    // how many the snapshot holds, a consistency check
   template <typename F> void Fields(F& f) { f(covers_seq), f(next_ino), f(inodes); }
 };
+
+// The node record of `inode` named `name` in `parent`: every attribute as
+// the inode has it, and a symlink's target as content; flags and file bytes
+// are the caller's.
+NodeRecord NodeRecordOf(uint64_t parent, std::string_view name, const Inode& inode);
 
 // --- encoding -----------------------------------------------------------------
 

@@ -28,22 +28,9 @@ class SnapshotWriter {
   }
 
   Status Node(Ino parent, std::string_view name, const Inode& inode) {
-    NodeRecord r;
-    r.parent = parent;
-    r.ino = inode.ino;
-    r.mode = inode.mode;
-    r.uid = inode.uid;
-    r.gid = inode.gid;
-    r.rdev = inode.rdev;
-    r.size = inode.size;
-    r.atime = inode.atime;
-    r.mtime = inode.mtime;
-    r.ctime = inode.ctime;
-    r.name = name;
+    NodeRecord r = NodeRecordOf(parent, name, inode);
     size_t first_block = 0;  // blocks already written inline
-    if (inode.is_symlink()) {
-      r.content = inode.symlink_target();
-    } else if (inode.is_regular() && inode.file().block_count() > 0) {
+    if (inode.is_regular() && inode.file().block_count() > 0) {
       const BlockBuffer* block = inode.file().block(0);
       if (block && block->length() <= kInlineBytes) {
         r.content = std::string_view(block->data(), block->length());
