@@ -238,7 +238,7 @@ bool Journal::WriteOut(bool sync) {
 }
 
 bool Journal::Commit() {
-  bool sync = options_.appendfsync == AppendFsync::kAlways || sync_requested_;
+  bool sync = SyncDue();
   bool has_new = writer_->pending_bytes() > 0 || (sync && synced_seq_ < writer_->last_seq());
   if (!has_new) {
     sync_requested_ = false;
@@ -310,7 +310,7 @@ void Journal::SubmitEverySecSync() {
 void Journal::Cron() {
   int64_t now = clock_->MonotonicNanos();
   if (error_kind_ == ErrorKind::kWrite && now >= retry_at_ns_) {
-    if (WriteOut(options_.appendfsync == AppendFsync::kAlways || sync_requested_)) {
+    if (WriteOut(SyncDue())) {
       sync_requested_ = false;
       ClearError();
     } else {

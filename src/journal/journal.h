@@ -122,6 +122,11 @@ class Journal final : public MutationLog {
   template <typename Record>
   void Add(uint8_t type, const Record& record);
   void ChargePending();
+  // This iteration's records must be fdatasynced: the policy says always, or
+  // a client called fsync().
+  bool SyncDue() const {
+    return options_.appendfsync == AppendFsync::kAlways || sync_requested_;
+  }
   // Writes the buffer; with `sync`, fdatasyncs it. Sets the error state on failure.
   bool WriteOut(bool sync);
   void SetError(ErrorKind kind, const Status& status);

@@ -35,12 +35,6 @@ struct JournalFiles {
   std::optional<uint64_t> base_gen;  // the newest base
   std::vector<uint64_t> incr_gens;   // to replay after it, ascending
   std::vector<std::string> obsolete;  // names: older bases and incrs, temporaries
-
-  // The generation of the live (last) incr, or of the base when there is none.
-  uint64_t last_gen() const {
-    if (!incr_gens.empty()) return incr_gens.back();
-    return base_gen.value_or(0);
-  }
 };
 
 Result<JournalFiles> FindJournalFiles(Env* env, const std::string& dir);

@@ -12,6 +12,20 @@
 
 namespace keyfs {
 
+namespace {
+
+// The attributes a record gives every inode, whatever its kind.
+void SetRecordedAttributes(Inode* inode, const NodeAttributes& attrs) {
+  inode->mode = attrs.mode;
+  inode->uid = attrs.uid;
+  inode->gid = attrs.gid;
+  inode->atime = attrs.atime;
+  inode->mtime = attrs.mtime;
+  inode->ctime = attrs.ctime;
+}
+
+}  // namespace
+
 Status Keyspace::RestoreNode(Ino parent, std::string_view name,
                              const NodeAttributes& attrs, std::string_view content,
                              bool touch_parent) {
@@ -19,12 +33,7 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
   if (attrs.ino == kRootIno) {
     Inode* root = inodes_.Find(kRootIno);
     if (type != S_IFDIR) return Status::Errno(EINVAL, "the root must be a directory");
-    root->mode = attrs.mode;
-    root->uid = attrs.uid;
-    root->gid = attrs.gid;
-    root->atime = attrs.atime;
-    root->mtime = attrs.mtime;
-    root->ctime = attrs.ctime;
+    SetRecordedAttributes(root, attrs);
     return Status::Ok();
   }
   if (attrs.ino < kRootIno || inodes_.Find(attrs.ino)) {
@@ -37,8 +46,6 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
   RETURN_IF_ERROR(Reserve(cost));
 
   Inode* inode = inodes_.CreateWithNumber(attrs.ino, attrs.mode);
-  inode->uid = attrs.uid;
-  inode->gid = attrs.gid;
   inode->nlink = 1;
   dir->dir().Set(name, inode->ino);
   if (touch_parent) TouchModify(dir, attrs.ctime);
@@ -70,9 +77,7 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
     default:
       break;
   }
-  inode->atime = attrs.atime;
-  inode->mtime = attrs.mtime;
-  inode->ctime = attrs.ctime;
+  SetRecordedAttributes(inode, attrs);  // last: writing the content moved the times
   return Status::Ok();
 }
 

@@ -67,14 +67,12 @@ class ReplyQueue {
   // Puts the parked replies back in front of the pending ones.
   void ReleaseParked() {
     if (parked_.empty()) return;
-    parked_.insert(parked_.end(), std::make_move_iterator(pending_.begin()),
-                   std::make_move_iterator(pending_.end()));
-    pending_.clear();
-    pending_.swap(parked_);
+    pending_.insert(pending_.begin(), std::make_move_iterator(parked_.begin()),
+                    std::make_move_iterator(parked_.end()));
+    parked_.clear();
   }
 
   size_t pending() const { return pending_.size(); }
-  size_t parked() const { return parked_.size(); }
   uint64_t sent() const { return sent_; }
 
  private:
