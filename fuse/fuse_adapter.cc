@@ -64,7 +64,6 @@ fuse_lowlevel_ops MakeOperations() {
   ops.create = Thunk<&FuseAdapter::Create>::Call;
   ops.read = Thunk<&FuseAdapter::Read>::Call;
   ops.write = Thunk<&FuseAdapter::Write>::Call;
-  ops.flush = Thunk<&FuseAdapter::Flush>::Call;
   ops.release = Thunk<&FuseAdapter::Release>::Call;
   ops.fsync = Thunk<&FuseAdapter::Fsync>::Call;
   ops.fallocate = Thunk<&FuseAdapter::Fallocate>::Call;
@@ -85,12 +84,22 @@ const fuse_lowlevel_ops& FuseAdapter::Operations() {
 
 void FuseAdapter::Init(fuse_conn_info* conn) {
   conn->max_write = config_.max_write;
-  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
-  // A write is applied (and, with the journal, logged) when keyfs sees it;
-  // the kernel's writeback cache would acknowledge writes keyfs has not seen.
-  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-  spdlog::debug("FUSE protocol {}.{}, max_write {}, capabilities {:#x}", conn->proto_major,
-                conn->proto_minor, conn->max_write, conn->want);
+  conn->max_background = config_.max_background;
+  conn->congestion_threshold = config_.max_background * 3 / 4;
+  // keyfs answers OPEN with ENOSYS (see Open), so the kernel truncates for
+  // O_TRUNC with a SETATTR; with ATOMIC_O_TRUNC it would expect OPEN to do it.
+  conn->want &= ~FUSE_CAP_ATOMIC_O_TRUNC;
+  // Pages change only through the kernel, so a new mtime is no reason to drop them.
+  conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+  if (config_.writeback_cache && (conn->capable & FUSE_CAP_WRITEBACK_CACHE)) {
+    conn->want |= FUSE_CAP_WRITEBACK_CACHE;
+  } else {
+    // Without it a write is applied (and journaled) before write(2) returns.
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  }
+  spdlog::debug("FUSE protocol {}.{}, max_write {}, max_background {}, capabilities {:#x}",
+                conn->proto_major, conn->proto_minor, conn->max_write, conn->max_background,
+                conn->want);
 }
 
 // --- replies ------------------------------------------------------------------

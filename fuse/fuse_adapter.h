@@ -8,8 +8,8 @@
 // exactly one place (ReplyError). No exception leaves a handler: the
 // trampolines turn one into ENOMEM/EIO.
 //
-// Handles: a file handle is the inode number and the O_APPEND flag packed in
-// fi->fh (no allocation per open). A directory handle is a number naming the
+// Handles: files are not opened (Open answers ENOSYS, so the kernel stops
+// asking); a created file's handle is its inode number. A directory handle is a number naming the
 // DirListing taken at opendir; the adapter owns the listings, so those the
 // kernel never released (keyfs stopped while a directory was open) are freed
 // with it.
@@ -44,11 +44,20 @@ class ServerControl {
   virtual Status SetControl(std::string_view name, std::string_view value) = 0;
 };
 
+// How keyfs talks to the kernel (DESIGN §7; measured in docs/benchmarks.md).
+// keyfs is the only writer of its files, so the kernel may cache names,
+// attributes, pages and listings for as long as it likes: every change goes
+// through the kernel, which invalidates what that change makes stale.
 struct AdapterConfig {
-  double entry_timeout = 1.0;     // seconds the kernel may cache a name
-  double attr_timeout = 1.0;      // seconds the kernel may cache attributes
-  double negative_timeout = 1.0;  // seconds the kernel may cache "no such name"
+  double entry_timeout = 86400;     // seconds the kernel may cache a name
+  double attr_timeout = 86400;      // seconds the kernel may cache attributes
+  double negative_timeout = 86400;  // seconds the kernel may cache "no such name"
   unsigned max_write = 1 << 20;
+  // The kernel's writeback cache: writes are acknowledged from the page cache
+  // and reach keyfs (and its journal) later, in larger pieces, at the latest
+  // on fsync() or close(). Off by default: see README, "Durability".
+  bool writeback_cache = false;
+  unsigned max_background = 64;  // asynchronous requests (readahead, writeback) in flight
 };
 
 class FuseAdapter {
@@ -91,7 +100,6 @@ class FuseAdapter {
   void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
   void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
              fuse_file_info* fi);
-  void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
   void Fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
   void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

@@ -14,34 +14,31 @@ namespace keyfs {
 
 namespace {
 
-// fi->fh of a file: the inode number shifted left, O_APPEND in bit 0.
-uint64_t PackFileHandle(Ino ino, bool append) { return (ino << 1) | (append ? 1 : 0); }
-bool IsAppend(const fuse_file_info* fi) { return fi && (fi->fh & 1); }
+// The kernel passes the file's open flags (O_APPEND) with every write it sends
+// for a write(2); the writeback cache's page writes have offsets and times of
+// the kernel's own.
+Keyspace::WriteAt WriteAtOf(const fuse_file_info* fi) {
+  if (fi && fi->writepage) return Keyspace::WriteAt::kWriteback;
+  if (fi && (fi->flags & O_APPEND)) return Keyspace::WriteAt::kEnd;
+  return Keyspace::WriteAt::kOffset;
+}
 
 // Holes and the unwritten tail of a block are sent from here. It is never
 // written, so its pages stay the kernel's shared zero page and cost no memory.
 constexpr size_t kZeroBytes = 1 << 20;
 const char kZeros[kZeroBytes] = {};
 
-// The open reply for a file: its handle, and keep_cache because keyfs is the
-// only writer of its files, so what the kernel cached from an earlier open is
-// still right.
-fuse_file_info OpenReply(const fuse_file_info* fi, Ino ino) {
-  fuse_file_info reply = *fi;
-  reply.fh = PackFileHandle(ino, fi->flags & O_APPEND);
-  reply.keep_cache = 1;
-  return reply;
-}
-
 }  // namespace
 
-void FuseAdapter::Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  Status status = keyspace_->Open(ino, fi->flags);
-  if (!status.ok()) return ReplyError(req, status);
-  fuse_file_info reply = OpenReply(fi, ino);
-  replies_->Defer([this, req, reply, ino] {
-    if (fuse_reply_open(req, &reply) != 0) keyspace_->Release(ino);
-  });
+// keyfs needs nothing from an open of an existing file: a file's data lives
+// as long as the kernel holds a reference to its inode (which an open file
+// does), writes and reads are applied as they come, and O_TRUNC arrives as a
+// SETATTR (Init does not ask for ATOMIC_O_TRUNC). ENOSYS tells the kernel so
+// once: it stops sending OPEN and RELEASE for files and caches their pages
+// across opens (keep_cache), saving two round trips per open and close.
+// Directories are still opened: their listing is taken at opendir.
+void FuseAdapter::Open(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
+  ReplyError(req, Status::Errno(ENOSYS));
 }
 
 void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
@@ -49,7 +46,10 @@ void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
   auto entry = keyspace_->Create(parent, name, mode, fi->flags, CallerOf(req));
   if (!entry.ok()) return ReplyError(req, entry.status());
   fuse_entry_param param = EntryParam(*entry);
-  fuse_file_info reply = OpenReply(fi, entry->ino);
+  // A created file is open: the kernel sends RELEASE when it is closed.
+  fuse_file_info reply = *fi;
+  reply.fh = entry->ino;
+  reply.keep_cache = 1;
   replies_->Defer([this, req, param, reply] {
     if (fuse_reply_create(req, &param, &reply) != 0) {
       keyspace_->Release(param.ino);
@@ -87,16 +87,10 @@ void FuseAdapter::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
                         off_t off, fuse_file_info* fi) {
   if (off < 0) return ReplyError(req, Status::Errno(EINVAL));
   auto written = keyspace_->Write(ino, static_cast<uint64_t>(off),
-                                  std::string_view(buf, size), IsAppend(fi));
+                                  std::string_view(buf, size), WriteAtOf(fi));
   if (!written.ok()) return ReplyError(req, written.status());
   size_t count = *written;
   replies_->Defer([req, count] { fuse_reply_write(req, count); });
-}
-
-void FuseAdapter::Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-  // Everything is in memory: a written byte is visible to every reader at
-  // once, and there is nothing to push anywhere yet.
-  ReplyOk(req);
 }
 
 void FuseAdapter::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -124,6 +118,10 @@ void FuseAdapter::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!listing.ok()) return ReplyError(req, listing.status());
   fuse_file_info reply = *fi;
   reply.fh = next_listing_++;
+  // The kernel may keep the listing it read, across opens: it drops it itself
+  // when it changes the directory, and nothing else does.
+  reply.cache_readdir = 1;
+  reply.keep_cache = 1;
   listings_.emplace(reply.fh, std::make_unique<DirListing>(std::move(listing).value()));
   replies_->Defer([this, req, reply, ino] {
     if (fuse_reply_open(req, &reply) != 0) {

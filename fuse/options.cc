@@ -17,6 +17,7 @@ namespace {
 constexpr uint64_t kMinMaxMemory = 1 << 20;  // 1 MiB
 constexpr uint32_t kMinBlockSize = 4096;
 constexpr uint32_t kMaxBlockSize = 16 << 20;
+constexpr double kMaxTimeout = 365 * 24 * 3600;  // a year
 
 // Mount options the kernel (through libfuse) understands, passed on as given.
 constexpr std::string_view kKernelFlags[] = {
@@ -146,6 +147,30 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     RETURN_IF_ERROR(need_value());
     if (value != "yes" && value != "no") return OptionError(key, "must be yes or no");
     options->journal.load_truncated = value == "yes";
+  } else if (key == "entry_timeout" || key == "attr_timeout" || key == "negative_timeout") {
+    RETURN_IF_ERROR(need_value());
+    double seconds = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), seconds);
+    if (ec != std::errc() || end != value.data() + value.size() || !(seconds >= 0) ||
+        seconds > kMaxTimeout) {
+      return OptionError(key, "must be a number of seconds from 0 to 31536000");
+    }
+    double* field = key == "entry_timeout"  ? &options->adapter.entry_timeout
+                    : key == "attr_timeout" ? &options->adapter.attr_timeout
+                                            : &options->adapter.negative_timeout;
+    *field = seconds;
+  } else if (key == "writeback_cache") {
+    RETURN_IF_ERROR(need_value());
+    if (value != "yes" && value != "no") return OptionError(key, "must be yes or no");
+    options->adapter.writeback_cache = value == "yes";
+  } else if (key == "max_background") {
+    RETURN_IF_ERROR(need_value());
+    unsigned count = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), count);
+    if (ec != std::errc() || end != value.data() + value.size() || count < 1 || count > 65535) {
+      return OptionError(key, "must be a whole number from 1 to 65535");
+    }
+    options->adapter.max_background = count;
   } else if (key == "log") {
     RETURN_IF_ERROR(need_value());
     options->log_file = Absolute(value, facts);
@@ -303,6 +328,15 @@ std::string UsageText(const MachineFacts& facts) {
          "  journal_load_truncated=yes|no  at mount, cut a journal that ends in a torn\n"
          "                         record (what a crash leaves) at its last good record\n"
          "                         (yes), or refuse to mount (no). default: yes\n"
+         "  entry_timeout=S, attr_timeout=S, negative_timeout=S  seconds the kernel may\n"
+         "                         cache names, attributes, and absent names. keyfs is the\n"
+         "                         only writer of its files, so long is right. default: 86400\n"
+         "  writeback_cache=yes|no the kernel's writeback cache: faster small writes, but a\n"
+         "                         write reaches the journal only when the kernel writes\n"
+         "                         its pages back (at the latest on fsync or close), so a\n"
+         "                         crash of the machine can lose writes write(2) already\n"
+         "                         returned from (README, 'Durability'). default: no\n"
+         "  max_background=N       readahead and writeback requests in flight. default: 64\n"
          "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
          "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
          "\n"

@@ -17,6 +17,7 @@
 #include <spdlog/common.h>
 
 #include "src/base/status.h"
+#include "fuse/fuse_adapter.h"
 #include "src/journal/journal.h"
 
 namespace keyfs {
@@ -41,6 +42,7 @@ struct MountOptions {
   bool debug = false;  // -d: foreground, debug logs, libfuse's request trace
   bool read_only = false;
   JournalOptions journal;  // appendfsync, auto_rewrite_*, journal_load_truncated
+  AdapterConfig adapter;   // *_timeout, writeback_cache, max_background
   // Options for the kernel mount, in libfuse's "-o" syntax.
   std::vector<std::string> kernel_options;
 };

@@ -13,6 +13,8 @@ namespace {
 // Requests handled per wake-up before the loop looks at its other sources.
 constexpr int kRequestBudget = 64;
 constexpr auto kCronInterval = std::chrono::milliseconds(100);
+// Appended files give back their unused room after one to two seconds idle.
+constexpr uint64_t kTrimSlackTicks = 10;
 // Warn when the budget is this full, at most once a minute.
 constexpr double kMemoryWarningRatio = 0.9;
 constexpr int64_t kMemoryWarningIntervalNs = 60'000'000'000;
@@ -25,7 +27,7 @@ Server::Server(const MountOptions& options)
       memory_(options.max_memory),
       keyspace_(KeyspaceOptions{options.block_size}, &memory_, clock_),
       replies_(&memory_),
-      adapter_(&keyspace_, &replies_, this, AdapterConfig{}) {}
+      adapter_(&keyspace_, &replies_, this, options.adapter) {}
 
 Server::~Server() {
   // Send what is queued before the session goes away.
@@ -126,6 +128,7 @@ void Server::OnSignal(int signo) {
 
 void Server::Cron() {
   journal_->Cron();
+  if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
   uint64_t used = memory_.Used();
   if (used < memory_.limit() * kMemoryWarningRatio) return;
   int64_t now = clock_->MonotonicNanos();

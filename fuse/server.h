@@ -56,6 +56,7 @@ class Server final : public ServerControl {
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;
   int64_t last_memory_warning_ = 0;  // monotonic ns
+  uint64_t cron_ticks_ = 0;
 };
 
 }  // namespace keyfs

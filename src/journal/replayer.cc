@@ -95,7 +95,7 @@ Status Replayer::ApplyDecoded(uint8_t type, std::string_view payload) {
       WriteRecord r;
       if (!Decode(payload, &r)) return malformed();
       clock_.Set(r.time);
-      Result<size_t> written = keyspace_->Write(r.ino, r.offset, r.data, /*append=*/false);
+      Result<size_t> written = keyspace_->Write(r.ino, r.offset, r.data, Keyspace::WriteAt::kOffset);
       if (!written.ok()) return SkipIfGone(written.status());
       if (*written < r.data.size()) return Status::Errno(ENOSPC);
       return Status::Ok();

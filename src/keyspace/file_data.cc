@@ -196,12 +196,16 @@ Status FileData::PunchHole(uint64_t offset, uint64_t length) {
   return Status::Ok();
 }
 
-void FileData::ShrinkToFit() {
-  if (blocks_.empty()) return;
-  auto& last = blocks_.back();
-  if (!last || last->capacity() == last->length() || last.use_count() != 1) return;
+bool FileData::has_slack() const {
+  if (blocks_.empty() || !blocks_.back()) return false;
+  const BlockBuffer& last = *blocks_.back();
   // Only worth a copy when malloc would hand back a smaller chunk.
-  if (HeapChunk(last->length()) >= HeapChunk(last->capacity())) return;
+  return HeapChunk(last.length()) < HeapChunk(last.capacity());
+}
+
+void FileData::ShrinkToFit() {
+  if (!has_slack() || blocks_.back().use_count() != 1) return;
+  auto& last = blocks_.back();
   SetBlock(blocks_.size() - 1,
            BlockBuffer::CopyOf(accountant_, *last, last->length(), last->length()));
 }

@@ -63,6 +63,8 @@ class FileData {
 
   // Gives back the slack that appending left in the last block.
   void ShrinkToFit();
+  // Whether ShrinkToFit() would give memory back.
+  bool has_slack() const;
 
   // Bytes held in blocks (sum of block lengths): what st_blocks reports.
   uint64_t stored_bytes() const { return stored_bytes_; }

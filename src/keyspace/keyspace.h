@@ -27,6 +27,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "src/base/clock.h"
@@ -168,14 +169,22 @@ class Keyspace {
                        int flags, const Caller& caller);
   void Release(Ino ino);
   Result<std::vector<ReadSlice>> Read(Ino ino, uint64_t offset, size_t size);
-  // With `append`, writes at the end of the file whatever `offset` says.
-  Result<size_t> Write(Ino ino, uint64_t offset, std::string_view data,
-                       bool append);
+  // kEnd (O_APPEND) writes at the end of the file whatever `offset` says.
+  // kWriteback is a page the kernel's writeback cache writes back: the
+  // kernel keeps mtime and ctime itself then (and sends them as a SETATTR),
+  // so the write leaves them as they are.
+  enum class WriteAt { kOffset, kEnd, kWriteback };
+  Result<size_t> Write(Ino ino, uint64_t offset, std::string_view data, WriteAt at);
   // Modes: 0 (allocate, extend), FALLOC_FL_KEEP_SIZE, and
   // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
   Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
   Result<DirListing> OpenDirectory(Ino ino);
   void ReleaseDirectory(Ino ino);
+  // Appends grow a file's last block by doubling; call this periodically to
+  // give back the slack of files that were not written since the last call.
+  // (Files are not closed towards keyfs — FUSE OPEN/RELEASE are skipped — so
+  // there is no close to do it on.)
+  void TrimSlack();
 
   // --- journal ---------------------------------------------------------------
   // Every change from now on is reported to `log` (null: to nobody), and
@@ -244,6 +253,9 @@ class Keyspace {
   const Clock* clock_;
   MutationLog* log_ = nullptr;
   InodeTable inodes_;
+  // Files whose last block has slack: written since the last TrimSlack(), and
+  // written in the round before it.
+  std::unordered_set<Ino> slack_recent_, slack_older_;
 };
 
 template <typename Visit>

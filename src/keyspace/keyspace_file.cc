@@ -81,21 +81,38 @@ Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
 }
 
 Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
-                               bool append) {
+                               WriteAt at) {
   RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EISDIR);
   if (!inode->is_regular()) return Status::Errno(EINVAL);
-  if (append) offset = inode->size;
+  if (at == WriteAt::kEnd) offset = inode->size;
   if (data.empty()) return size_t{0};
   if (offset >= kMaxFileSize) return Status::Errno(EFBIG);
   data = data.substr(0, std::min<uint64_t>(data.size(), kMaxFileSize - offset));
   ASSIGN_OR_RETURN(size_t written, inode->file().Write(offset, data));
   inode->size = std::max<uint64_t>(inode->size, offset + written);
+  if (inode->file().has_slack()) slack_recent_.insert(ino);
   timespec now = clock_->Now();
-  TouchModify(inode, now);
-  if (log_) log_->Written(ino, offset, data.substr(0, written), now);
+  if (at != WriteAt::kWriteback) TouchModify(inode, now);
+  if (log_) {
+    log_->Written(ino, offset, data.substr(0, written), now);
+    // Replay of the write sets mtime and ctime; put back the kernel's.
+    if (at == WriteAt::kWriteback) log_->AttributesSet(*inode, kAttrMtime);
+  }
   return written;
+}
+
+void Keyspace::TrimSlack() {
+  // A file still being appended to stays in slack_recent_ and keeps its room
+  // to grow; one left alone for a whole round gives it back.
+  for (Ino ino : slack_older_) {
+    if (slack_recent_.contains(ino)) continue;
+    Inode* inode = inodes_.Find(ino);
+    if (inode && inode->is_regular()) inode->file().ShrinkToFit();
+  }
+  slack_older_ = std::move(slack_recent_);
+  slack_recent_.clear();
 }
 
 Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {

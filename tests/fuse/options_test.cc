@@ -157,6 +157,38 @@ TEST_F(OptionsTest, JournalOptions) {
             "option 'auto_rewrite_min_size': 'big' is not a size (examples: 4096, 64K, 512M, 2G)");
 }
 
+TEST_F(OptionsTest, KernelCachingOptions) {
+  ASSERT_TRUE(Parse({"/m"}).ok());
+  EXPECT_EQ(options_.adapter.entry_timeout, 86400);
+  EXPECT_EQ(options_.adapter.attr_timeout, 86400);
+  EXPECT_EQ(options_.adapter.negative_timeout, 86400);
+  EXPECT_FALSE(options_.adapter.writeback_cache);
+  EXPECT_EQ(options_.adapter.max_background, 64u);
+
+  ASSERT_TRUE(Parse({"/m", "-o",
+                     "entry_timeout=0.5,attr_timeout=0,negative_timeout=10,writeback_cache=yes,"
+                     "max_background=12"})
+                  .ok());
+  EXPECT_EQ(options_.adapter.entry_timeout, 0.5);
+  EXPECT_EQ(options_.adapter.attr_timeout, 0);
+  EXPECT_EQ(options_.adapter.negative_timeout, 10);
+  EXPECT_TRUE(options_.adapter.writeback_cache);
+  EXPECT_EQ(options_.adapter.max_background, 12u);
+
+  EXPECT_EQ(ErrorOf({"/m", "-o", "attr_timeout=-1"}),
+            "option 'attr_timeout': must be a number of seconds from 0 to 31536000");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "entry_timeout=soon"}),
+            "option 'entry_timeout': must be a number of seconds from 0 to 31536000");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "negative_timeout=nan"}),
+            "option 'negative_timeout': must be a number of seconds from 0 to 31536000");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "writeback_cache"}),
+            "option 'writeback_cache': needs a value (writeback_cache=...)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "writeback_cache=on"}),
+            "option 'writeback_cache': must be yes or no");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "max_background=0"}),
+            "option 'max_background': must be a whole number from 1 to 65535");
+}
+
 TEST_F(OptionsTest, NoHomeAndNoStoreIsAnError) {
   facts_.home.clear();
   EXPECT_EQ(ErrorOf({"/m"}),

@@ -150,9 +150,9 @@ class JournalTest : public ::testing::Test {
     step();
     Ino file = ks.Create(dir, "file", 0640, O_WRONLY, caller)->ino;
     step();
-    ASSERT_TRUE(ks.Write(file, 0, std::string(10000, 'a'), false).ok());
-    ASSERT_TRUE(ks.Write(file, 5000, "overwrite", false).ok());
-    ASSERT_TRUE(ks.Write(file, 0, "appended", true).ok());
+    ASSERT_TRUE(ks.Write(file, 0, std::string(10000, 'a'), Keyspace::WriteAt::kOffset).ok());
+    ASSERT_TRUE(ks.Write(file, 5000, "overwrite", Keyspace::WriteAt::kOffset).ok());
+    ASSERT_TRUE(ks.Write(file, 0, "appended", Keyspace::WriteAt::kEnd).ok());
     step();
     ks.Release(file);
     ASSERT_TRUE(ks.MakeSymlink(dir, "link", "file", caller).ok());
@@ -170,7 +170,7 @@ class JournalTest : public ::testing::Test {
     ASSERT_TRUE(ks.SetAttr(file, chmod).ok());
     step();
     Ino sparse = ks.MakeNode(kRootIno, "sparse", S_IFREG | 0644, 0, caller)->ino;
-    ASSERT_TRUE(ks.Write(sparse, 100000, "end", false).ok());
+    ASSERT_TRUE(ks.Write(sparse, 100000, "end", Keyspace::WriteAt::kOffset).ok());
     ASSERT_TRUE(ks.Fallocate(sparse, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8192).ok());
     ASSERT_TRUE(ks.Fallocate(sparse, 0, 0, 200000).ok());
     SetAttrRequest shrink;
@@ -190,11 +190,11 @@ class JournalTest : public ::testing::Test {
     // Opened, unlinked, written: gone after a remount, and its writes skipped.
     Ino doomed = ks.Create(kRootIno, "doomed", 0644, O_WRONLY, caller)->ino;
     ASSERT_TRUE(ks.Unlink(kRootIno, "doomed").ok());
-    ASSERT_TRUE(ks.Write(doomed, 0, "late", false).ok());
+    ASSERT_TRUE(ks.Write(doomed, 0, "late", Keyspace::WriteAt::kOffset).ok());
     ks.Release(doomed);
     // O_TRUNC on open, and a read that moves the access time.
     ASSERT_TRUE(ks.Open(file, O_WRONLY | O_TRUNC).ok());
-    ASSERT_TRUE(ks.Write(file, 0, "short", false).ok());
+    ASSERT_TRUE(ks.Write(file, 0, "short", Keyspace::WriteAt::kOffset).ok());
     ks.Release(file);
     clock_.AdvanceNanos(int64_t{2} * 86400 * 1'000'000'000);
     ASSERT_TRUE(ks.Read(file, 0, 5).ok());
@@ -255,7 +255,7 @@ TEST_F(JournalTest, CrashKeepsEverythingSyncedAndNothingHalfApplied) {
     // Changes made but never committed (their replies never left): a crash
     // must not show any of them.
     Ino f = m->keyspace.MakeNode(kRootIno, "uncommitted", S_IFREG | 0644, 0, {})->ino;
-    ASSERT_TRUE(m->keyspace.Write(f, 0, "x", false).ok());
+    ASSERT_TRUE(m->keyspace.Write(f, 0, "x", Keyspace::WriteAt::kOffset).ok());
     m.reset();  // the process dies: no Close
   }
   ASSERT_TRUE(env_.SimulateCrash().ok());

@@ -228,8 +228,43 @@ TEST_F(KeyspaceTest, SparseFilesReadZerosInTheHoles) {
 TEST_F(KeyspaceTest, AppendWritesAtTheEnd) {
   Ino ino = MakeFile(kRootIno, "log");
   WriteString(ino, 0, "one\n");
-  ASSERT_TRUE(keyspace_.Write(ino, 0, "two\n", /*append=*/true).ok());
+  ASSERT_TRUE(keyspace_.Write(ino, 0, "two\n", Keyspace::WriteAt::kEnd).ok());
   EXPECT_EQ(ReadAll(ino), "one\ntwo\n");
+}
+
+TEST_F(KeyspaceTest, WritebackPagesLeaveTheKernelsTimes) {
+  Ino ino = MakeFile(kRootIno, "cached");
+  timespec created = InodeOf(ino).mtime;
+  clock_.AdvanceNanos(1'000'000'000);
+  ASSERT_TRUE(keyspace_.Write(ino, 0, "page", Keyspace::WriteAt::kWriteback).ok());
+  EXPECT_EQ(ReadAll(ino), "page");
+  EXPECT_EQ(InodeOf(ino).mtime.tv_sec, created.tv_sec);
+  EXPECT_EQ(InodeOf(ino).ctime.tv_sec, created.tv_sec);
+  ASSERT_TRUE(keyspace_.Write(ino, 4, "!", Keyspace::WriteAt::kOffset).ok());
+  EXPECT_EQ(InodeOf(ino).mtime.tv_sec, clock_.Now().tv_sec);
+}
+
+TEST_F(KeyspaceTest, AppendSlackIsTrimmedOnceTheFileIsLeftAlone) {
+  Ino busy = MakeFile(kRootIno, "busy");
+  Ino idle = MakeFile(kRootIno, "idle");
+  for (int i = 0; i < 40; ++i) {  // small appends double the last block
+    ASSERT_TRUE(keyspace_.Write(busy, 0, "0123456789", Keyspace::WriteAt::kEnd).ok());
+    ASSERT_TRUE(keyspace_.Write(idle, 0, "0123456789", Keyspace::WriteAt::kEnd).ok());
+  }
+  ASSERT_TRUE(InodeOf(idle).file().has_slack());
+  uint64_t before = memory_.Used();
+  keyspace_.TrimSlack();  // both were written in this round: kept
+  EXPECT_TRUE(InodeOf(idle).file().has_slack());
+  ASSERT_TRUE(keyspace_.Write(busy, 0, "0123456789", Keyspace::WriteAt::kEnd).ok());
+  keyspace_.TrimSlack();  // idle was left alone for a round: trimmed; busy was not
+  EXPECT_FALSE(InodeOf(idle).file().has_slack());
+  EXPECT_TRUE(InodeOf(busy).file().has_slack());
+  EXPECT_LT(memory_.Used(), before);
+  EXPECT_EQ(ReadAll(idle), [] {
+    std::string s;
+    for (int i = 0; i < 40; ++i) s += "0123456789";
+    return s;
+  }());
 }
 
 TEST_F(KeyspaceTest, TruncateShrinksAndGrowsWithZeros) {
@@ -430,7 +465,7 @@ TEST_F(SmallKeyspaceTest, WritesPastTheBudgetFailWithEnospcAndLoseNothing) {
   uint64_t offset = 0;
   Result<size_t> written = size_t{0};
   for (int i = 0; i < 100; ++i) {
-    written = keyspace_.Write(ino, offset, chunk, false);
+    written = keyspace_.Write(ino, offset, chunk, Keyspace::WriteAt::kOffset);
     if (!written.ok()) break;
     offset += *written;
   }
@@ -442,7 +477,7 @@ TEST_F(SmallKeyspaceTest, WritesPastTheBudgetFailWithEnospcAndLoseNothing) {
   // Deleting gives the memory back and writes work again.
   ASSERT_TRUE(keyspace_.Unlink(kRootIno, "big").ok());
   keyspace_.Forget(ino, 1);
-  EXPECT_TRUE(keyspace_.Write(keep, 8, chunk, false).ok());
+  EXPECT_TRUE(keyspace_.Write(keep, 8, chunk, Keyspace::WriteAt::kOffset).ok());
 }
 
 TEST_F(SmallKeyspaceTest, CreatingFilesPastTheBudgetFailsWithEnospc) {

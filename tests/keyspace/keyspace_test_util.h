@@ -33,7 +33,7 @@ class KeyspaceTest : public ::testing::Test {
     return entry.ok() ? entry->ino : 0;
   }
   void WriteString(Ino ino, uint64_t offset, const std::string& data) {
-    auto written = keyspace_.Write(ino, offset, data, false);
+    auto written = keyspace_.Write(ino, offset, data, Keyspace::WriteAt::kOffset);
     ASSERT_TRUE(written.ok()) << written.status().ToString();
     ASSERT_EQ(*written, data.size());
   }

@@ -16,6 +16,9 @@ step() {
 session() {
   step "write and read" 'echo hello > greeting; cat greeting'
   step "append" "printf 'a\nb\n' >> greeting; cat greeting; wc -c greeting"
+  step "overwrite an existing file (O_TRUNC)" 'printf "a much longer first text\n" > ow; cat ow; printf "x\n" > ow; cat ow; wc -c ow'
+  step "O_APPEND from two descriptors" 'exec 5>>ap 6>>ap; echo one >&5; echo two >&6; echo three >&5; exec 5>&- 6>&-; cat ap'
+  step "read-write open without truncation" 'printf 0123456789 > rw; exec 7<>rw; printf AB >&7; exec 7>&-; cat rw; echo'
   step "mkdir -p" 'mkdir -p users/42/photos; ls users; ls -d users/42/photos'
   step "mkdir existing" 'mkdir users'
   step "cp" 'cp greeting users/42/; cat users/42/greeting'
