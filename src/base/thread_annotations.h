@@ -3,6 +3,20 @@
 // Clang thread-safety analysis attributes (-Wthread-safety). Under GCC they
 // expand to nothing; the clang build configuration checks them.
 
+// Abseil's legacy header defines the same unprefixed names; it is included
+// first here (and its include guard keeps it from coming back later), so the
+// definitions below are the ones in force wherever both are used.
+#include <absl/base/internal/thread_annotations.h>
+#undef CAPABILITY
+#undef SCOPED_CAPABILITY
+#undef GUARDED_BY
+#undef PT_GUARDED_BY
+#undef REQUIRES
+#undef EXCLUDES
+#undef ACQUIRE
+#undef RELEASE
+#undef NO_THREAD_SAFETY_ANALYSIS
+
 #if defined(__clang__)
 #define KEYFS_THREAD_ANNOTATION(x) __attribute__((x))
 #else

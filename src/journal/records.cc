@@ -34,7 +34,7 @@ NodeRecord NodeRecordOf(uint64_t parent, std::string_view name, const Inode& ino
   r.mode = inode.mode;
   r.uid = inode.uid;
   r.gid = inode.gid;
-  r.rdev = inode.rdev;
+  r.rdev = inode.rdev();
   r.size = inode.size;
   r.atime = inode.atime;
   r.mtime = inode.mtime;

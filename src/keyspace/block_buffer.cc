@@ -1,45 +1,50 @@
 #include "src/keyspace/block_buffer.h"
 
+#include <algorithm>
 #include <cassert>
+#include <new>
 
 namespace keyfs {
 
-BlockBuffer::BlockBuffer(MemoryAccountant* accountant, size_t capacity)
-    : accountant_(accountant),
-      capacity_(capacity),
-      data_(new char[capacity]) {
-  accountant_->Charge(MemoryComponent::kBlocks, HeapChunk(capacity_) + kOverhead);
+BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity) {
+  assert(capacity <= UINT32_MAX);
+  void* memory = ::operator new(sizeof(BlockBuffer) + capacity);
+  accountant->Charge(MemoryComponent::kBlocks, ChargeFor(capacity));
+  return new (memory) BlockBuffer(accountant, static_cast<uint32_t>(capacity));
 }
 
-BlockBuffer::~BlockBuffer() {
-  accountant_->Release(MemoryComponent::kBlocks, HeapChunk(capacity_) + kOverhead);
+void BlockBuffer::Unref() const {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  accountant_->Release(MemoryComponent::kBlocks, ChargedBytes());
+  this->~BlockBuffer();
+  ::operator delete(const_cast<BlockBuffer*>(this));
 }
 
-std::shared_ptr<BlockBuffer> BlockBuffer::Create(MemoryAccountant* accountant,
-                                                 size_t capacity, size_t length) {
+RefPtr<BlockBuffer> BlockBuffer::Create(MemoryAccountant* accountant, size_t capacity,
+                                        size_t length) {
   assert(length <= capacity);
-  auto buffer = std::make_shared<BlockBuffer>(accountant, capacity);
-  std::memset(buffer->data_.get(), 0, length);
-  buffer->length_ = length;
+  RefPtr<BlockBuffer> buffer(Allocate(accountant, capacity));
+  std::memset(buffer->mutable_data(), 0, length);
+  buffer->length_ = static_cast<uint32_t>(length);
   return buffer;
 }
 
-std::shared_ptr<BlockBuffer> BlockBuffer::CopyOf(MemoryAccountant* accountant,
-                                                 const BlockBuffer& source,
-                                                 size_t length, size_t capacity) {
+RefPtr<BlockBuffer> BlockBuffer::CopyOf(MemoryAccountant* accountant,
+                                        const BlockBuffer& source, size_t length,
+                                        size_t capacity) {
   assert(length <= capacity);
-  auto buffer = std::make_shared<BlockBuffer>(accountant, capacity);
-  size_t copied = std::min(length, source.length_);
-  std::memcpy(buffer->data_.get(), source.data_.get(), copied);
-  std::memset(buffer->data_.get() + copied, 0, length - copied);
-  buffer->length_ = length;
+  RefPtr<BlockBuffer> buffer(Allocate(accountant, capacity));
+  size_t copied = std::min<size_t>(length, source.length_);
+  std::memcpy(buffer->mutable_data(), source.data(), copied);
+  std::memset(buffer->mutable_data() + copied, 0, length - copied);
+  buffer->length_ = static_cast<uint32_t>(length);
   return buffer;
 }
 
 void BlockBuffer::Resize(size_t length) {
   assert(length <= capacity_);
-  if (length > length_) std::memset(data_.get() + length_, 0, length - length_);
-  length_ = length;
+  if (length > length_) std::memset(mutable_data() + length_, 0, length - length_);
+  length_ = static_cast<uint32_t>(length);
 }
 
 }  // namespace keyfs

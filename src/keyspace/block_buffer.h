@@ -2,49 +2,51 @@
 
 // BlockBuffer: the bytes of one block of a file (DESIGN §3, "values are blocks").
 //
+// One heap allocation holds the header and the bytes (a 100-byte file costs one
+// 128-byte chunk), and the reference count lives in the header (RefPtr), so
+// there is no separate control block or data array.
+//
 // Invariants:
-//  1. A buffer is charged to the MemoryAccountant for its whole life: capacity
-//     plus kOverhead from construction to destruction, whichever thread drops
-//     the last reference.
+//  1. A buffer is charged to the MemoryAccountant for its whole life: its
+//     allocation from construction to destruction, whichever thread drops the
+//     last reference.
 //  2. A buffer that anyone besides its FileData references (a pending read
 //     reply now; a SAVE job or a rewrite snapshot later) is immutable. The owner
-//     thread may write into a buffer in place only while
-//     `shared_ptr::use_count() == 1`: only the owner thread creates new
-//     references, so a count of one cannot grow behind its back. Otherwise it
-//     copies (copy on write).
+//     thread may write into a buffer in place only while `use_count() == 1`:
+//     only the owner thread creates new references, so a count of one cannot
+//     grow behind its back. Otherwise it copies (copy on write).
 //  3. length() <= capacity() <= the file's block size.
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
-#include <memory>
 
 #include "src/base/memory_accountant.h"
+#include "src/base/ref_ptr.h"
 #include "src/keyspace/heap_size.h"
 
 namespace keyfs {
 
 class BlockBuffer {
  public:
-  // Heap bytes of the object and its shared_ptr control block (one chunk, from
-  // make_shared), beyond the data array.
-  static constexpr size_t kOverhead = HeapChunk(16 + 40);
-
   // A buffer of `length` bytes, all zero, with room for `capacity`.
-  static std::shared_ptr<BlockBuffer> Create(MemoryAccountant* accountant,
-                                             size_t capacity, size_t length);
+  static RefPtr<BlockBuffer> Create(MemoryAccountant* accountant, size_t capacity,
+                                    size_t length);
   // A buffer holding a copy of `length` bytes of `source`, room for `capacity`.
-  static std::shared_ptr<BlockBuffer> CopyOf(MemoryAccountant* accountant,
-                                             const BlockBuffer& source,
-                                             size_t length, size_t capacity);
+  static RefPtr<BlockBuffer> CopyOf(MemoryAccountant* accountant, const BlockBuffer& source,
+                                    size_t length, size_t capacity);
+  // Heap bytes of a buffer with room for `capacity` bytes: what it is charged.
+  static constexpr size_t ChargeFor(size_t capacity) {
+    return HeapChunk(sizeof(BlockBuffer) + capacity);
+  }
 
-  // Use Create(); public only for make_shared.
-  BlockBuffer(MemoryAccountant* accountant, size_t capacity);
-  ~BlockBuffer();
   BlockBuffer(const BlockBuffer&) = delete;
   BlockBuffer& operator=(const BlockBuffer&) = delete;
 
-  const char* data() const { return data_.get(); }
-  char* mutable_data() { return data_.get(); }
+  // The bytes follow the header in the same allocation.
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  char* mutable_data() { return reinterpret_cast<char*>(this + 1); }
   size_t length() const { return length_; }
   size_t capacity() const { return capacity_; }
 
@@ -52,15 +54,25 @@ class BlockBuffer {
   void Resize(size_t length);
 
   // Bytes charged to the accountant for this buffer.
-  size_t ChargedBytes() const { return HeapChunk(capacity_) + kOverhead; }
+  size_t ChargedBytes() const { return ChargeFor(capacity_); }
+
+  // For RefPtr.
+  void AddRef() const { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() const;
+  unsigned ref_count() const { return refs_.load(std::memory_order_acquire); }
 
  private:
+  BlockBuffer(MemoryAccountant* accountant, uint32_t capacity)
+      : accountant_(accountant), capacity_(capacity) {}
+  ~BlockBuffer() = default;
+  static BlockBuffer* Allocate(MemoryAccountant* accountant, size_t capacity);
+
   MemoryAccountant* const accountant_;
-  const size_t capacity_;
-  size_t length_ = 0;
-  std::unique_ptr<char[]> data_;
+  mutable std::atomic<uint32_t> refs_{0};
+  const uint32_t capacity_;
+  uint32_t length_ = 0;
 };
 
-using BlockRef = std::shared_ptr<const BlockBuffer>;
+using BlockRef = RefPtr<const BlockBuffer>;
 
 }  // namespace keyfs

@@ -2,15 +2,18 @@
 
 // Directory: the names in one directory, each pointing at an inode number.
 // Names live here, not in the inode, so one inode can have several names (hard
-// links). Sorted, so listings come out in a stable order.
+// links). Sorted, so listings come out in a stable order. A B-tree
+// (absl::btree_map): entries sit side by side in 256-byte nodes instead of a
+// 72-byte tree node each.
 //
-// Charges every entry (map node + out-of-line name bytes) to kNames.
+// Charges every entry (its share of a node + out-of-line name bytes) to kNames.
 // Owner thread only.
 
 #include <cstdint>
-#include <map>
 #include <string>
 #include <string_view>
+
+#include <absl/container/btree_map.h>
 
 #include "src/base/memory_accountant.h"
 #include "src/keyspace/heap_size.h"
@@ -21,8 +24,9 @@ using Ino = uint64_t;
 
 class Directory {
  public:
-  // A std::map node: 32 bytes of tree links, a std::string and the inode number.
-  static constexpr size_t kEntryOverhead = HeapChunk(32 + sizeof(std::string) + 8);
+  // A slot (std::string and inode number) in a node that is about three
+  // quarters full on average, plus its share of the node header.
+  static constexpr size_t kEntryOverhead = (sizeof(std::string) + 8) * 4 / 3 + 8;
   static size_t EntryCost(std::string_view name) {
     return kEntryOverhead + StringHeapBytes(name.size());
   }
@@ -70,7 +74,7 @@ class Directory {
   }
 
   MemoryAccountant* accountant_;
-  std::map<std::string, Ino, std::less<>> entries_;
+  absl::btree_map<std::string, Ino, std::less<>> entries_;
 };
 
 }  // namespace keyfs

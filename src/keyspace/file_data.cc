@@ -10,48 +10,51 @@ FileData::FileData(MemoryAccountant* accountant, uint32_t block_size)
     : accountant_(accountant), block_size_(block_size) {}
 
 FileData::~FileData() {
-  accountant_->Release(MemoryComponent::kBlocks, charged_slots_);
+  accountant_->Release(MemoryComponent::kBlocks, SlotBytes(blocks_.capacity()));
 }
 
 FileData::FileData(FileData&& other) noexcept
     : accountant_(other.accountant_),
       block_size_(other.block_size_),
       blocks_(std::move(other.blocks_)),
-      stored_bytes_(other.stored_bytes_),
-      charged_slots_(other.charged_slots_) {
+      stored_bytes_(other.stored_bytes_) {
+  // The moved-from InlinedVector is left empty with no heap array: it is
+  // charged nothing, and its destructor releases nothing.
   other.stored_bytes_ = 0;
-  other.charged_slots_ = 0;
-  other.blocks_.clear();
+  other.blocks_ = {};
 }
 
-void FileData::ChargeSlots() {
-  size_t now = blocks_.capacity() == 0
-                   ? 0
-                   : HeapChunk(blocks_.capacity() * sizeof(blocks_[0]));
-  if (now > charged_slots_) {
-    accountant_->Charge(MemoryComponent::kBlocks, now - charged_slots_);
+size_t FileData::SlotBytes(size_t capacity) {
+  // One slot lives inside the FileData; more take a heap array.
+  return capacity <= kInlineSlots ? 0 : HeapChunk(capacity * sizeof(RefPtr<BlockBuffer>));
+}
+
+void FileData::ChargeSlots(size_t old_capacity) {
+  size_t before = SlotBytes(old_capacity), now = SlotBytes(blocks_.capacity());
+  if (now > before) {
+    accountant_->Charge(MemoryComponent::kBlocks, now - before);
   } else {
-    accountant_->Release(MemoryComponent::kBlocks, charged_slots_ - now);
+    accountant_->Release(MemoryComponent::kBlocks, before - now);
   }
-  charged_slots_ = now;
 }
 
 Status FileData::EnsureSlots(size_t count) {
   if (blocks_.size() >= count) return Status::Ok();
-  if (blocks_.capacity() < count) {
-    size_t capacity = std::max(count, blocks_.capacity() * 2);
-    size_t bytes = HeapChunk(capacity * sizeof(blocks_[0]));
-    if (bytes > charged_slots_ && !accountant_->HasRoomFor(bytes - charged_slots_)) {
+  size_t old_capacity = blocks_.capacity();
+  if (old_capacity < count) {
+    size_t capacity = std::max(count, old_capacity * 2);
+    size_t bytes = SlotBytes(capacity), charged = SlotBytes(old_capacity);
+    if (bytes > charged && !accountant_->HasRoomFor(bytes - charged)) {
       return Status::Errno(ENOSPC);
     }
     blocks_.reserve(capacity);
   }
   blocks_.resize(count);
-  ChargeSlots();
+  ChargeSlots(old_capacity);
   return Status::Ok();
 }
 
-void FileData::SetBlock(size_t index, std::shared_ptr<BlockBuffer> buffer) {
+void FileData::SetBlock(size_t index, RefPtr<BlockBuffer> buffer) {
   auto& slot = blocks_[index];
   if (slot) stored_bytes_ -= slot->length();
   if (buffer) stored_bytes_ += buffer->length();
@@ -103,7 +106,7 @@ Result<BlockBuffer*> FileData::WritableBlock(size_t index, size_t end) {
   size_t capacity = current && current->capacity() >= length
                         ? current->capacity()
                         : GrownCapacity(current, length);
-  size_t needed = HeapChunk(capacity) + BlockBuffer::kOverhead;
+  size_t needed = BlockBuffer::ChargeFor(capacity);
   // Replacing an unshared buffer frees it right after; count that.
   size_t freed = current && unshared ? current->ChargedBytes() : 0;
   if (needed > freed && !accountant_->HasRoomFor(needed - freed)) {
@@ -139,10 +142,11 @@ Result<size_t> FileData::Write(uint64_t offset, std::string_view data) {
 Status FileData::Truncate(uint64_t new_size) {
   size_t keep_blocks = (new_size + block_size_ - 1) / block_size_;
   if (keep_blocks < blocks_.size()) {
+    size_t old_capacity = blocks_.capacity();
     for (size_t i = keep_blocks; i < blocks_.size(); ++i) SetBlock(i, nullptr);
     blocks_.resize(keep_blocks);
     blocks_.shrink_to_fit();
-    ChargeSlots();
+    ChargeSlots(old_capacity);
   }
   size_t tail = new_size % block_size_;
   if (tail == 0 || keep_blocks == 0) return Status::Ok();
@@ -154,7 +158,7 @@ Status FileData::Truncate(uint64_t new_size) {
     buffer->Resize(tail);
     return Status::Ok();
   }
-  size_t needed = HeapChunk(tail) + BlockBuffer::kOverhead;
+  size_t needed = BlockBuffer::ChargeFor(tail);
   if (!accountant_->HasRoomFor(needed)) return Status::Errno(ENOSPC);
   SetBlock(last, BlockBuffer::CopyOf(accountant_, *buffer, tail, tail));
   return Status::Ok();

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <vector>
 
+#include <absl/container/inlined_vector.h>
+
 #include "src/base/memory_accountant.h"
 #include "src/base/status.h"
 #include "src/keyspace/block_buffer.h"
@@ -78,15 +80,18 @@ class FileData {
   Result<BlockBuffer*> WritableBlock(size_t index, size_t end);
   // Makes room for `count` block slots; ENOSPC when the slot vector cannot grow.
   Status EnsureSlots(size_t count);
-  void ChargeSlots();
-  void SetBlock(size_t index, std::shared_ptr<BlockBuffer> buffer);
+  // Charges or releases the change in slot-array bytes since `old_capacity`.
+  void ChargeSlots(size_t old_capacity);
+  void SetBlock(size_t index, RefPtr<BlockBuffer> buffer);
+  static size_t SlotBytes(size_t capacity);  // heap bytes of the slot array
   size_t GrownCapacity(const BlockBuffer* old, size_t end) const;
 
   MemoryAccountant* accountant_;
   uint32_t block_size_;
-  std::vector<std::shared_ptr<BlockBuffer>> blocks_;
+  // Most files are one block: its slot is inline, no heap array.
+  static constexpr size_t kInlineSlots = 1;
+  absl::InlinedVector<RefPtr<BlockBuffer>, kInlineSlots> blocks_;
   uint64_t stored_bytes_ = 0;
-  size_t charged_slots_ = 0;  // slot-vector bytes charged to the accountant
 };
 
 }  // namespace keyfs

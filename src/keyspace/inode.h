@@ -29,8 +29,11 @@ namespace keyfs {
 
 constexpr Ino kRootIno = 1;
 
-// What a special file (fifo, socket, device node) or an unknown kind holds: nothing.
-struct NoContent {};
+// What a special file (fifo, socket, device node) holds: a device number for
+// character and block devices, 0 otherwise.
+struct SpecialContent {
+  dev_t rdev = 0;
+};
 
 struct Inode {
   Inode(Ino number, mode_t file_mode) : ino(number), mode(file_mode) {}
@@ -44,13 +47,16 @@ struct Inode {
   Directory& dir() { return *std::get<std::unique_ptr<Directory>>(content); }
   const Directory& dir() const { return *std::get<std::unique_ptr<Directory>>(content); }
   const std::string& symlink_target() const { return std::get<std::string>(content); }
+  dev_t rdev() const {
+    auto* special = std::get_if<SpecialContent>(&content);
+    return special ? special->rdev : 0;
+  }
 
   const Ino ino;
   mode_t mode;  // type and permission bits
   uid_t uid = 0;
   gid_t gid = 0;
   uint32_t nlink = 0;
-  dev_t rdev = 0;
   uint64_t size = 0;
   timespec atime{}, mtime{}, ctime{};
 
@@ -59,7 +65,7 @@ struct Inode {
   Ino parent = 0;        // directories: the directory that holds this one
 
   std::unique_ptr<XattrMap> xattrs;  // null until the first attribute is set
-  std::variant<NoContent, FileData, std::unique_ptr<Directory>, std::string> content;
+  std::variant<SpecialContent, FileData, std::unique_ptr<Directory>, std::string> content;
 };
 
 }  // namespace keyfs

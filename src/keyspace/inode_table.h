@@ -2,12 +2,16 @@
 
 // InodeTable: inode number -> Inode, and the only place inode numbers come
 // from. Numbers increase and are never reused (invariant 3 of inode.h).
-// Charges each inode (struct, table node, bucket slot) to kInodes.
+// An open-addressing table (absl::flat_hash_map: 17 bytes a slot, no node per
+// entry); the Inodes themselves are separate allocations, so pointers to them
+// stay valid while the table grows. Charges each Inode, and the table's slot
+// array as it grows and shrinks, to kInodes.
 // Owner thread only.
 
 #include <algorithm>
 #include <memory>
-#include <unordered_map>
+
+#include <absl/container/flat_hash_map.h>
 
 #include "src/base/memory_accountant.h"
 #include "src/keyspace/heap_size.h"
@@ -17,9 +21,8 @@ namespace keyfs {
 
 class InodeTable {
  public:
-  // The Inode allocation, its hash-table node and one bucket pointer.
-  static constexpr size_t kInodeCost =
-      HeapChunk(sizeof(Inode)) + HeapChunk(8 + 8 + 8) + 8;
+  // The Inode allocation (the table's slots are charged as they grow).
+  static constexpr size_t kInodeCost = HeapChunk(sizeof(Inode));
 
   explicit InodeTable(MemoryAccountant* accountant) : accountant_(accountant) {}
   ~InodeTable();
@@ -42,8 +45,11 @@ class InodeTable {
   Ino next_ino() const { return next_ino_; }
 
  private:
+  void ChargeTable();  // brings the charge for the slot array up to date
+
   MemoryAccountant* accountant_;
-  std::unordered_map<Ino, std::unique_ptr<Inode>> inodes_;
+  absl::flat_hash_map<Ino, std::unique_ptr<Inode>> inodes_;
+  size_t charged_table_ = 0;
   Ino next_ino_ = kRootIno;
 };
 

@@ -167,7 +167,7 @@ Result<Entry> Keyspace::MakeNode(Ino parent, std::string_view name, mode_t mode,
   if (type == S_IFREG) {
     inode->content.emplace<FileData>(accountant_, options_.block_size);
   } else if (type == S_IFCHR || type == S_IFBLK) {
-    inode->rdev = rdev;
+    inode->content = SpecialContent{rdev};
   }
   if (log_) log_->NodeCreated(parent, name, *inode);
   return MakeEntry(inode);

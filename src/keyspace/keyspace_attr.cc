@@ -22,7 +22,7 @@ void Keyspace::FillStat(const Inode& inode, struct stat* st) const {
   st->st_nlink = inode.nlink;
   st->st_uid = inode.uid;
   st->st_gid = inode.gid;
-  st->st_rdev = inode.rdev;
+  st->st_rdev = inode.rdev();
   st->st_blksize = options_.block_size;
   st->st_atim = inode.atime;
   st->st_mtim = inode.mtime;

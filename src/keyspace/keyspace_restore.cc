@@ -72,7 +72,7 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
     }
     case S_IFCHR:
     case S_IFBLK:
-      inode->rdev = attrs.rdev;
+      inode->content = SpecialContent{static_cast<dev_t>(attrs.rdev)};
       break;
     default:
       break;

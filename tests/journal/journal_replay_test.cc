@@ -82,7 +82,7 @@ std::string Dump(const Keyspace& keyspace) {
     std::string out = fmt::format("ino={} mode={:o} uid={} gid={} nlink={} size={} rdev={} "
                                   "mtime={}.{} ctime={}.{} atime={}.{}",
                                   inode.ino, inode.mode, inode.uid, inode.gid, inode.nlink,
-                                  inode.size, inode.rdev, inode.mtime.tv_sec, inode.mtime.tv_nsec,
+                                  inode.size, inode.rdev(), inode.mtime.tv_sec, inode.mtime.tv_nsec,
                                   inode.ctime.tv_sec, inode.ctime.tv_nsec, inode.atime.tv_sec,
                                   inode.atime.tv_nsec);
     if (inode.is_symlink()) out += " -> " + inode.symlink_target();
