@@ -235,7 +235,8 @@ def main():
     fig = Figures(load(tsv))
     measured = {t for (t, _) in fig.runs}
     global PEERS, TARGETS
-    PEERS = [t for t in OPTIONAL + PEERS if t in measured]
+    variants = sorted(t for t in measured if t.startswith("keyfs:"))
+    PEERS = [t for t in OPTIONAL + variants + PEERS if t in measured]
     TARGETS = ["keyfs"] + PEERS
     machine = ""
     path = os.path.join(out, "machine.txt")

@@ -31,6 +31,12 @@ check "other user cannot chown" eval "! as_nobody chown 65534 '$MNT/public' 2>/d
 check "sticky bit: other user cannot delete root's file" eval "! as_nobody rm -f '$MNT/sticky/roots' 2>/dev/null"
 check "root's file is still there" [ -f "$MNT/sticky/roots" ]
 check "other user deletes their own file" as_nobody rm "$MNT/open/mine"
+# A write by someone without CAP_FSETID clears set-user-ID and set-group-ID,
+# as on any Linux filesystem.
+echo x > "$MNT/open/setid" && chmod 6777 "$MNT/open/setid"
+as_nobody sh -c "echo y >> '$MNT/open/setid'"
+check "a write by another user clears set-user-ID and set-group-ID" \
+  [ "$(stat -c %a "$MNT/open/setid")" = 777 ]
 stop_keyfs
 
 start_keyfs -o max_memory=64M,ro
