@@ -57,7 +57,9 @@ struct AdapterConfig {
   // and reach keyfs (and its journal) later, in larger pieces, at the latest
   // on fsync() or close(). Off by default: see README, "Durability".
   bool writeback_cache = false;
-  unsigned max_background = 64;  // asynchronous requests (readahead, writeback) in flight
+  // Asynchronous requests (readahead, writeback) in flight: libfuse's default;
+  // 64 measured no different (docs/benchmarks.md).
+  unsigned max_background = 12;
 };
 
 class FuseAdapter {

@@ -336,7 +336,7 @@ std::string UsageText(const MachineFacts& facts) {
          "                         its pages back (at the latest on fsync or close), so a\n"
          "                         crash of the machine can lose writes write(2) already\n"
          "                         returned from (README, 'Durability'). default: no\n"
-         "  max_background=N       readahead and writeback requests in flight. default: 64\n"
+         "  max_background=N       readahead and writeback requests in flight. default: 12\n"
          "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
          "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
          "\n"

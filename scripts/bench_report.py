@@ -28,6 +28,7 @@ FS_METRICS = {
     "stat_warm": ("stat, warm", "stats/s", True),
     "read": ("open + read 4 KiB + close", "files/s", True),
     "readdir": ("readdir", "entries/s", True),
+    "stat_idle": ("stat, after 2 s idle", "stats/s", True),
     "stat_cold": ("stat, cold (first after mount)", "stats/s", True),
     "unlink": ("unlink", "files/s", True),
     "remount_s": ("mount time with the small files", "s", False),
@@ -156,7 +157,7 @@ def plot(fig, out):
     groups = [
         ("bandwidth.png", "Sequential IO (MiB/s, median)", ["seq_write", "seq_read_uncached", "seq_read_cached"], False),
         ("operations.png", "Operations per second (median, log scale)",
-         ["create", "stat_warm", "stat_cold", "read", "unlink", "readdir", "rand_read_cached", "rand_read_uncached"], True),
+         ["create", "stat_warm", "stat_idle", "stat_cold", "read", "unlink", "readdir", "rand_read_cached", "rand_read_uncached"], True),
     ]
     written = []
     for name, title, metrics, log in groups:

@@ -163,17 +163,17 @@ TEST_F(OptionsTest, KernelCachingOptions) {
   EXPECT_EQ(options_.adapter.attr_timeout, 86400);
   EXPECT_EQ(options_.adapter.negative_timeout, 86400);
   EXPECT_FALSE(options_.adapter.writeback_cache);
-  EXPECT_EQ(options_.adapter.max_background, 64u);
+  EXPECT_EQ(options_.adapter.max_background, 12u);
 
   ASSERT_TRUE(Parse({"/m", "-o",
                      "entry_timeout=0.5,attr_timeout=0,negative_timeout=10,writeback_cache=yes,"
-                     "max_background=12"})
+                     "max_background=64"})
                   .ok());
   EXPECT_EQ(options_.adapter.entry_timeout, 0.5);
   EXPECT_EQ(options_.adapter.attr_timeout, 0);
   EXPECT_EQ(options_.adapter.negative_timeout, 10);
   EXPECT_TRUE(options_.adapter.writeback_cache);
-  EXPECT_EQ(options_.adapter.max_background, 12u);
+  EXPECT_EQ(options_.adapter.max_background, 64u);
 
   EXPECT_EQ(ErrorOf({"/m", "-o", "attr_timeout=-1"}),
             "option 'attr_timeout': must be a number of seconds from 0 to 31536000");
