@@ -8,7 +8,11 @@
 //     removed.
 //  2. An inode is freed when nlink == 0, lookups == 0 and opens == 0: the
 //     kernel forgot it and no handle is open, so nothing can reach it again.
-//     An unlinked file that is still open stays readable until released.
+//     An unlinked file that is still open stays readable until released: the
+//     kernel keeps its reference (lookups) while any file is open on it, which
+//     is what keeps files opened with open(2) alive, since the adapter does
+//     not receive their OPEN; `opens` counts handles keyfs did hand out
+//     (created files, directories).
 //  3. Inode numbers are never reused (InodeTable hands out increasing ones), so
 //     a stale kernel reference can never reach a different file.
 //  4. `parent` is meaningful for directories only (they have exactly one name).
