@@ -7,6 +7,7 @@ spread between runs, keyfs's ratio to each peer, the goals of issue 4) and
 the plots OUTDIR/*.png (with gnuplot). Standard library only.
 """
 
+import functools
 import os
 import statistics
 import subprocess
@@ -15,7 +16,6 @@ from collections import defaultdict
 
 PEERS = ["tmpfs", "mergerfs-cached", "mergerfs-off", "bindfs"]
 OPTIONAL = ["keyfs-writeback", "keyfs-baseline"]  # shown when measured
-TARGETS = ["keyfs"] + PEERS
 
 # metric -> (what it is, unit, higher is better)
 FS_METRICS = {
@@ -69,6 +69,12 @@ def fmt(v):
 class Figures:
     def __init__(self, runs):
         self.runs = runs
+        # The columns: keyfs, then every other target this run measured
+        # (keyfs variants first, then the peers), in a fixed order.
+        measured = {t for (t, _) in runs}
+        variants = sorted(t for t in measured if t.startswith("keyfs:"))
+        self.peers = [t for t in OPTIONAL + variants + PEERS if t in measured]
+        self.targets = ["keyfs"] + self.peers
 
     def median(self, target, metric):
         values = self.runs.get((target, metric))
@@ -91,14 +97,14 @@ class Figures:
 
 
 def fs_table(fig):
-    head = ["workload", "unit"] + TARGETS + ["keyfs spread"] + [f"keyfs ÷ {p}" for p in PEERS]
+    head = ["workload", "unit"] + fig.targets + ["keyfs spread"] + [f"keyfs ÷ {p}" for p in fig.peers]
     rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for metric, (what, unit, higher) in FS_METRICS.items():
         cells = [what, unit]
-        cells += [fmt(fig.median(t, metric)) for t in TARGETS]
+        cells += [fmt(fig.median(t, metric)) for t in fig.targets]
         s = fig.spread("keyfs", metric)
         cells.append("—" if s is None else f"{s:.0f}%")
-        for p in PEERS:
+        for p in fig.peers:
             r = fig.ratio(metric, p, higher)
             cells.append("—" if r is None else f"{r:.2f}")
         rows.append("| " + " | ".join(cells) + " |")
@@ -163,9 +169,9 @@ def plot(fig, out):
     for name, title, metrics, log in groups:
         data = os.path.join(out, name.replace(".png", ".dat"))
         with open(data, "w") as f:
-            f.write("metric " + " ".join(TARGETS) + "\n")
+            f.write("metric " + " ".join(fig.targets) + "\n")
             for m in metrics:
-                f.write(m + " " + " ".join(fmt_plain(fig.median(t, m)) for t in TARGETS) + "\n")
+                f.write(m + " " + " ".join(fmt_plain(fig.median(t, m)) for t in fig.targets) + "\n")
         script = "\n".join([
             "set terminal pngcairo size 1100,500 noenhanced" if has_cairo() else "set terminal png size 1100,500 noenhanced",
             f"set output '{os.path.join(out, name)}'",
@@ -174,7 +180,7 @@ def plot(fig, out):
             "set style fill solid 0.9 border -1", "set key outside right top",
             "set xtics rotate by -20", "set grid ytics",
             "set logscale y" if log else "set yrange [0:*]",
-            f"plot for [i=2:{len(TARGETS) + 1}] '{data}' using i:xtic(1) title columnheader(i)",
+            f"plot for [i=2:{len(fig.targets) + 1}] '{data}' using i:xtic(1) title columnheader(i)",
         ])
         if run_gnuplot(script):
             written.append(name)
@@ -203,18 +209,13 @@ def fmt_plain(v):
     return "NaN" if v is None else f"{v:.6g}"
 
 
-_cairo = None
-
-
+@functools.lru_cache(maxsize=None)
 def has_cairo():
-    global _cairo
-    if _cairo is None:
-        try:
-            terms = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True).stderr
-            _cairo = "pngcairo" in terms
-        except OSError:
-            _cairo = False
-    return _cairo
+    try:
+        terms = subprocess.run(["gnuplot", "-e", "set terminal"], capture_output=True, text=True).stderr
+    except OSError:
+        return False
+    return "pngcairo" in terms
 
 
 def run_gnuplot(script):
@@ -234,11 +235,6 @@ def main():
         sys.exit("usage: bench_report.py RESULTS.TSV OUTDIR")
     tsv, out = sys.argv[1], sys.argv[2]
     fig = Figures(load(tsv))
-    measured = {t for (t, _) in fig.runs}
-    global PEERS, TARGETS
-    variants = sorted(t for t in measured if t.startswith("keyfs:"))
-    PEERS = [t for t in OPTIONAL + variants + PEERS if t in measured]
-    TARGETS = ["keyfs"] + PEERS
     machine = ""
     path = os.path.join(out, "machine.txt")
     if os.path.exists(path):
