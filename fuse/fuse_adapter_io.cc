@@ -46,15 +46,14 @@ void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
   auto entry = keyspace_->Create(parent, name, mode, fi->flags, CallerOf(req));
   if (!entry.ok()) return ReplyError(req, entry.status());
   fuse_entry_param param = EntryParam(*entry);
-  // A created file is open: the kernel sends RELEASE when it is closed.
+  // The created file lives by the entry's lookup reference, like every open
+  // file (keyspace.h, Open): the kernel sends RELEASE for it only while OPEN
+  // has not yet been answered with ENOSYS, so nothing may wait for one.
   fuse_file_info reply = *fi;
   reply.fh = entry->ino;
   reply.keep_cache = 1;
   replies_->Defer([this, req, param, reply] {
-    if (fuse_reply_create(req, &param, &reply) != 0) {
-      keyspace_->Release(param.ino);
-      keyspace_->Forget(param.ino, 1);
-    }
+    if (fuse_reply_create(req, &param, &reply) != 0) keyspace_->Forget(param.ino, 1);
   });
 }
 

@@ -10,25 +10,35 @@
 #include <spdlog/spdlog.h>
 
 #include "fuse/daemon.h"
+#include "fuse/lock_owner.h"
 #include "fuse/options.h"
 #include "fuse/server.h"
+#include "fuse/startup.h"
 #include "keyfs_version.h"
 #include "src/base/logging.h"
+#include "src/base/size.h"
 #include "store/env.h"
 #include "store/store_dir.h"
 
 namespace keyfs {
 namespace {
 
+// How long a new keyfs waits for an old one on the same store that was
+// unmounted and is still writing out what it holds.
+constexpr auto kShutdownPatience = std::chrono::seconds(60);
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "keyfs: %s\n", message.c_str());
   return 1;
 }
 
-// Checks made before anything is forked, created or mounted.
+// Checks made before anything is forked, created or mounted. A mount point
+// that is a dead mount ("Transport endpoint is not connected") passes:
+// PrepareMountPoint deals with it once the store is locked.
 Status CheckPaths(const MountOptions& options) {
   struct stat st;
   if (stat(options.mountpoint.c_str(), &st) != 0) {
+    if (errno == ENOTCONN || errno == ECONNABORTED) return Status::Ok();
     return Status::Errno(errno, "mount point " + options.mountpoint);
   }
   if (!S_ISDIR(st.st_mode)) {
@@ -40,6 +50,23 @@ Status CheckPaths(const MountOptions& options) {
                                    " cannot be inside the mount point");
   }
   return Status::Ok();
+}
+
+// The words a keyfs that did not stop cleanly left in the lock file, and what
+// replay brought back (the user asks "did I lose anything?").
+void ReportUncleanStop(const StoreDir& store, const LoadedJournal& loaded) {
+  auto previous = LockOwner::Parse(store.previous_owner());
+  if (!previous || previous->state == LockOwner::State::kStopped) return;
+  std::string torn =
+      loaded.torn_bytes > 0
+          ? fmt::format("; a record cut short by the stop was dropped ({} at the end of {})",
+                        FormatSize(loaded.torn_bytes), loaded.torn_file)
+          : "";
+  spdlog::warn("the previous keyfs on this store (pid {} on {}, {}) did not exit cleanly: it "
+               "was killed or crashed, or the machine stopped. The journal replay recovered "
+               "{} records ({} of journal){}; everything it acknowledged as synced is back",
+               previous->pid, previous->mountpoint, LockStateName(previous->state),
+               loaded.records, FormatSize(loaded.bytes), torn);
 }
 
 int Main(int argc, char** argv) {
@@ -73,8 +100,13 @@ int Main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  std::string owner = "keyfs pid " + std::to_string(getpid()) + " on " + options.mountpoint;
-  auto store = StoreDir::Open(Env::Default(), options.store_dir, owner);
+  LockOwner owner{getpid(), options.mountpoint, LockOwner::State::kStarting};
+  std::string waited;  // said on stderr now, logged once there is a log
+  auto store = AcquireStore(Env::Default(), options.store_dir, owner, kShutdownPatience,
+                            [&](const std::string& notice) {
+                              std::fprintf(stderr, "keyfs: %s\n", notice.c_str());
+                              waited = notice;
+                            });
   if (!store.ok()) return fail(store.status().ToString());
 
   std::string log_file = options.log_file;
@@ -82,18 +114,34 @@ int Main(int argc, char** argv) {
   if (Status status = ConfigureLogging(log_file, options.log_level); !status.ok()) {
     return fail(status.ToString());
   }
+  if (!waited.empty()) spdlog::info("{}; it has finished", waited);
 
-  auto server = Server::Start(options, Env::Default());
+  auto cleared = PrepareMountPoint(options.mountpoint, options.mount_over);
+  if (!cleared.ok()) return fail(cleared.status().ToString());
+  for (const std::string& note : *cleared) spdlog::warn("{}", note);
+
+  auto server = Server::Start(options, Env::Default(), [&](const LoadedJournal& loaded) {
+    ReportUncleanStop(**store, loaded);
+  });
   if (!server.ok()) return fail(server.status().ToString());
+  auto set_state = [&](LockOwner::State state) {
+    owner.state = state;
+    if (Status status = (*store)->SetOwner(owner.Format()); !status.ok()) {
+      spdlog::warn("could not update the store's lock file: {}", status.ToString());
+    }
+  };
+  set_state(LockOwner::State::kServing);
+  spdlog::default_logger()->flush();
   daemon.ReportReady();
 
-  Status status = (*server)->Run();
+  Status status = (*server)->Run([&] { set_state(LockOwner::State::kStopping); });
   server->reset();
   if (!status.ok()) {
     spdlog::error("keyfs stopped with an error: {}", status.ToString());
     std::fprintf(stderr, "keyfs: %s\n", status.ToString().c_str());
     return 1;
   }
+  set_state(LockOwner::State::kStopped);
   spdlog::info("keyfs exited cleanly");
   spdlog::shutdown();
   return 0;

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "src/base/logging.h"
 #include "src/base/size.h"
 
@@ -77,8 +79,8 @@ Result<uint64_t> ParseMemory(std::string_view value, const MachineFacts& facts) 
   if (value.ends_with("%")) {
     auto percent = ParseSize(value.substr(0, value.size() - 1));
     if (!percent.ok() || *percent == 0 || *percent > 100) {
-      return Status::InvalidArgument("'" + std::string(value) +
-                                     "' is not a percentage between 1% and 100%");
+      return Status::InvalidArgument(
+          fmt::format("'{}' is not a percentage between 1% and 100%", value));
     }
     return facts.physical_memory * *percent / 100;  // no overflow below 2^57 bytes of RAM
   }
@@ -182,6 +184,11 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
   } else if (key == "default_permissions") {
     // Always on: the kernel checks mode bits for keyfs.
     RETURN_IF_ERROR(no_value());
+  } else if (key == "nonempty") {
+    // libfuse 3 dropped this option (it mounts over non-empty directories);
+    // keyfs uses the familiar name for "mount over an existing mount".
+    RETURN_IF_ERROR(no_value());
+    options->mount_over = true;
   } else if (key == "ro") {
     RETURN_IF_ERROR(no_value());
     options->read_only = true;
@@ -234,7 +241,7 @@ Result<std::string> DefaultStoreDir(const std::string& mountpoint,
   for (char& c : name) {
     if (c == '/') c = '-';
   }
-  if (name.empty()) name = "-";
+  if (name.empty()) name.assign(1, '-');
   return base + "/" + name;
 }
 
@@ -339,11 +346,15 @@ std::string UsageText(const MachineFacts& facts) {
          "  max_background=N       readahead and writeback requests in flight. default: 12\n"
          "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
          "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
+         "  nonempty               mount even where another filesystem is mounted (hiding\n"
+         "                         it); without it that is refused. A dead keyfs mount left\n"
+         "                         by a killed keyfs is cleared either way.\n"
          "\n"
          "mount options passed to the kernel:\n"
          "  allow_other            let other users use the mount (permission checks by mode\n"
          "                         bits always apply: keyfs mounts with default_permissions)\n"
          "  ro                     read-only mount\n"
+
          "  auto_unmount           unmount if keyfs dies\n"
          "  fsname=NAME, subtype=NAME, max_read=N, and the usual flags: rw, dev, nodev,\n"
          "  suid, nosuid, exec, noexec, sync, async, dirsync, atime, noatime, relatime, ...\n"

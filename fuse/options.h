@@ -41,6 +41,7 @@ struct MountOptions {
   bool foreground = false;
   bool debug = false;  // -d: foreground, debug logs, libfuse's request trace
   bool read_only = false;
+  bool mount_over = false;  // nonempty: mount even where something is mounted
   JournalOptions journal;  // appendfsync, auto_rewrite_*, journal_load_truncated
   AdapterConfig adapter;   // *_timeout, writeback_cache, max_background
   // Options for the kernel mount, in libfuse's "-o" syntax.

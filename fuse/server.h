@@ -9,6 +9,7 @@
 //
 // Threading: created and run on the main thread, which then is the loop thread.
 
+#include <functional>
 #include <memory>
 
 #include "fuse/fuse_adapter.h"
@@ -26,14 +27,18 @@ namespace keyfs {
 
 class Server final : public ServerControl {
  public:
-  // Replays the journal in options.store_dir (locked by the caller), then
-  // mounts. The signals must already be blocked in this and every thread.
-  static Result<std::unique_ptr<Server>> Start(const MountOptions& options, Env* env);
+  // Replays the journal in options.store_dir (locked by the caller), tells
+  // `replayed` what replay did, then mounts. The signals must already be
+  // blocked in this and every thread.
+  static Result<std::unique_ptr<Server>> Start(
+      const MountOptions& options, Env* env,
+      const std::function<void(const LoadedJournal&)>& replayed = [](const LoadedJournal&) {});
   ~Server() override;
 
   // Serves until unmounted from outside or told to stop by a signal; then
-  // writes and syncs the journal and unmounts. OK when the journal is safe.
-  Status Run();
+  // calls `on_stopping` and writes and syncs the journal and unmounts. OK
+  // when the journal is safe.
+  Status Run(const std::function<void()>& on_stopping = [] {});
 
   // ServerControl
   void RequestSync() override { journal_->RequestSync(); }
@@ -45,6 +50,12 @@ class Server final : public ServerControl {
   void BeforeSleep();
   void Cron();
   void OnSignal(int signo);
+  // Logs (rate-limited) changes refused for lack of memory, and a nearly
+  // full budget, with the figures and what to do.
+  void WarnAboutMemory();
+  std::string MemoryBreakdown() const;  // "blocks 60.0 MiB, inodes 1.2 MiB, ..."
+  std::string MemoryInfo() const;       // INFO lines of the memory budget
+  std::string Info() const;             // INFO: every section
 
   const MountOptions options_;
   const Clock* const clock_;
@@ -55,8 +66,11 @@ class Server final : public ServerControl {
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;
-  int64_t last_memory_warning_ = 0;  // monotonic ns
+  int64_t last_memory_warning_ = INT64_MIN / 2;  // monotonic ns
+  int64_t last_refusal_warning_ = INT64_MIN / 2;
+  uint64_t logged_refusals_ = 0;
   uint64_t cron_ticks_ = 0;
+  int64_t started_ns_ = 0;  // monotonic, when serving began
 };
 
 }  // namespace keyfs

@@ -23,6 +23,9 @@ namespace keyfs {
 class FileLock {
  public:
   virtual ~FileLock() = default;
+  // Replaces what the lock file says about its holder (LockFile's `owner`),
+  // e.g. as the holder goes from starting to serving to stopped.
+  virtual Status SetOwner(std::string_view owner) = 0;
 };
 
 // A file written from the end. Not thread-safe: one writer at a time.
@@ -54,6 +57,12 @@ class SequentialFile {
   virtual Result<size_t> Read(size_t n, char* scratch) = 0;
 };
 
+// What statvfs(2) says of a filesystem, in bytes.
+struct FsSpace {
+  uint64_t total = 0;
+  uint64_t available = 0;  // to an unprivileged user (f_bavail)
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -66,10 +75,12 @@ class Env {
 
   // Takes an exclusive lock on `path` (created if missing) without waiting,
   // and writes `owner` into it so that the next one to try can say who holds
-  // it. EWOULDBLOCK when someone else does; the message then quotes `owner`
-  // as written by the holder.
+  // it; what the file said before (the last holder's words, "" for a new
+  // file) goes to `previous` when given. EWOULDBLOCK when someone else holds
+  // it; the message then quotes `owner` as written by the holder.
   virtual Result<std::unique_ptr<FileLock>> LockFile(const std::string& path,
-                                                     const std::string& owner) = 0;
+                                                     const std::string& owner,
+                                                     std::string* previous = nullptr) = 0;
 
   // 0 if `path` is a directory we may create files in, else an errno Status.
   virtual Status CheckWritableDir(const std::string& path) = 0;
@@ -90,6 +101,8 @@ class Env {
   virtual Status TruncateFile(const std::string& path, uint64_t size) = 0;
   // fsync(2) on a directory: makes creations, renames and removals in it durable.
   virtual Status SyncDir(const std::string& path) = 0;
+  // The size and free space of the filesystem holding `path`.
+  virtual Result<FsSpace> GetSpace(const std::string& path) = 0;
 };
 
 // Reads a whole file (tests, small metadata files).

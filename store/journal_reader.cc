@@ -40,6 +40,16 @@ Result<std::unique_ptr<JournalReader>> JournalReader::Open(Env* env, const std::
   return reader;
 }
 
+Result<bool> JournalReader::IsCutInHeader(Env* env, const std::string& path) {
+  ASSIGN_OR_RETURN(uint64_t size, env->GetFileSize(path));
+  if (size > kFileHeaderSize) return false;
+  ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(env, path));
+  if (std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; })) return true;
+  if (bytes.size() >= kFileHeaderSize) return false;  // a whole header, damaged
+  size_t magic = std::min(bytes.size(), sizeof(journal::kMagic));
+  return std::memcmp(bytes.data(), journal::kMagic, magic) == 0;
+}
+
 Status JournalReader::ReadExactly(size_t n, std::string* out) {
   out->resize(n);
   ASSIGN_OR_RETURN(size_t got, file_->Read(n, out->data()));

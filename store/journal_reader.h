@@ -39,6 +39,11 @@ class JournalReader {
   // Opens `path` and checks its file header (EINVAL with a message naming the
   // file when it is not a keyfs journal or of another version).
   static Result<std::unique_ptr<JournalReader>> Open(Env* env, const std::string& path);
+  // Whether `path` was cut inside its file header — what a crash while the
+  // file was being created leaves: shorter than a header, and what is there
+  // is the start of one (or zeros, which a crash can leave too). Such a file
+  // holds no record; Open refuses it as not a journal.
+  static Result<bool> IsCutInHeader(Env* env, const std::string& path);
 
   Outcome Next(Record* record);
 

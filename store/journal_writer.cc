@@ -7,9 +7,17 @@ Result<std::unique_ptr<JournalWriter>> JournalWriter::Create(Env* env, const std
   ASSIGN_OR_RETURN(auto file, env->NewWritableFile(path));
   std::string header;
   journal::EncodeFileHeader(journal::FileHeader{journal::kVersion, 0, base_seq}, &header);
-  RETURN_IF_ERROR(file->Append(header));
-  RETURN_IF_ERROR(file->Sync());
-  RETURN_IF_ERROR(env->SyncDir(DirName(path)));
+  Status status = file->Append(header);
+  if (status.ok()) status = file->Sync();
+  if (status.ok()) status = env->SyncDir(DirName(path));
+  if (!status.ok()) {
+    // Leave no headless file behind (a full disk): the journal goes on in
+    // the segment it had. Should this fail too, replay takes a segment cut
+    // in its header for a torn tail.
+    file.reset();
+    (void)env->RemoveFile(path);
+    return status;
+  }
   return std::unique_ptr<JournalWriter>(
       new JournalWriter(env, path, std::move(file), header.size(), base_seq));
 }

@@ -27,6 +27,7 @@ class JournalWriter {
  public:
   // A new journal at `path` (replacing any file there): header written and
   // synced, directory synced. Its first record gets sequence base_seq + 1.
+  // On failure the file is removed again.
   static Result<std::unique_ptr<JournalWriter>> Create(Env* env, const std::string& path,
                                                        uint64_t base_seq);
   // Continues an existing journal after a reader checked it: cuts it to

@@ -6,6 +6,7 @@
 #include <linux/falloc.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -19,12 +20,35 @@ namespace {
 
 Status PathError(const std::string& path, int err) { return Status::Errno(err, path); }
 
+// The whole content of an open file, up to `limit` bytes.
+std::string ReadSmallFile(int fd, size_t limit) {
+  std::string content(limit, '\0');
+  ssize_t n = pread(fd, content.data(), limit, 0);
+  content.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return content;
+}
+
+// Replaces the whole content of an open file.
+int RewriteSmallFile(int fd, std::string_view content) {
+  if (ftruncate(fd, 0) < 0) return errno;
+  ssize_t n = pwrite(fd, content.data(), content.size(), 0);
+  if (n < 0) return errno;
+  if (static_cast<size_t>(n) != content.size()) return EIO;
+  return 0;
+}
+
 class PosixFileLock final : public FileLock {
  public:
-  explicit PosixFileLock(int fd) : fd_(fd) {}
+  PosixFileLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
   ~PosixFileLock() override { close(fd_); }  // closing releases the flock
 
+  Status SetOwner(std::string_view owner) override {
+    if (int err = RewriteSmallFile(fd_, owner); err != 0) return PathError(path_, err);
+    return Status::Ok();
+  }
+
  private:
+  std::string path_;
   int fd_;
 };
 
@@ -121,25 +145,26 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path,
-                                             const std::string& owner) override {
+                                             const std::string& owner,
+                                             std::string* previous) override {
+    constexpr size_t kOwnerLimit = 4096;
     int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) return PathError(path, errno);
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
       int err = errno;
-      char holder[256] = {};
-      ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+      std::string holder = ReadSmallFile(fd, kOwnerLimit);
       close(fd);
+      while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
       std::string message = path + " is locked";
-      if (n > 0) message += " by " + std::string(holder, static_cast<size_t>(n));
+      if (!holder.empty()) message += " by " + holder;
       return Status::Errno(err == EWOULDBLOCK ? EWOULDBLOCK : err, message);
     }
-    if (ftruncate(fd, 0) < 0 ||
-        pwrite(fd, owner.data(), owner.size(), 0) != static_cast<ssize_t>(owner.size())) {
-      int err = errno;
+    if (previous) *previous = ReadSmallFile(fd, kOwnerLimit);
+    if (int err = RewriteSmallFile(fd, owner); err != 0) {
       close(fd);
       return PathError(path, err);
     }
-    return std::unique_ptr<FileLock>(new PosixFileLock(fd));
+    return std::unique_ptr<FileLock>(new PosixFileLock(path, fd));
   }
 
   Status CheckWritableDir(const std::string& path) override {
@@ -208,6 +233,13 @@ class PosixEnv final : public Env {
   Status TruncateFile(const std::string& path, uint64_t size) override {
     if (truncate(path.c_str(), static_cast<off_t>(size)) < 0) return PathError(path, errno);
     return Status::Ok();
+  }
+
+  Result<FsSpace> GetSpace(const std::string& path) override {
+    struct statvfs st;
+    if (statvfs(path.c_str(), &st) < 0) return PathError(path, errno);
+    return FsSpace{static_cast<uint64_t>(st.f_blocks) * st.f_frsize,
+                   static_cast<uint64_t>(st.f_bavail) * st.f_frsize};
   }
 
   Status SyncDir(const std::string& path) override {

@@ -1,5 +1,6 @@
 #include "src/base/logging.h"
 
+#include <fmt/format.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
@@ -13,9 +14,8 @@ Result<spdlog::level::level_enum> ParseLogLevel(std::string_view name) {
   if (name == "error") return spdlog::level::err;
   if (name == "critical") return spdlog::level::critical;
   if (name == "off") return spdlog::level::off;
-  return Status::InvalidArgument(
-      "'" + std::string(name) +
-      "' is not a log level (trace, debug, info, warn, error, critical, off)");
+  return Status::InvalidArgument(fmt::format(
+      "'{}' is not a log level (trace, debug, info, warn, error, critical, off)", name));
 }
 
 Status ConfigureLogging(const std::string& file, spdlog::level::level_enum level) {

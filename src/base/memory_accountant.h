@@ -55,8 +55,14 @@ class MemoryAccountant {
     uint64_t used = Used();
     return used >= limit_ ? 0 : limit_ - used;
   }
-  // True when `bytes` more would still fit under the limit.
-  bool HasRoomFor(uint64_t bytes) const { return bytes <= Available(); }
+  // True when `bytes` more would still fit under the limit. Every "no" is
+  // a refused change (ENOSPC) and is counted, for the log.
+  bool HasRoomFor(uint64_t bytes) const {
+    if (bytes <= Available()) return true;
+    refusals_.fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
+  uint64_t refusals() const { return refusals_.load(std::memory_order_relaxed); }
 
  private:
   static int Index(MemoryComponent c) { return static_cast<int>(c); }
@@ -64,6 +70,7 @@ class MemoryAccountant {
   const uint64_t limit_;
   std::array<std::atomic<uint64_t>, static_cast<int>(MemoryComponent::kCount)>
       counters_{};
+  mutable std::atomic<uint64_t> refusals_{0};
 };
 
 }  // namespace keyfs

@@ -64,9 +64,13 @@ Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
   journal->base_bytes_ = loaded.base_bytes;
   if (!files.incr_gens.empty()) {
     journal->gen_ = files.incr_gens.back();
-    ASSIGN_OR_RETURN(journal->writer_,
-                     JournalWriter::Continue(env, journal->Path(JournalIncrName(journal->gen_)),
-                                             loaded.live_good_offset, loaded.last_seq));
+    std::string live = journal->Path(JournalIncrName(journal->gen_));
+    if (loaded.live_cut_in_header) {
+      ASSIGN_OR_RETURN(journal->writer_, JournalWriter::Create(env, live, loaded.last_seq));
+    } else {
+      ASSIGN_OR_RETURN(journal->writer_, JournalWriter::Continue(env, live, loaded.live_good_offset,
+                                                                 loaded.last_seq));
+    }
     for (size_t i = 0; i + 1 < files.incr_gens.size(); ++i) {
       ASSIGN_OR_RETURN(uint64_t size,
                        env->GetFileSize(journal->Path(JournalIncrName(files.incr_gens[i]))));
@@ -77,11 +81,11 @@ Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
     ASSIGN_OR_RETURN(journal->writer_,
                      JournalWriter::Create(env, journal->Path(JournalIncrName(journal->gen_)),
                                            loaded.last_seq));
-    // A new store: its first record is the root, so that the root's own
-    // attributes (its access time, for one) come back as they were.
-    if (!files.base_gen && loaded.last_seq == 0) {
-      journal->NodeCreated(0, "", *keyspace->FindInode(kRootIno));
-    }
+  }
+  // A new store: its first record is the root, so that the root's own
+  // attributes (its access time, for one) come back as they were.
+  if (!files.base_gen && loaded.last_seq == 0) {
+    journal->NodeCreated(0, "", *keyspace->FindInode(kRootIno));
   }
   journal->written_seq_ = journal->synced_seq_ = loaded.last_seq;
   journal->rewrite_base_size_ = journal->JournalBytes();
@@ -173,26 +177,40 @@ namespace {
 // The largest record one change makes: a 1 MiB write (the FUSE maximum) with
 // its header, with room to spare for xattrs (64 KiB) and names.
 constexpr uint64_t kLargestRecord = (1u << 20) + (64u << 10);
+// The largest record of a change that frees room (an unlink, a rename: two
+// names of at most 255 bytes, a few numbers).
+constexpr uint64_t kFreeingRecord = 4u << 10;
+// Room kept, beyond the largest record, for changes that free room only:
+// when the disk is full they can still be made (some hundreds of them), so
+// a full store can be emptied.
+constexpr uint64_t kFreeingReserve = 1u << 20;
 constexpr uint64_t kReserveChunk = 8u << 20;
 constexpr int64_t kReserveRetry = 100'000'000;  // 100 ms after a refusal
 
 }  // namespace
 
-Status Journal::Writable() {
+// Space on disk is allocated ahead of the journal's end (fallocate), so that
+// a full disk is found before a change is made, not when its record is
+// written. A change that adds to the store needs room for the largest record
+// plus the freeing reserve; one that frees room needs room for a small
+// record only, and may eat into the reserve the others leave.
+Status Journal::Writable(SpaceEffect effect) {
   if (!error_.ok()) return error_;
-  return ReserveRoom();
+  return ReserveRoom(effect);
 }
 
-Status Journal::ReserveRoom() {
-  uint64_t end = writer_->written_size() + writer_->pending_bytes() + kLargestRecord;
-  if (end <= reserved_to_) return Status::Ok();
+Status Journal::ReserveRoom(SpaceEffect effect) {
+  uint64_t tail = writer_->written_size() + writer_->pending_bytes();
+  uint64_t full = tail + kLargestRecord + kFreeingReserve;
+  uint64_t least = effect == SpaceEffect::kFrees ? tail + kFreeingRecord : full;
+  if (least <= reserved_to_) return Status::Ok();
   int64_t now = clock_->MonotonicNanos();
   if (!reserve_error_.ok() && now < reserve_retry_at_ns_) return reserve_error_;
   uint64_t from = writer_->written_size();
-  uint64_t target = end + kReserveChunk;
+  uint64_t target = full + kReserveChunk;
   Status status = writer_->shared_file()->Reserve(from, target - from);
   if (status.code() == ENOSPC) {  // a nearly full disk: the least that will do
-    target = end;
+    target = least;
     status = writer_->shared_file()->Reserve(from, target - from);
   }
   if (!status.ok()) {
@@ -202,8 +220,15 @@ Status Journal::ReserveRoom() {
     reserve_retry_at_ns_ = now + kReserveRetry;
     if (first || now - last_error_log_ns_ >= kErrorLogInterval) {
       last_error_log_ns_ = now;
-      spdlog::error("{}; changes fail with {} until there is room, reads go on",
-                    reserve_error_.message(), status.code() == ENOSPC ? "ENOSPC" : "EIO");
+      if (status.code() == ENOSPC) {
+        spdlog::error("{} ({}); changes that add data fail with ENOSPC until there is room: "
+                      "free space on that filesystem. Deleting and truncating files in keyfs "
+                      "still works (a reserve is kept for it), and reads go on",
+                      reserve_error_.message(), DiskSpaceText());
+      } else {
+        spdlog::error("{}; changes fail with EIO until the journal can be written, reads go on",
+                      reserve_error_.message());
+      }
     }
     return reserve_error_;
   }
@@ -318,12 +343,18 @@ void Journal::Cron() {
     }
   }
   if (error_kind_ == ErrorKind::kSync && now >= retry_at_ns_ && !rewrite_running()) {
-    if (!StartRewrite().ok()) ScheduleRetry();
+    if (!StartRewrite("an fsync of the journal failed: a snapshot makes it durable again").ok()) {
+      ScheduleRetry();
+    }
   }
   if (options_.appendfsync == AppendFsync::kEverySec && error_kind_ == ErrorKind::kNone) {
     SubmitEverySecSync();
   }
   MaybeAutoRewrite();
+  if (rewrites_unlogged_ > 0 && now - rewrite_log_window_ns_ >= kRewriteLogIntervalNs) {
+    LogRewriteSummary();
+    rewrite_log_window_ns_ = now;
+  }
 }
 
 Status Journal::Close() {
@@ -342,6 +373,13 @@ Status Journal::Close() {
   }
   written_seq_ = synced_seq_ = writer_->last_seq();
   return Status::Ok();
+}
+
+std::string Journal::DiskSpaceText() const {
+  auto space = env_->GetSpace(dir_);
+  if (!space.ok()) return "free space unknown: " + space.status().ToString();
+  return fmt::format("{} free of {} on the filesystem of {}", FormatSize(space->available),
+                     FormatSize(space->total), dir_);
 }
 
 uint64_t Journal::JournalBytes() const {

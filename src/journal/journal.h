@@ -87,8 +87,9 @@ class Journal final : public MutationLog {
   void RequestSync() { sync_requested_ = true; }
   // Periodic work: everysec fsync, retries after errors, automatic rewrite.
   void Cron();
-  // Starts a background rewrite. EBUSY when one is running.
-  Status StartRewrite();
+  // Starts a background rewrite; `why` goes into its log line. EBUSY when
+  // one is running. Until one succeeds, a failed one is retried with backoff.
+  Status StartRewrite(std::string_view why = "asked for");
   // At unmount: ends a rewrite in progress, writes and fsyncs everything.
   Status Close();
 
@@ -98,7 +99,7 @@ class Journal final : public MutationLog {
   bool rewrite_running() const { return child_pid_ > 0; }
 
   // --- MutationLog ----------------------------------------------------------
-  Status Writable() override;
+  Status Writable(SpaceEffect effect) override;
   void NodeCreated(Ino parent, std::string_view name, const Inode& inode) override;
   void Linked(Ino ino, Ino parent, std::string_view name, timespec now) override;
   void Unlinked(Ino parent, std::string_view name, bool directory, timespec now) override;
@@ -114,6 +115,8 @@ class Journal final : public MutationLog {
 
  private:
   enum class ErrorKind { kNone, kWrite, kSync };
+  // Rewrites closer together than this are summed up in one log line.
+  static constexpr int64_t kRewriteLogIntervalNs = 60'000'000'000;
 
   Journal(Env* env, std::string dir, const JournalOptions& options, Keyspace* keyspace,
           EventLoop* loop, MemoryAccountant* accountant, const Clock* clock);
@@ -134,14 +137,20 @@ class Journal final : public MutationLog {
   void ScheduleRetry();
   void SubmitEverySecSync();
   uint64_t JournalBytes() const;
+  // "12.0 MiB free of 1.0 GiB on the filesystem of STORE", for messages.
+  std::string DiskSpaceText() const;
   // Makes sure the disk has room for one more record of any size in the live
-  // segment (see Writable in journal.cc).
-  Status ReserveRoom();
+  // segment, or of a small one for a change that frees room (see Writable in
+  // journal.cc).
+  Status ReserveRoom(SpaceEffect effect);
 
   // journal_rewrite.cc
   void OnRewriteOutput();
   void FinishRewrite(bool ok, const std::string& message);
   void MaybeAutoRewrite();
+  void BackOffRewrite();
+  bool LogThisRewrite();
+  void LogRewriteSummary();
   void RemoveInBackground(std::vector<std::string> paths);
 
   Env* const env_;
@@ -187,6 +196,10 @@ class Journal final : public MutationLog {
   int64_t rewrite_started_ns_ = 0;
   int64_t rewrite_retry_at_ns_ = 0;
   int64_t rewrite_backoff_ns_ = 0;
+  bool rewrite_wanted_ = false;   // asked for or due, and not yet done: retried
+  bool rewrite_logged_ = false;   // the running rewrite's lines go to info
+  int64_t rewrite_log_window_ns_ = INT64_MIN / 2;
+  uint64_t rewrites_unlogged_ = 0;
   uint64_t rewrites_ = 0;
   uint64_t rewrites_failed_ = 0;
   std::string last_rewrite_status_ = "none";

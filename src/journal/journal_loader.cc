@@ -1,5 +1,6 @@
 #include "src/journal/journal_loader.h"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "src/base/size.h"
@@ -55,6 +56,10 @@ class Loader {
 
   Status LoadFile(const std::string& name, bool is_base, bool is_live) {
     std::string path = Path(name);
+    if (is_live) {
+      ASSIGN_OR_RETURN(bool cut, JournalReader::IsCutInHeader(env_, path));
+      if (cut) return LiveCutInHeader(path);
+    }
     ASSIGN_OR_RETURN(auto reader, JournalReader::Open(env_, path));
     if (!is_base && reader->header().base_seq != result_.last_seq) {
       return Status::Errno(EINVAL, "journal files do not follow each other: " + path +
@@ -69,14 +74,13 @@ class Loader {
     JournalReader::Outcome outcome;
     while ((outcome = reader->Next(&record)) == JournalReader::Outcome::kRecord) {
       Status status = replayer_.Apply(record.type, record.payload);
+      if (status.code() == ENOSPC) return TooBigForMemory(done_before + record.offset);
       if (!status.ok()) {
-        return Status::Errno(
-            status.code() == ENOSPC ? ENOSPC : EINVAL,
-            path + ": record " + std::to_string(record.seq) + " (" +
-                std::string(journal::RecordTypeName(record.type)) + ") at offset " +
-                std::to_string(record.offset) + " does not apply: " + status.ToString() +
-                (status.code() == ENOSPC ? " (the journal holds more than max_memory allows)"
-                                         : RepairAdvice(dir_)));
+        return Status::Errno(EINVAL, path + ": record " + std::to_string(record.seq) + " (" +
+                                         std::string(journal::RecordTypeName(record.type)) +
+                                         ") at offset " + std::to_string(record.offset) +
+                                         " does not apply: " + status.ToString() +
+                                         RepairAdvice(dir_));
       }
       done_bytes_ = done_before + reader->good_offset();
       MaybeLogProgress();
@@ -97,6 +101,8 @@ class Loader {
                      "was never acknowledged as synced)",
                      reader->problem(), reader->good_offset(),
                      FormatSize(reader->file_size() - reader->good_offset()));
+        result_.torn_bytes = reader->file_size() - reader->good_offset();
+        result_.torn_file = path;
         break;
       case JournalReader::Outcome::kCorrupt:
         return Status::Errno(EINVAL, reader->problem() + RepairAdvice(dir_));
@@ -117,6 +123,40 @@ class Loader {
     }
     if (is_live) result_.live_good_offset = reader->good_offset();
     return Status::Ok();
+  }
+
+  // The newest segment was being created when the store stopped: it holds
+  // no record, so it is a torn tail like any other (docs/journal-format.md).
+  Status LiveCutInHeader(const std::string& path) {
+    std::string problem = path + " was cut inside its header (a crash while it was created)";
+    if (!load_truncated_) {
+      return Status::Errno(EINVAL, problem + "; mount with -o journal_load_truncated=yes to "
+                                             "start it again, or run `keyfs-check --fix " +
+                                             dir_ + "`");
+    }
+    ASSIGN_OR_RETURN(uint64_t size, env_->GetFileSize(path));
+    spdlog::warn("{}; it holds no record, so nothing is lost: starting it again", problem);
+    result_.live_cut_in_header = true;
+    result_.live_good_offset = 0;
+    result_.torn_bytes = size;
+    result_.torn_file = path;
+    return Status::Ok();
+  }
+
+  // Replay filled max_memory after `done` of the journal's bytes: what it
+  // needs, extrapolated from how far it got (an estimate: later records may
+  // overwrite or delete what came before).
+  Status TooBigForMemory(uint64_t done) {
+    const MemoryAccountant& memory = keyspace_->memory();
+    double fraction = total_bytes_ > 0 ? double(std::max<uint64_t>(done, 1)) / total_bytes_ : 1;
+    uint64_t estimate = static_cast<uint64_t>(memory.Used() / std::min(fraction, 1.0) * 1.1);
+    uint64_t mib = (std::max(estimate, memory.limit() + 1) + (1 << 20) - 1) >> 20;
+    return Status::Errno(
+        ENOSPC, fmt::format("the journal in {} holds more than max_memory={} allows: replay "
+                            "had used it all after {:.0f}% of the journal ({} of {}). Mount "
+                            "with max_memory={}M or more (an estimate from how far replay got)",
+                            dir_, FormatSize(memory.limit()), fraction * 100,
+                            FormatSize(done), FormatSize(total_bytes_), mib));
   }
 
   void MaybeLogProgress() {

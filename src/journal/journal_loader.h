@@ -7,7 +7,8 @@
 // What it does with damage (docs/journal-format.md, "Reading"):
 //  - a torn tail of the live (last) incr — what a crash during an append
 //    leaves — is cut at the last good record with a warning when
-//    `load_truncated`, else the load fails;
+//    `load_truncated`, else the load fails; so is a live incr cut inside its
+//    header (a crash while it was created: it holds no record);
 //  - anything else (a checksum error or garbage in the middle, a damaged or
 //    incomplete base, files that do not follow each other, a record that does
 //    not apply) fails the load with one message naming the file, the offset
@@ -32,6 +33,9 @@ struct LoadedJournal {
   uint64_t records = 0;
   uint64_t skipped = 0;            // about inodes that were gone (replayer.h)
   uint64_t base_bytes = 0;         // size of the base, 0 without one
+  uint64_t torn_bytes = 0;         // cut from the end of the live incr (a torn tail)
+  std::string torn_file;           // ... which is this one
+  bool live_cut_in_header = false; // the live incr has no whole header: write it anew
   double seconds = 0;
 };
 

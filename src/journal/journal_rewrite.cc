@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "src/base/size.h"
@@ -33,6 +34,7 @@ namespace {
 
 constexpr int64_t kFirstRewriteRetry = 1'000'000'000;  // 1 s, doubling
 constexpr int64_t kMaxRewriteRetry = 60'000'000'000;
+
 
 void WriteAll(int fd, const std::string& text) {
   std::string_view rest = text;
@@ -67,9 +69,11 @@ void WriteAll(int fd, const std::string& text) {
 
 }  // namespace
 
-Status Journal::StartRewrite() {
+Status Journal::StartRewrite(std::string_view why) {
   if (rewrite_running()) return Status::Errno(EBUSY, "a journal rewrite is already running");
   if (error_kind_ == ErrorKind::kWrite) return error_;
+  // Wanted until one succeeds: a failed one is retried (Cron).
+  rewrite_wanted_ = true;
   int64_t start = clock_->MonotonicNanos();
 
   // The live segment is complete on disk before the next one starts, so the
@@ -78,13 +82,21 @@ Status Journal::StartRewrite() {
   if (error_kind_ != ErrorKind::kSync && !WriteOut(/*sync=*/true)) return error_;
   uint64_t covers_seq = writer_->last_seq();
   uint64_t next_gen = gen_ + 1;
-  ASSIGN_OR_RETURN(auto next, JournalWriter::Create(env_, Path(JournalIncrName(next_gen)),
-                                                    covers_seq));
-  closed_incr_bytes_ += writer_->written_size();
-  reserved_to_ = 0;
-  writer_ = std::move(next);
-  gen_ = next_gen;
-  written_seq_ = covers_seq;
+  if (writer_->written_size() == journal::kFileHeaderSize && writer_->pending_bytes() == 0 &&
+      gen_ != base_gen_) {
+    // The live segment holds no record yet (a rewrite that failed opened it,
+    // and nothing happened since): the snapshot can take its generation, so
+    // that retries do not leave a segment each behind.
+    next_gen = gen_;
+  } else {
+    ASSIGN_OR_RETURN(auto next, JournalWriter::Create(env_, Path(JournalIncrName(next_gen)),
+                                                      covers_seq));
+    closed_incr_bytes_ += writer_->written_size();
+    reserved_to_ = 0;
+    writer_ = std::move(next);
+    gen_ = next_gen;
+    written_seq_ = covers_seq;
+  }
 
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Status::Errno(errno, "pipe for the rewrite");
@@ -114,10 +126,30 @@ Status Journal::StartRewrite() {
   }
   last_rewrite_start_ms_ = (rewrite_started_ns_ - start) / 1e6;
   max_rewrite_start_ms_ = std::max(max_rewrite_start_ms_, last_rewrite_start_ms_);
-  spdlog::info("journal rewrite started (pid {}, snapshot of {} inodes up to record {}; "
-               "the loop paused {:.2f} ms for it)",
-               pid, keyspace_->inode_count(), covers_seq, last_rewrite_start_ms_);
+  rewrite_logged_ = LogThisRewrite();
+  spdlog::log(rewrite_logged_ ? spdlog::level::info : spdlog::level::debug,
+              "journal rewrite started ({}; pid {}, snapshot of {} inodes up to record {}; "
+              "the loop paused {:.2f} ms for it)",
+              why, pid, keyspace_->inode_count(), covers_seq, last_rewrite_start_ms_);
   return Status::Ok();
+}
+
+// Rewrites that follow each other closely (a small auto_rewrite_min_size
+// under steady writes) are logged as one summary a minute, not one by one.
+bool Journal::LogThisRewrite() {
+  int64_t now = clock_->MonotonicNanos();
+  if (now - rewrite_log_window_ns_ < kRewriteLogIntervalNs) return false;
+  LogRewriteSummary();
+  rewrite_log_window_ns_ = now;
+  return true;
+}
+
+void Journal::LogRewriteSummary() {
+  if (rewrites_unlogged_ == 0) return;
+  spdlog::info("{} more journal rewrites in the last {}s (last one: {:.2f}s, {} base)",
+               rewrites_unlogged_, kRewriteLogIntervalNs / 1'000'000'000, last_rewrite_seconds_,
+               FormatSize(base_bytes_));
+  rewrites_unlogged_ = 0;
 }
 
 void Journal::OnRewriteOutput() {
@@ -154,10 +186,7 @@ void Journal::FinishRewrite(bool ok, const std::string& message) {
   if (!ok) {
     ++rewrites_failed_;
     last_rewrite_status_ = "failed: " + message;
-    rewrite_backoff_ns_ = rewrite_backoff_ns_ == 0
-                              ? kFirstRewriteRetry
-                              : std::min(rewrite_backoff_ns_ * 2, kMaxRewriteRetry);
-    rewrite_retry_at_ns_ = clock_->MonotonicNanos() + rewrite_backoff_ns_;
+    BackOffRewrite();
     spdlog::error("journal rewrite failed after {:.1f}s: {}; the journal is intact, retrying "
                   "in {}s",
                   seconds, message, rewrite_backoff_ns_ / 1'000'000'000);
@@ -179,11 +208,14 @@ void Journal::FinishRewrite(bool ok, const std::string& message) {
   closed_incr_bytes_ = 0;
   rewrite_base_size_ = JournalBytes();
   rewrite_backoff_ns_ = 0;
+  rewrite_wanted_ = false;
   ++rewrites_;
   last_rewrite_status_ = "ok";
   last_rewrite_seconds_ = seconds;
-  spdlog::info("journal rewritten in {:.2f}s: {} inodes in {} records, {}", seconds, inodes,
-               records, FormatSize(bytes));
+  if (!rewrite_logged_) ++rewrites_unlogged_;
+  spdlog::log(rewrite_logged_ ? spdlog::level::info : spdlog::level::debug,
+              "journal rewritten in {:.2f}s: {} inodes in {} records, {}", seconds, inodes,
+              records, FormatSize(bytes));
   RemoveInBackground(std::move(obsolete));
   // After a failed fsync, the snapshot is the durable copy that was missing.
   if (error_kind_ == ErrorKind::kSync) {
@@ -192,23 +224,40 @@ void Journal::FinishRewrite(bool ok, const std::string& message) {
   }
 }
 
+void Journal::BackOffRewrite() {
+  rewrite_backoff_ns_ = rewrite_backoff_ns_ == 0
+                            ? kFirstRewriteRetry
+                            : std::min(rewrite_backoff_ns_ * 2, kMaxRewriteRetry);
+  rewrite_retry_at_ns_ = clock_->MonotonicNanos() + rewrite_backoff_ns_;
+}
+
 void Journal::MaybeAutoRewrite() {
-  if (options_.auto_rewrite_percentage == 0 || rewrite_running()) return;
-  if (error_kind_ != ErrorKind::kNone) return;
+  if (rewrite_running() || error_kind_ != ErrorKind::kNone) return;
   if (clock_->MonotonicNanos() < rewrite_retry_at_ns_) return;
+  if (rewrite_wanted_) {
+    // One was asked for (or started automatically) and failed: try again.
+    if (Status status = StartRewrite("retrying the last one, which failed"); !status.ok()) {
+      BackOffRewrite();
+      spdlog::warn("could not start the journal rewrite: {}; retrying in {}s", status.ToString(),
+                   rewrite_backoff_ns_ / 1'000'000'000);
+    }
+    return;
+  }
+  if (options_.auto_rewrite_percentage == 0) return;
   uint64_t size = JournalBytes();
   if (size < options_.auto_rewrite_min_size) return;
   uint64_t base = std::max<uint64_t>(rewrite_base_size_, 1);
   if (size <= base) return;
   if ((size - base) * 100 / base < options_.auto_rewrite_percentage) return;
-  spdlog::info("the journal grew to {} ({}% over {}): starting a rewrite", FormatSize(size),
-               (size - base) * 100 / base, FormatSize(base));
-  if (Status status = StartRewrite(); !status.ok()) {
-    spdlog::warn("could not start the journal rewrite: {}", status.ToString());
-    rewrite_backoff_ns_ = rewrite_backoff_ns_ == 0 ? kFirstRewriteRetry
-                                                   : std::min(rewrite_backoff_ns_ * 2,
-                                                              kMaxRewriteRetry);
-    rewrite_retry_at_ns_ = clock_->MonotonicNanos() + rewrite_backoff_ns_;
+  std::string why = fmt::format("the journal grew to {}, from {} after the last rewrite; "
+                                "auto_rewrite_percentage={}, auto_rewrite_min_size={}",
+                                FormatSize(size), FormatSize(rewrite_base_size_),
+                                options_.auto_rewrite_percentage,
+                                FormatSize(options_.auto_rewrite_min_size));
+  if (Status status = StartRewrite(why); !status.ok()) {
+    BackOffRewrite();
+    spdlog::warn("could not start the journal rewrite: {}; retrying in {}s", status.ToString(),
+                 rewrite_backoff_ns_ / 1'000'000'000);
   }
 }
 

@@ -7,12 +7,16 @@
 //     it is 2 + its subdirectories ("." and the name in the parent), 0 once
 //     removed.
 //  2. An inode is freed when nlink == 0, lookups == 0 and opens == 0: the
-//     kernel forgot it and no handle is open, so nothing can reach it again.
-//     An unlinked file that is still open stays readable until released: the
-//     kernel keeps its reference (lookups) while any file is open on it, which
-//     is what keeps files opened with open(2) alive, since the adapter does
-//     not receive their OPEN; `opens` counts handles keyfs did hand out
-//     (created files, directories).
+//     kernel forgot it and no directory handle is open, so nothing can reach
+//     it again. An unlinked file that is still open stays readable until it
+//     is closed: the kernel keeps its reference (lookups) while any file is
+//     open on it and sends FORGET only after the last close. That reference
+//     is the only thing that keeps an open file alive: the adapter answers
+//     OPEN with ENOSYS, after which the kernel sends no OPEN, FLUSH or RELEASE
+//     for any file, not even for files it made with CREATE, so an open count
+//     for files could never drop (that leaked every file created after the
+//     first open, issue 9). `opens` counts directory handles only (OPENDIR is
+//     answered, so RELEASEDIR always comes).
 //  3. Inode numbers are never reused (InodeTable hands out increasing ones), so
 //     a stale kernel reference can never reach a different file.
 //  4. `parent` is meaningful for directories only (they have exactly one name).
@@ -65,7 +69,7 @@ struct Inode {
   timespec atime{}, mtime{}, ctime{};
 
   uint64_t lookups = 0;  // the kernel's references (FUSE lookup count)
-  uint32_t opens = 0;    // open file and directory handles
+  uint32_t opens = 0;    // open directory handles (files: see invariant 2)
   Ino parent = 0;        // directories: the directory that holds this one
 
   std::unique_ptr<XattrMap> xattrs;  // null until the first attribute is set

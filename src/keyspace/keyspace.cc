@@ -57,8 +57,8 @@ Status Keyspace::Reserve(uint64_t bytes) const {
   return Status::Ok();
 }
 
-Status Keyspace::CheckWritable() const {
-  return log_ ? log_->Writable() : Status::Ok();
+Status Keyspace::CheckWritable(SpaceEffect effect) const {
+  return log_ ? log_->Writable(effect) : Status::Ok();
 }
 
 Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
@@ -236,7 +236,7 @@ void Keyspace::AddName(Inode* inode, Inode* dir, std::string_view name, timespec
 }
 
 Status Keyspace::Unlink(Ino parent, std::string_view name) {
-  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
   Ino ino = dir->dir().Find(name);
@@ -253,7 +253,7 @@ Status Keyspace::Unlink(Ino parent, std::string_view name) {
 }
 
 Status Keyspace::RemoveDirectory(Ino parent, std::string_view name) {
-  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   if (name == ".") return Status::Errno(EINVAL);
   if (name == "..") return Status::Errno(ENOTEMPTY);

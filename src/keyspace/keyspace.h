@@ -19,7 +19,8 @@
 //
 // Reference counts, as in libfuse's passthrough_hp: every method that returns
 // an Entry to the kernel adds one to the inode's lookup count, and Forget()
-// takes them back; Open/Create/OpenDirectory add an open, Release takes it back.
+// takes them back; OpenDirectory adds an open, ReleaseDirectory takes it back.
+// Files have no open count (see Open).
 
 #include <sys/stat.h>
 
@@ -161,12 +162,20 @@ class Keyspace {
   FsStats StatFs() const;
 
   // --- contents ------------------------------------------------------------
-  // Opens a file (O_TRUNC empties it). EISDIR for directories.
+  // Opening a file counts nothing: an open file lives as long as the kernel
+  // holds its inode (its lookup count), which an open file does, whether it
+  // was opened by OPEN, by CREATE, or without a request at all (the adapter
+  // answers OPEN with ENOSYS, after which the kernel sends neither OPEN nor
+  // RELEASE for any file, created ones included). See inode.h, invariant 2.
+  //
+  // Applies an open's flags to a file (O_TRUNC empties it). EISDIR for
+  // directories.
   Status Open(Ino ino, int flags);
-  // Creates and opens a regular file; an existing one is opened unless
-  // O_EXCL (EEXIST).
+  // Creates a regular file; an existing one is opened unless O_EXCL (EEXIST).
   Result<Entry> Create(Ino parent, std::string_view name, mode_t mode,
                        int flags, const Caller& caller);
+  // A RELEASE of a file (sent only until OPEN has been answered with ENOSYS):
+  // gives back append slack early. Frees nothing; Forget does.
   void Release(Ino ino);
   Result<std::vector<ReadSlice>> Read(Ino ino, uint64_t offset, size_t size);
   // kEnd (O_APPEND) writes at the end of the file whatever `offset` says.
@@ -221,6 +230,7 @@ class Keyspace {
   size_t inode_count() const { return inodes_.size(); }
   Ino next_ino() const { return inodes_.next_ino(); }
   uint32_t block_size() const { return options_.block_size; }
+  const MemoryAccountant& memory() const { return *accountant_; }
   // For tests and introspection; nullptr when absent.
   const Inode* FindInode(Ino ino) const { return inodes_.Find(ino); }
 
@@ -231,7 +241,7 @@ class Keyspace {
   // and has no such entry yet.
   Result<Inode*> DirectoryForNewEntry(Ino parent, std::string_view name) const;
   static Status CheckName(std::string_view name);
-  Status CheckWritable() const;
+  Status CheckWritable(SpaceEffect effect = SpaceEffect::kAdds) const;
   Status Reserve(uint64_t bytes) const;
 
   // Creates an inode named `name` in `dir`, owned by `caller`.

@@ -44,8 +44,9 @@ Result<struct stat> Keyspace::GetAttr(Ino ino) const {
 }
 
 Result<struct stat> Keyspace::SetAttr(Ino ino, const SetAttrRequest& request) {
-  RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  bool shrinks = request.size && *request.size <= inode->size;
+  RETURN_IF_ERROR(CheckWritable(shrinks ? SpaceEffect::kFrees : SpaceEffect::kAdds));
   timespec now = clock_->Now();
   unsigned changed = 0;
   // The size first: it is the only change that can fail.
@@ -118,7 +119,7 @@ Result<std::string> Keyspace::ListXattr(Ino ino) const {
 }
 
 Status Keyspace::RemoveXattr(Ino ino, std::string_view name) {
-  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (name.size() > XattrMap::kMaxNameLength) return Status::Errno(ERANGE);
   if (!inode->xattrs) return Status::Errno(ENODATA);

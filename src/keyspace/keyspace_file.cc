@@ -27,11 +27,10 @@ Status Keyspace::Open(Ino ino, int flags) {
   // Linux truncates on O_TRUNC whatever the access mode (the kernel has
   // checked write permission already).
   if ((flags & O_TRUNC) && inode->is_regular()) {
-    RETURN_IF_ERROR(CheckWritable());
+    RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
     RETURN_IF_ERROR(TruncateFile(inode, 0, clock_->Now()));
     if (log_) log_->AttributesSet(*inode, kAttrSize | kAttrMtime);
   }
-  ++inode->opens;
   return Status::Ok();
 }
 
@@ -44,19 +43,13 @@ Result<Entry> Keyspace::Create(Ino parent, std::string_view name, mode_t mode,
     RETURN_IF_ERROR(Open(existing, flags));
     return MakeEntry(inodes_.Find(existing));
   }
-  ASSIGN_OR_RETURN(Entry entry, MakeNode(parent, name, S_IFREG | (mode & 07777),
-                                         0, caller));
-  ++inodes_.Find(entry.ino)->opens;
-  return entry;
+  return MakeNode(parent, name, S_IFREG | (mode & 07777), 0, caller);
 }
 
 void Keyspace::Release(Ino ino) {
   Inode* inode = inodes_.Find(ino);
-  if (!inode) return;
-  if (inode->opens > 0) --inode->opens;
   // Appends left up to half a block of slack; give it back on close.
-  if (inode->is_regular()) inode->file().ShrinkToFit();
-  MaybeFree(inode);
+  if (inode && inode->is_regular()) inode->file().ShrinkToFit();
 }
 
 Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
@@ -75,7 +68,7 @@ Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
     inode->atime = now;
     // An access time is worth a record, not a failed read: when the log
     // cannot take it the new time is simply not kept across a remount.
-    if (log_ && log_->Writable().ok()) log_->Accessed(ino, now);
+    if (log_ && log_->Writable(SpaceEffect::kAdds).ok()) log_->Accessed(ino, now);
   }
   return inode->file().Read(offset, size, inode->size);
 }
@@ -116,7 +109,8 @@ void Keyspace::TrimSlack() {
 }
 
 Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) {
-  RETURN_IF_ERROR(CheckWritable());
+  bool punch = mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE);
+  RETURN_IF_ERROR(CheckWritable(punch ? SpaceEffect::kFrees : SpaceEffect::kAdds));
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EISDIR);
   if (!inode->is_regular()) return Status::Errno(ENODEV);
@@ -126,7 +120,7 @@ Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) 
   }
   uint64_t end = offset + length;
   timespec now = clock_->Now();
-  if (mode == (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) {
+  if (punch) {
     RETURN_IF_ERROR(inode->file().PunchHole(offset, length));
     TouchModify(inode, now);
     if (log_) log_->Allocated(ino, mode, offset, length, now);

@@ -12,7 +12,7 @@ namespace keyfs {
 
 Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
                         std::string_view new_name, unsigned flags) {
-  RETURN_IF_ERROR(CheckWritable());
+  RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
   if (flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)) return Status::Errno(EINVAL);
   if ((flags & RENAME_NOREPLACE) && (flags & RENAME_EXCHANGE)) {
     return Status::Errno(EINVAL);

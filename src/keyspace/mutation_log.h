@@ -31,13 +31,20 @@ enum AttrField : unsigned {
   kAttrMtime = 1u << 5,
 };
 
+// What a change does to the room the store needs on disk. Most changes add
+// to it. A few can only give room back: unlink, rmdir, rename (which may
+// replace a file), truncating to a smaller size, punching a hole, removing an
+// xattr. A full disk refuses the first kind; the second may use a small
+// reserve kept for it, so that a store whose disk is full can be emptied.
+enum class SpaceEffect { kAdds, kFrees };
+
 class MutationLog {
  public:
   virtual ~MutationLog() = default;
 
   // Asked before every change: OK when its record can be taken; otherwise the
   // error (EIO, ENOSPC) the change fails with before anything is changed.
-  virtual Status Writable() = 0;
+  virtual Status Writable(SpaceEffect effect) = 0;
 
   // A file, directory, symlink or special file named `name` in `parent`; the
   // parent's mtime and ctime became the inode's ctime.

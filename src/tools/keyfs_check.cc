@@ -12,6 +12,7 @@
 // each other. It does not replay (that needs the memory the data takes);
 // mounting does.
 
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -51,6 +52,7 @@ struct Damage {
   uint64_t good_offset = 0;
   std::string problem;
   bool fixable = true;  // by cutting this incr at good_offset
+  bool header_cut = false;  // the newest incr, cut in its header: set it aside
 };
 
 class Checker {
@@ -72,8 +74,8 @@ class Checker {
     for (size_t i = 0; i < order_.size() && !damage; ++i) {
       damage = CheckFile(i, files->base_gen.has_value() && i == 0, &last_seq);
     }
-    std::printf("%llu records in %zu file(s), last record %llu\n",
-                static_cast<unsigned long long>(records_), order_.size(),
+    std::printf("%llu records in %zu file(s), last %srecord %llu\n",
+                static_cast<unsigned long long>(records_), order_.size(), damage ? "good " : "",
                 static_cast<unsigned long long>(last_seq));
     if (!damage) {
       std::printf("journal is clean\n");
@@ -100,6 +102,18 @@ class Checker {
   std::optional<Damage> CheckFile(size_t index, bool is_base, uint64_t* last_seq) {
     std::string path = Path(order_[index]);
     Damage damage{index, path, 0, "", !is_base};
+    bool newest = index + 1 == order_.size();
+    if (!is_base && newest) {
+      auto cut = JournalReader::IsCutInHeader(env_, path);
+      if (cut.ok() && *cut) {
+        // What a crash while the segment was being created leaves: no
+        // record in it, so setting it aside loses nothing.
+        damage.problem = path + " was cut inside its header (a crash while it was created); "
+                                "it holds no record";
+        damage.header_cut = true;
+        return damage;
+      }
+    }
     auto reader = JournalReader::Open(env_, path);
     if (!reader.ok()) {
       damage.problem = reader.status().ToString();
@@ -125,6 +139,7 @@ class Checker {
         damage.problem = fmt::format("{}: record {} at offset {}: {}", path, record.seq,
                                      record.offset, line);
         damage.good_offset = record.offset;
+        if (!is_base) *last_seq = record.seq - 1;
         return damage;
       }
       if (args_.dump) std::printf("%s %llu #%llu %s\n", order_[index].c_str(),
@@ -144,6 +159,7 @@ class Checker {
     damage.good_offset = r.good_offset();
     if (outcome != JournalReader::Outcome::kEnd) {
       damage.problem = r.problem();
+      if (!is_base) *last_seq = r.last_seq();  // the last good record
       return damage;
     }
     if (is_base && !ended_snapshot) {
@@ -162,15 +178,20 @@ class Checker {
       return 1;
     }
     std::vector<std::string> dropped;
+    if (damage.header_cut) dropped.push_back(damage.path);
     for (size_t i = damage.file_index + 1; i < order_.size(); ++i) {
       dropped.push_back(Path(order_[i]));
     }
     auto size = env_->GetFileSize(damage.path);
     uint64_t lost = size.ok() ? *size - damage.good_offset : 0;
-    std::printf("this will cut %s at offset %llu (%llu bytes lost)", damage.path.c_str(),
-                static_cast<unsigned long long>(damage.good_offset),
-                static_cast<unsigned long long>(lost));
-    if (!dropped.empty()) {
+    if (damage.header_cut) {
+      std::printf("this will set %s aside as *.dropped (it holds no record)", damage.path.c_str());
+    } else {
+      std::printf("this will cut %s at offset %llu (%llu bytes lost)", damage.path.c_str(),
+                  static_cast<unsigned long long>(damage.good_offset),
+                  static_cast<unsigned long long>(lost));
+    }
+    if (dropped.size() > (damage.header_cut ? 1u : 0u)) {
       std::printf(" and set aside %zu later journal file(s) as *.dropped", dropped.size());
     }
     std::printf("\n");
@@ -183,7 +204,8 @@ class Checker {
         return 1;
       }
     }
-    Status status = env_->TruncateFile(damage.path, damage.good_offset);
+    Status status = damage.header_cut ? Status::Ok()
+                                      : env_->TruncateFile(damage.path, damage.good_offset);
     for (const auto& path : dropped) {
       if (status.ok()) status = env_->RenameFile(path, path + ".dropped");
     }
@@ -198,6 +220,25 @@ class Checker {
   std::vector<std::string> order_;
   uint64_t records_ = 0;
 };
+
+// A store directory has a lock file or journal files; a keyfs mount point
+// answers keyfs's control attribute. Anything else is a mistake to say so
+// about, not "an empty store".
+Status CheckIsStore(Env* env, const std::string& dir) {
+  char probe[16];
+  if (getxattr(dir.c_str(), "user.keyfs.journal", probe, 0) >= 0) {
+    return Status::InvalidArgument(dir + " is a keyfs mount point, not a store directory; "
+                                   "check the store it serves (the first column of `df " +
+                                   dir + "`)");
+  }
+  auto names = env->ListDir(dir);
+  if (!names.ok()) return names.status();
+  for (const std::string& name : *names) {
+    if (name == StoreDir::kLockName || name.starts_with("journal-")) return Status::Ok();
+  }
+  return Status::InvalidArgument(dir + " is not a keyfs store (it has no LOCK and no "
+                                 "journal files)");
+}
 
 int Main(int argc, char** argv) {
   Args args;
@@ -228,10 +269,16 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "keyfs-check: %s: no such store directory\n", args.dir.c_str());
     return 2;
   }
+  if (Status store = CheckIsStore(env, args.dir); !store.ok()) {
+    std::fprintf(stderr, "keyfs-check: %s\n", store.message().c_str());
+    return 2;
+  }
   // A mounted store is being written: verifying it may see a record half
-  // written, and fixing it would cut under the writer's feet.
+  // written, and fixing it would cut under the writer's feet. The lock file's
+  // words are the last keyfs's (whether it stopped cleanly): put them back.
+  std::string keyfs_words;
   auto lock = env->LockFile(args.dir + "/" + StoreDir::kLockName,
-                            "keyfs-check pid " + std::to_string(getpid()));
+                            "keyfs-check pid " + std::to_string(getpid()), &keyfs_words);
   if (!lock.ok()) {
     if (args.fix) {
       std::fprintf(stderr, "keyfs-check: cannot fix %s: it is in use (%s); unmount it first\n",
@@ -241,7 +288,9 @@ int Main(int argc, char** argv) {
     std::printf("note: %s is in use (%s); a record being written may show as a torn tail\n",
                 args.dir.c_str(), lock.status().message().c_str());
   }
-  return Checker(env, args).Run();
+  int result = Checker(env, args).Run();
+  if (lock.ok()) (void)(*lock)->SetOwner(keyfs_words);
+  return result;
 }
 
 }  // namespace

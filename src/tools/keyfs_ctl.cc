@@ -4,7 +4,8 @@
 //   keyfs-ctl rewrite MOUNTPOINT   rewrite the journal now; waits for the end
 //   keyfs-ctl sync MOUNTPOINT      returns when everything written so far is
 //                                  durable in the journal
-//   keyfs-ctl status MOUNTPOINT    journal and memory figures
+//   keyfs-ctl status MOUNTPOINT    the daemon's figures in Redis's INFO style:
+//                                  store, pid, uptime, inodes, memory, journal
 //
 // Exit status 0 on success, 1 when keyfs reports a failure, 2 on bad usage
 // or when MOUNTPOINT is not a keyfs mount.
@@ -25,14 +26,20 @@ constexpr const char* kUsage =
     "usage: keyfs-ctl COMMAND MOUNTPOINT\n"
     "  rewrite   compact the journal in the background and wait until it is done\n"
     "  sync      wait until everything written so far is durable\n"
-    "  status    print journal and memory figures\n";
+    "  status    print the daemon's figures (store, pid, uptime, inodes, memory, journal)\n";
 
 bool Get(const std::string& mount, const char* name, std::string* out) {
-  char buffer[8192];
-  ssize_t n = getxattr(mount.c_str(), name, buffer, sizeof(buffer));
-  if (n < 0) return false;
-  out->assign(buffer, static_cast<size_t>(n));
-  return true;
+  for (;;) {
+    ssize_t size = getxattr(mount.c_str(), name, nullptr, 0);
+    if (size < 0) return false;
+    out->resize(static_cast<size_t>(size) + 256);  // room for a value that grows meanwhile
+    ssize_t n = getxattr(mount.c_str(), name, out->data(), out->size());
+    if (n >= 0) {
+      out->resize(static_cast<size_t>(n));
+      return true;
+    }
+    if (errno != ERANGE) return false;
+  }
 }
 
 // The value of "key:" in INFO-style text, or "".
@@ -89,11 +96,9 @@ int Sync(const std::string& mount) {
 }
 
 int Status(const std::string& mount) {
-  std::string journal, memory;
-  if (!Get(mount, "user.keyfs.journal", &journal)) return NotKeyfs(mount);
-  if (!Get(mount, "user.keyfs.memory", &memory)) return NotKeyfs(mount);
-  std::fputs(journal.c_str(), stdout);
-  std::fputs(memory.c_str(), stdout);
+  std::string info;
+  if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
+  std::fputs(info.c_str(), stdout);
   return 0;
 }
 

@@ -16,14 +16,25 @@ TEST(SizeTest, ParsesNumbersAndBinarySuffixes) {
   EXPECT_EQ(*ParseSize("3MB"), 3u << 20);
 }
 
+TEST(SizeTest, ParsesDecimalFractionsOfAUnit) {
+  EXPECT_EQ(*ParseSize("1.5G"), uint64_t{3} << 29);
+  EXPECT_EQ(*ParseSize("0.5M"), 512u << 10);
+  EXPECT_EQ(*ParseSize("2.25k"), 2304u);
+  EXPECT_EQ(*ParseSize("1.000000001G"), (uint64_t{1} << 30) + 1);  // rounded down
+  EXPECT_EQ(*ParseSize("0.1K"), 102u);
+  EXPECT_EQ(*ParseSize("15.999999999T"), (uint64_t{16} << 40) - 1100);
+}
+
 TEST(SizeTest, RejectsWhatIsNotASize) {
-  for (const char* bad : {"", "M", "-1", "1.5G", "12Q", "1GG", "0x10", " 1", "1 G"}) {
+  for (const char* bad : {"", "M", "-1", "1.5", "1.", "1.G", ".5G", "1.2.3G", "1,5G",
+                          "1.0000000001G", "12Q", "1GG", "0x10", " 1", "1 G"}) {
     auto parsed = ParseSize(bad);
     EXPECT_FALSE(parsed.ok()) << bad;
     EXPECT_EQ(parsed.status().code(), EINVAL) << bad;
   }
   EXPECT_EQ(ParseSize("99999999999999999999").status().code(), ERANGE);
   EXPECT_EQ(ParseSize("17179869184G").status().code(), ERANGE);
+  EXPECT_EQ(ParseSize("16777216.5T").status().code(), ERANGE);
 }
 
 TEST(SizeTest, FormatsForPeople) {

@@ -34,6 +34,12 @@ TEST_F(OptionsTest, DefaultsAreSensible) {
   EXPECT_FALSE(options_.foreground);
 }
 
+TEST_F(OptionsTest, SizesTakeDecimalsAsTmpfsUsersWrite) {
+  ASSERT_TRUE(Parse({"/mnt/kv", "-o", "max_memory=1.5G"}).ok());
+  EXPECT_EQ(options_.max_memory, uint64_t{3} << 29);
+  EXPECT_NE(ErrorOf({"/mnt/kv", "-o", "max_memory=1.5"}).find("is not a size"), std::string::npos);
+}
+
 TEST_F(OptionsTest, XdgDataHomeWinsOverHome) {
   facts_.xdg_data_home = "/data";
   ASSERT_TRUE(Parse({"/mnt/kv"}).ok());
@@ -102,7 +108,7 @@ TEST_F(OptionsTest, BadInputIsOneClearMessage) {
   EXPECT_EQ(ErrorOf({"/m", "-o", "bogus"}),
             "option 'bogus': unknown option (see keyfs --help)");
   EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=lots"}),
-            "option 'max_memory': 'lots' is not a size (examples: 4096, 64K, 512M, 2G)");
+            "option 'max_memory': 'lots' is not a size (examples: 4096, 64K, 1.5G, 512M)");
   EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=10K"}), "option 'max_memory': must be at least 1M");
   EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=0%"}),
             "option 'max_memory': '0%' is not a percentage between 1% and 100%");
@@ -154,7 +160,7 @@ TEST_F(OptionsTest, JournalOptions) {
   EXPECT_EQ(ErrorOf({"/m", "-o", "auto_rewrite_percentage=-5"}),
             "option 'auto_rewrite_percentage': must be a whole number from 0 (never) to 100000");
   EXPECT_EQ(ErrorOf({"/m", "-o", "auto_rewrite_min_size=big"}),
-            "option 'auto_rewrite_min_size': 'big' is not a size (examples: 4096, 64K, 512M, 2G)");
+            "option 'auto_rewrite_min_size': 'big' is not a size (examples: 4096, 64K, 1.5G, 512M)");
 }
 
 TEST_F(OptionsTest, KernelCachingOptions) {

@@ -114,27 +114,29 @@ class JournalTest : public ::testing::Test {
 
   // A fresh keyspace on the store, its journal replayed.
   struct Mount {
-    MemoryAccountant memory{256 << 20};
+    MemoryAccountant memory;
     Keyspace keyspace;
     std::unique_ptr<EventLoop> loop;
     std::unique_ptr<Journal> journal;
-    explicit Mount(const Clock* clock)
-        : keyspace(KeyspaceOptions{kBlockSize}, &memory, clock) {}
+    Mount(const Clock* clock, uint64_t max_memory)
+        : memory(max_memory), keyspace(KeyspaceOptions{kBlockSize}, &memory, clock) {}
   };
 
   std::unique_ptr<Mount> Open(AppendFsync policy = AppendFsync::kAlways) {
-    auto mount = std::make_unique<Mount>(&clock_);
-    auto loop = EventLoop::Create();
-    EXPECT_TRUE(loop.ok());
-    mount->loop = std::move(loop).value();
+    auto mount = TryOpen(policy, /*load_truncated=*/true);
+    EXPECT_TRUE(mount.ok()) << mount.status().ToString();
+    return mount.ok() ? std::move(mount).value() : nullptr;
+  }
+
+  Result<std::unique_ptr<Mount>> TryOpen(AppendFsync policy, bool load_truncated) {
+    auto mount = std::make_unique<Mount>(&clock_, max_memory_);
+    ASSIGN_OR_RETURN(mount->loop, EventLoop::Create());
     JournalOptions options;
     options.appendfsync = policy;
     options.auto_rewrite_percentage = 0;
-    auto journal = Journal::Open(&env_, dir_.path(), options, &mount->keyspace,
-                                 mount->loop.get(), &mount->memory, &clock_);
-    EXPECT_TRUE(journal.ok()) << journal.status().ToString();
-    if (!journal.ok()) return nullptr;
-    mount->journal = std::move(journal).value();
+    options.load_truncated = load_truncated;
+    ASSIGN_OR_RETURN(mount->journal, Journal::Open(&env_, dir_.path(), options, &mount->keyspace,
+                                                   mount->loop.get(), &mount->memory, &clock_));
     return mount;
   }
 
@@ -201,6 +203,18 @@ class JournalTest : public ::testing::Test {
     step();
   }
 
+  static uint64_t LastSeq(const Journal& journal) {
+    std::string info = journal.Info();
+    size_t at = info.find("journal_last_seq:");
+    return std::stoull(info.substr(at + std::string_view("journal_last_seq:").size()));
+  }
+  template <typename T>
+  static int ErrnoOf(const Result<T>& result) {
+    return result.ok() ? 0 : result.status().code();
+  }
+  static int ErrnoOf(const Status& status) { return status.code(); }
+
+  uint64_t max_memory_ = 256 << 20;
   ManualClock clock_;
   ScopedTempDir dir_;
   FaultInjectionEnv env_;
@@ -262,6 +276,87 @@ TEST_F(JournalTest, CrashKeepsEverythingSyncedAndNothingHalfApplied) {
   EXPECT_EQ(Dump(Open()->keyspace), committed);
 }
 
+// Issue 9: a crash while a new segment is created (at a rewrite's start, or
+// a store's first mount) leaves it cut inside its 32-byte header. It holds
+// no record: a torn tail like any other when it is the newest file.
+TEST_F(JournalTest, NewestSegmentCutInsideItsHeaderIsATornTail) {
+  std::string state;
+  uint64_t last_seq = 0;
+  {
+    auto m = Open();
+    ASSERT_NO_FATAL_FAILURE(MakeHistory(m.get()));
+    state = Dump(m->keyspace);
+    ASSERT_TRUE(m->journal->Close().ok());
+    last_seq = LastSeq(*m->journal);
+  }
+  uint64_t gen = 1;
+  for (uint64_t cut : {0, 1, 7, 8, 20, 31}) {
+    SCOPED_TRACE(cut);
+    std::string newest = dir_.File(JournalIncrName(++gen));
+    ASSERT_TRUE(JournalWriter::Create(&env_, newest, last_seq).ok());
+    ASSERT_TRUE(env_.TruncateFile(newest, cut).ok());
+    EXPECT_EQ(ErrnoOf(TryOpen(AppendFsync::kAlways, /*load_truncated=*/false)), EINVAL);
+    auto m = Open();
+    ASSERT_NE(m, nullptr);
+    EXPECT_EQ(Dump(m->keyspace), state);
+    EXPECT_TRUE(m->journal->loaded().live_cut_in_header);
+    // The segment is written anew and continues the history.
+    ASSERT_TRUE(m->keyspace.MakeNode(kRootIno, "after-" + std::to_string(cut),
+                                     S_IFREG | 0644, 0, {}).ok());
+    ASSERT_TRUE(m->journal->Commit());
+    state = Dump(m->keyspace);
+    ASSERT_TRUE(m->journal->Close().ok());
+    last_seq = LastSeq(*m->journal);
+    m.reset();
+    auto again = Open();
+    ASSERT_NE(again, nullptr);
+    EXPECT_EQ(Dump(again->keyspace), state);
+    EXPECT_FALSE(again->journal->loaded().live_cut_in_header);
+  }
+}
+
+TEST_F(JournalTest, SegmentCutInsideItsHeaderBeforeTheNewestIsCorruption) {
+  uint64_t last_seq = 0;
+  {
+    auto m = Open();
+    ASSERT_TRUE(m->keyspace.MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}).ok());
+    ASSERT_TRUE(m->journal->Commit());
+    ASSERT_TRUE(m->journal->Close().ok());
+    last_seq = LastSeq(*m->journal);
+  }
+  ASSERT_TRUE(JournalWriter::Create(&env_, dir_.File(JournalIncrName(2)), last_seq).ok());
+  ASSERT_TRUE(JournalWriter::Create(&env_, dir_.File(JournalIncrName(3)), last_seq).ok());
+  ASSERT_TRUE(env_.TruncateFile(dir_.File(JournalIncrName(2)), 5).ok());
+  EXPECT_EQ(ErrnoOf(TryOpen(AppendFsync::kAlways, /*load_truncated=*/true)), EINVAL);
+}
+
+// Issue 9: a mount refused because the journal needs more memory than
+// max_memory says how much to give.
+TEST_F(JournalTest, JournalTooBigForMaxMemorySaysHowMuchItNeeds) {
+  {
+    auto m = Open();
+    for (int i = 0; i < 16; ++i) {
+      Ino f = m->keyspace.MakeNode(kRootIno, "f" + std::to_string(i), S_IFREG | 0644, 0, {})->ino;
+      ASSERT_TRUE(m->keyspace.Write(f, 0, std::string(256 << 10, 'x'),
+                                    Keyspace::WriteAt::kOffset).ok());
+      ASSERT_TRUE(m->journal->Commit());
+    }
+    ASSERT_TRUE(m->journal->Close().ok());
+  }
+  max_memory_ = 1 << 20;
+  auto refused = TryOpen(AppendFsync::kAlways, true);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), ENOSPC);
+  std::string message = refused.status().message();
+  size_t at = message.find("Mount with max_memory=");
+  ASSERT_NE(at, std::string::npos) << message;
+  uint64_t suggested = std::stoull(message.substr(at + 22)) << 20;
+  EXPECT_GE(suggested, uint64_t{4} << 20) << message;
+  EXPECT_LE(suggested, uint64_t{8} << 20) << message;
+  max_memory_ = suggested;
+  EXPECT_NE(Open(), nullptr);
+}
+
 TEST_F(JournalTest, EverySecWithoutSyncMayLoseTheTailButNeverHalfARecord) {
   {
     auto m = Open(AppendFsync::kNo);
@@ -313,6 +408,99 @@ TEST_F(JournalTest, FullDiskIsFoundBeforeTheChange) {
   env_.ClearFailures();
   clock_.AdvanceNanos(1'000'000'000);
   EXPECT_TRUE(m->keyspace.MakeNode(kRootIno, "f", S_IFREG | 0644, 0, {}).ok());
+}
+
+// Issue 9: on a full disk, rm, truncate and mv failed with ENOSPC too, so a
+// full store could not be emptied. They may use a reserve the others leave.
+TEST_F(JournalTest, FullDiskStillTakesChangesThatFreeRoom) {
+  auto m = Open(AppendFsync::kAlways);
+  Keyspace& ks = m->keyspace;
+  std::vector<Ino> files;
+  for (int i = 0; i < 4; ++i) {
+    files.push_back(ks.MakeNode(kRootIno, "f" + std::to_string(i), S_IFREG | 0644, 0, {})->ino);
+  }
+  ASSERT_TRUE(m->journal->Commit());
+  env_.FailFrom(FaultInjectionEnv::kReserve, ENOSPC);  // the disk is full from now on
+  // Writes go on into the room already reserved, then fail before anything
+  // is changed.
+  std::string chunk(1 << 20, 'd');
+  Status refused;
+  for (int i = 0; i < 64 && refused.ok(); ++i) {
+    auto written = ks.Write(files[i % 4], uint64_t(i / 4) << 20, chunk, Keyspace::WriteAt::kOffset);
+    if (written.ok()) {
+      ASSERT_TRUE(m->journal->Commit());
+    } else {
+      refused = written.status();
+    }
+  }
+  ASSERT_EQ(refused.code(), ENOSPC);
+  EXPECT_EQ(ErrnoOf(ks.MakeNode(kRootIno, "new", S_IFREG | 0644, 0, {})), ENOSPC);
+  EXPECT_EQ(ErrnoOf(ks.SetXattr(files[0], "user.a", "v", XattrMap::SetMode::kAny)), ENOSPC);
+  SetAttrRequest grow;
+  grow.size = uint64_t{1} << 30;
+  EXPECT_EQ(ErrnoOf(ks.SetAttr(files[0], grow)), ENOSPC);
+  // What gives room back still works, and is journaled.
+  EXPECT_TRUE(ks.Unlink(kRootIno, "f0").ok());
+  EXPECT_TRUE(ks.Rename(kRootIno, "f1", kRootIno, "f2", 0).ok());
+  SetAttrRequest shrink;
+  shrink.size = 10;
+  EXPECT_TRUE(ks.SetAttr(files[3], shrink).ok());
+  EXPECT_TRUE(ks.Fallocate(files[2], FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 4096).ok());
+  ASSERT_TRUE(m->journal->Commit());
+  std::string state = Dump(ks);
+  ASSERT_TRUE(m->journal->Close().ok());
+  m.reset();
+  env_.ClearFailures();
+  EXPECT_EQ(Dump(Open()->keyspace), state);
+}
+
+// Issue 9: a failed rewrite said "retrying in 1s" and never did, and each
+// attempt left one more journal segment behind.
+TEST_F(JournalTest, FailedRewriteIsRetriedAndLeavesNoSegmentBehind) {
+  auto m = Open(AppendFsync::kAlways);
+  Keyspace& ks = m->keyspace;
+  ASSERT_TRUE(ks.MakeNode(kRootIno, "kept", S_IFREG | 0644, 0, {}).ok());
+  ASSERT_TRUE(m->journal->Commit());
+  // The rewrite process inherits the failure: its rename into place fails.
+  env_.FailFrom(FaultInjectionEnv::kRename, ENOSPC);
+  ASSERT_TRUE(m->journal->StartRewrite().ok());
+  env_.ClearFailures();  // in this process; the child keeps it
+  // Cron retries after the backoff; the second attempt fails as well, the
+  // third succeeds.
+  auto has = [&](std::string_view line) {
+    return m->journal->Info().find(std::string(line) + "\n") != std::string::npos;
+  };
+  bool failed_again = false;
+  ASSERT_TRUE(m->loop->AddTimer(std::chrono::milliseconds(5), [&] {
+    clock_.AdvanceNanos(200'000'000);
+    if (m->journal->rewrite_running()) return;
+    if (has("rewrites_failed:1") && !failed_again) {
+      failed_again = true;
+      env_.FailFrom(FaultInjectionEnv::kRename, ENOSPC);
+    } else if (has("rewrites_failed:2")) {
+      env_.ClearFailures();
+    }
+    if (has("rewrites:1")) {
+      m->loop->Stop();
+      return;
+    }
+    m->journal->Cron();
+  }).ok());
+  ASSERT_TRUE(m->loop->Run().ok());
+  EXPECT_NE(m->journal->Info().find("rewrites_failed:2"), std::string::npos) << m->journal->Info();
+  // One base and the segment it continues into; the failed attempts reused it.
+  auto names = env_.ListDir(dir_.path());
+  ASSERT_TRUE(names.ok());
+  std::vector<std::string> journal;
+  for (const auto& name : *names) {
+    if (name.starts_with("journal-")) journal.push_back(name);
+  }
+  std::sort(journal.begin(), journal.end());
+  EXPECT_EQ(journal, (std::vector<std::string>{JournalBaseName(2), JournalIncrName(2)}));
+  std::string state = Dump(ks);
+  ASSERT_TRUE(m->journal->Close().ok());
+  m.reset();
+  EXPECT_EQ(Dump(Open()->keyspace), state);
 }
 
 TEST_F(JournalTest, FsyncErrorIsHealedByARewrite) {

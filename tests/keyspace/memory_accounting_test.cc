@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <new>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "src/keyspace/heap_size.h"
@@ -68,11 +69,11 @@ TEST_F(MemoryAccountingTest, SmallFilesAreCountedWithinTheDocumentedOverhead) {
   int64_t heap_before = Heap();
   int64_t counted_before = Counted();
   std::vector<Ino> dirs;
-  for (int d = 0; d < 20; ++d) dirs.push_back(MakeDir(kRootIno, "directory-" + std::to_string(d)));
+  for (int d = 0; d < 20; ++d) dirs.push_back(MakeDir(kRootIno, fmt::format("directory-{}", d)));
   for (int i = 0; i < kFiles; ++i) {
     // Short and long names (the long ones do not fit in std::string's buffer).
-    std::string name = i % 3 ? "f" + std::to_string(i)
-                             : "a-rather-long-file-name-number-" + std::to_string(i);
+    std::string name = i % 3 ? fmt::format("f{}", i)
+                             : fmt::format("a-rather-long-file-name-number-{}", i);
     Ino ino = MakeFile(dirs[i % dirs.size()], name);
     WriteString(ino, 0, std::string(100 + i % 50, 'x'));
     if (i % 10 == 0) {

@@ -164,6 +164,7 @@ mount -t tmpfs -o size=4m tmpfs "$TINY"
 EXTRA_MOUNTS="$TINY"
 STORE=$TINY/store
 start_keyfs -o appendfsync=always,auto_rewrite_percentage=0
+mkdir "$MNT/dir"
 acked=0
 for i in $(seq 1 100); do
   if head -c 100000 /dev/zero | tr '\0' "x" > "$MNT/fill$i" 2>/dev/null; then
@@ -178,6 +179,13 @@ sh -c 'echo more > "$1"' sh "$MNT/more" 2>"$WORK/err" || status=$?
 check "... new changes fail while it is full" [ "$status" -ne 0 ]
 check "... with ENOSPC" grep -q "No space left" "$WORK/err"
 check "... reads go on" test "$(head -c 5 "$MNT/fill1")" = "xxxxx"
+# Changes that only give room back use a reserve kept for them (issue 9:
+# rm, truncate and mv failed too, so a full store could not be emptied).
+check "... on the full disk rm works" rm "$MNT/fill1"
+check "... truncate works" truncate -s 10 "$MNT/fill2"
+check "... mv works" mv "$MNT/fill3" "$MNT/moved3"
+check "... rmdir works" rmdir "$MNT/dir"
+check "... writing still fails" eval "! echo more 2>/dev/null > '$MNT/more'"
 # Make room, as an administrator would: here by growing the tmpfs.
 mount -o remount,size=16m "$TINY"
 check "writes work again once there is space" \
@@ -186,8 +194,10 @@ check "... and read back" grep -qx again "$MNT/again"
 stop_keyfs
 start_keyfs -o appendfsync=always
 ok=1
-for i in $(seq 1 "$acked"); do [ "$(stat -c %s "$MNT/fill$i")" -eq 100000 ] || ok=0; done
+for i in $(seq 4 "$acked"); do [ "$(stat -c %s "$MNT/fill$i")" -eq 100000 ] || ok=0; done
 check "after remount every acknowledged file is whole" [ "$ok" -eq 1 ]
+check "... and the changes made on the full disk are kept" \
+  eval "[ ! -e '$MNT/fill1' ] && [ \"\$(stat -c %s '$MNT/fill2')\" -eq 10 ] && [ \"\$(stat -c %s '$MNT/moved3')\" -eq 100000 ] && [ ! -e '$MNT/dir' ]"
 check "... and the one written after recovery" grep -qx again "$MNT/again"
 stop_keyfs
 umount "$TINY"

@@ -38,6 +38,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 is_mounted() { grep -qs " $1 fuse.keyfs " /proc/mounts; }
+# Mounted and answering (a dead mount left by a killed keyfs is mounted, but
+# statfs fails on it with ENOTCONN; stat may be answered from the kernel's
+# cache).
+is_serving() { is_mounted "$1" && stat -f "$1" > /dev/null 2>&1; }
 
 # process_alive PID: running, and not a zombie (a daemon that exited but whose
 # new parent, init, has not reaped it yet has finished all the same).
@@ -57,7 +61,7 @@ wait_until() {
 start_keyfs() {
   "$KEYFS" "$MNT" -f -o "store=$STORE" "$@" 2>"$WORK/keyfs.stderr" &
   KEYFS_PID=$!
-  if ! wait_until 20 is_mounted "$MNT"; then
+  if ! wait_until 20 is_serving "$MNT"; then
     echo "keyfs did not mount; its stderr:" >&2
     cat "$WORK/keyfs.stderr" >&2
     exit 1

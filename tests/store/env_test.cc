@@ -4,6 +4,7 @@
 
 #include "store/env.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "tests/store/fault_injection_env.h"
@@ -28,7 +29,7 @@ class EnvTest : public ::testing::Test {
   }
   std::string Read(const std::string& name) {
     auto contents = ReadFileToString(Env::Default(), Path(name));
-    return contents.ok() ? *contents : "<" + contents.status().ToString() + ">";
+    return contents.ok() ? *contents : fmt::format("<{}>", contents.status().ToString());
   }
 
   ScopedTempDir temp_;

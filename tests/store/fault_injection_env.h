@@ -51,8 +51,9 @@ class FaultInjectionEnv final : public Env {
   // Env
   Status CreateDirs(const std::string& path) override { return base_->CreateDirs(path); }
   Result<std::unique_ptr<FileLock>> LockFile(const std::string& path,
-                                             const std::string& owner) override {
-    return base_->LockFile(path, owner);
+                                             const std::string& owner,
+                                             std::string* previous) override {
+    return base_->LockFile(path, owner, previous);
   }
   Status CheckWritableDir(const std::string& path) override {
     return base_->CheckWritableDir(path);
@@ -73,6 +74,7 @@ class FaultInjectionEnv final : public Env {
   Status RemoveFile(const std::string& path) override;
   Status TruncateFile(const std::string& path, uint64_t size) override;
   Status SyncDir(const std::string& path) override;
+  Result<FsSpace> GetSpace(const std::string& path) override { return base_->GetSpace(path); }
 
  private:
   friend class FaultWritableFile;

@@ -11,6 +11,8 @@
 #include <cstdlib>
 #include <string>
 
+#include <fmt/format.h>
+
 #include "src/journal/journal_files.h"
 #include "src/journal/records.h"
 #include "store/env.h"
@@ -48,8 +50,8 @@ int main(int argc, char** argv) {
     return r.ino;
   };
   for (uint64_t i = 0; i < files; ++i) {
-    if (i % 1000 == 0) dir_ino = node(1, "d" + std::to_string(i / 1000), S_IFDIR | 0755);
-    uint64_t file = node(dir_ino, "f" + std::to_string(i), S_IFREG | 0644);
+    if (i % 1000 == 0) dir_ino = node(1, fmt::format("d{}", i / 1000), S_IFDIR | 0755);
+    uint64_t file = node(dir_ino, fmt::format("f{}", i), S_IFREG | 0644);
     Encode(WriteRecord{file, 0, now, data}, &payload);
     (*writer)->Add(kWrite, payload);
     if ((*writer)->pending_bytes() > (8u << 20) && !(*writer)->Flush().ok()) return 1;
