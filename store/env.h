@@ -57,6 +57,23 @@ class SequentialFile {
   virtual Result<size_t> Read(size_t n, char* scratch) = 0;
 };
 
+// A file read and written at given offsets, by any number of threads at once
+// (pread/pwrite): what a block store keeps its segments in.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads up to `n` bytes at `offset`; fewer only at the end of the file.
+  virtual Result<size_t> ReadAt(uint64_t offset, size_t n, char* scratch) const = 0;
+  // Writes all of `data` at `offset` (retrying short writes) or fails.
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
+  // fdatasync(2): everything written before the call is on the device.
+  virtual Status Sync() = 0;
+  // Allocates disk space for [offset, offset+bytes) without changing the
+  // file's length; OK without doing anything where that is not possible.
+  virtual Status Reserve(uint64_t offset, uint64_t bytes) = 0;
+  virtual Result<uint64_t> Size() const = 0;
+};
+
 // What statvfs(2) says of a filesystem, in bytes.
 struct FsSpace {
   uint64_t total = 0;
@@ -90,6 +107,10 @@ class Env {
   // Opens `path` for appending, creating it if missing.
   virtual Result<std::unique_ptr<WritableFile>> NewAppendableFile(const std::string& path) = 0;
   virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
+  // Opens `path` for reading and writing at offsets; with `create`, makes it
+  // (empty) if it is missing, otherwise ENOENT.
+  virtual Result<std::unique_ptr<RandomAccessFile>> OpenRandomAccessFile(const std::string& path,
+                                                                         bool create) = 0;
 
   virtual bool FileExists(const std::string& path) = 0;
   virtual Result<uint64_t> GetFileSize(const std::string& path) = 0;

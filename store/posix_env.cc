@@ -103,6 +103,60 @@ class PosixWritableFile final : public WritableFile {
   std::atomic<uint64_t> size_;  // Size() may be asked from a syncing thread
 };
 
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixRandomAccessFile() override { close(fd_); }
+
+  Result<size_t> ReadAt(uint64_t offset, size_t n, char* scratch) const override {
+    size_t total = 0;
+    while (total < n) {
+      ssize_t got = pread(fd_, scratch + total, n - total, static_cast<off_t>(offset + total));
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        return PathError(path_, errno);
+      }
+      if (got == 0) break;
+      total += static_cast<size_t>(got);
+    }
+    return total;
+  }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    while (!data.empty()) {
+      ssize_t n = pwrite(fd_, data.data(), data.size(), static_cast<off_t>(offset));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return PathError(path_, errno);
+      }
+      offset += static_cast<uint64_t>(n);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    if (fdatasync(fd_) < 0) return PathError(path_, errno);
+    return Status::Ok();
+  }
+  Status Reserve(uint64_t offset, uint64_t bytes) override {
+    while (fallocate(fd_, FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                     static_cast<off_t>(bytes)) != 0) {
+      if (errno == EINTR) continue;
+      if (errno == EOPNOTSUPP || errno == ENOSYS) return Status::Ok();
+      return PathError(path_, errno);
+    }
+    return Status::Ok();
+  }
+  Result<uint64_t> Size() const override {
+    struct stat st;
+    if (fstat(fd_, &st) < 0) return PathError(path_, errno);
+    return static_cast<uint64_t>(st.st_size);
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
 class PosixSequentialFile final : public SequentialFile {
  public:
   PosixSequentialFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
@@ -198,6 +252,13 @@ class PosixEnv final : public Env {
     int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return PathError(path, errno);
     return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
+  }
+
+  Result<std::unique_ptr<RandomAccessFile>> OpenRandomAccessFile(const std::string& path,
+                                                                 bool create) override {
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+    if (fd < 0) return PathError(path, errno);
+    return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd));
   }
 
   bool FileExists(const std::string& path) override { return access(path.c_str(), F_OK) == 0; }

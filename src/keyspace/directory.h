@@ -16,7 +16,7 @@
 #include <absl/container/btree_map.h>
 
 #include "src/base/memory_accountant.h"
-#include "src/keyspace/heap_size.h"
+#include "src/base/heap_size.h"
 
 namespace keyfs {
 

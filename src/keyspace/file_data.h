@@ -23,7 +23,7 @@
 
 #include "src/base/memory_accountant.h"
 #include "src/base/status.h"
-#include "src/keyspace/block_buffer.h"
+#include "src/base/block_buffer.h"
 
 namespace keyfs {
 

@@ -14,7 +14,7 @@
 #include <absl/container/flat_hash_map.h>
 
 #include "src/base/memory_accountant.h"
-#include "src/keyspace/heap_size.h"
+#include "src/base/heap_size.h"
 #include "src/keyspace/inode.h"
 
 namespace keyfs {

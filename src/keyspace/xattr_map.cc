@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "src/keyspace/heap_size.h"
+#include "src/base/heap_size.h"
 
 namespace keyfs {
 

@@ -18,7 +18,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
-#include "src/keyspace/heap_size.h"
+#include "src/base/heap_size.h"
 #include "tests/keyspace/keyspace_test_util.h"
 
 namespace {

@@ -1,9 +1,11 @@
 #include "tests/store/fault_injection_env.h"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <set>
 
 namespace keyfs {
 
@@ -41,6 +43,95 @@ class FaultWritableFile final : public WritableFile {
   std::string path_;
   std::unique_ptr<WritableFile> base_;
 };
+
+class FaultRandomAccessFile final : public RandomAccessFile {
+ public:
+  FaultRandomAccessFile(FaultInjectionEnv* env, std::string path,
+                        std::unique_ptr<RandomAccessFile> base)
+      : env_(env), path_(std::move(path)), base_(std::move(base)) {}
+
+  Result<size_t> ReadAt(uint64_t offset, size_t n, char* scratch) const override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kRead, path_));
+    return base_->ReadAt(offset, n, scratch);
+  }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kAppend, path_));
+    return base_->WriteAt(offset, data);
+  }
+  Status Sync() override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kSync, path_));
+    ASSIGN_OR_RETURN(uint64_t size, base_->Size());
+    RETURN_IF_ERROR(base_->Sync());
+    env_->RecordSync(path_, size);
+    return Status::Ok();
+  }
+  Status Reserve(uint64_t offset, uint64_t bytes) override {
+    RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kReserve, path_));
+    return base_->Reserve(offset, bytes);
+  }
+  Result<uint64_t> Size() const override { return base_->Size(); }
+
+ private:
+  FaultInjectionEnv* env_;
+  std::string path_;
+  std::unique_ptr<RandomAccessFile> base_;
+};
+
+namespace {
+
+// Every FaultInjectionEnv alive, for the fork handlers.
+Mutex g_envs_mu;
+std::set<FaultInjectionEnv*>* g_envs GUARDED_BY(g_envs_mu) = nullptr;
+
+}  // namespace
+
+FaultInjectionEnv::FaultInjectionEnv(Env* base) : base_(base) {
+  static bool installed = [] {
+    pthread_atfork(&FaultInjectionEnv::LockAllForFork, &FaultInjectionEnv::UnlockAllAfterFork,
+                   &FaultInjectionEnv::UnlockAllAfterFork);
+    return true;
+  }();
+  (void)installed;
+  MutexLock lock(&g_envs_mu);
+  if (!g_envs) g_envs = new std::set<FaultInjectionEnv*>;
+  g_envs->insert(this);
+}
+
+FaultInjectionEnv::~FaultInjectionEnv() {
+  MutexLock lock(&g_envs_mu);
+  g_envs->erase(this);
+}
+
+// Before fork: hold every env's mutex, so that the child gets them unlocked
+// and consistent; after it, in both processes, let go.
+void FaultInjectionEnv::LockAllForFork() NO_THREAD_SAFETY_ANALYSIS {
+  g_envs_mu.Lock();
+  for (FaultInjectionEnv* env : *g_envs) env->mu_.Lock();
+}
+
+void FaultInjectionEnv::UnlockAllAfterFork() NO_THREAD_SAFETY_ANALYSIS {
+  for (FaultInjectionEnv* env : *g_envs) env->mu_.Unlock();
+  g_envs_mu.Unlock();
+}
+
+Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::OpenRandomAccessFile(
+    const std::string& path, bool create) {
+  RETURN_IF_ERROR(Inject(kOpen, path));
+  bool existed = base_->FileExists(path);
+  ASSIGN_OR_RETURN(auto file, base_->OpenRandomAccessFile(path, create));
+  {
+    MutexLock lock(&mu_);
+    // The model: such files are appended to (block store segments); a crash
+    // drops what was written past the last Sync.
+    if (!existed) {
+      synced_size_[path] = 0;
+      unsynced_creations_.insert(path);
+    } else if (!synced_size_.count(path)) {
+      ASSIGN_OR_RETURN(synced_size_[path], file->Size());
+    }
+  }
+  return std::unique_ptr<RandomAccessFile>(new FaultRandomAccessFile(this, path, std::move(file)));
+}
 
 void FaultInjectionEnv::FailNth(unsigned ops, int n, int err) {
   MutexLock lock(&mu_);

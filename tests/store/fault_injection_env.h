@@ -27,18 +27,23 @@ namespace keyfs {
 class FaultInjectionEnv final : public Env {
  public:
   enum Op : unsigned {
-    kOpen = 1 << 0,  // NewWritableFile, NewAppendableFile
-    kAppend = 1 << 1,
+    kOpen = 1 << 0,  // NewWritableFile, NewAppendableFile, OpenRandomAccessFile
+    kAppend = 1 << 1,  // and RandomAccessFile::WriteAt
     kSync = 1 << 2,
     kRename = 1 << 3,
     kRemove = 1 << 4,
     kTruncate = 1 << 5,
     kSyncDir = 1 << 6,
     kReserve = 1 << 7,
-    kAllOps = (1 << 8) - 1,
+    kRead = 1 << 8,  // RandomAccessFile::ReadAt
+    kAllOps = (1 << 9) - 1,
   };
 
-  explicit FaultInjectionEnv(Env* base) : base_(base) {}
+  // Fork-safe: the mutex is taken around fork() (pthread_atfork), so a
+  // forked journal rewrite never inherits it locked by an IO thread (DESIGN
+  // §4.1, rule 7).
+  explicit FaultInjectionEnv(Env* base);
+  ~FaultInjectionEnv() override;
 
   void FailNth(unsigned ops, int n, int err) EXCLUDES(mu_);
   void FailFrom(unsigned ops, int err) EXCLUDES(mu_);
@@ -63,6 +68,8 @@ class FaultInjectionEnv final : public Env {
   Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
     return base_->NewSequentialFile(path);
   }
+  Result<std::unique_ptr<RandomAccessFile>> OpenRandomAccessFile(const std::string& path,
+                                                                 bool create) override;
   bool FileExists(const std::string& path) override { return base_->FileExists(path); }
   Result<uint64_t> GetFileSize(const std::string& path) override {
     return base_->GetFileSize(path);
@@ -78,6 +85,9 @@ class FaultInjectionEnv final : public Env {
 
  private:
   friend class FaultWritableFile;
+  friend class FaultRandomAccessFile;
+  static void LockAllForFork();
+  static void UnlockAllAfterFork();
 
   // Counts the call and returns the injected failure, if any.
   Status Inject(Op op, const std::string& path) EXCLUDES(mu_);

@@ -24,7 +24,7 @@
 
 #include "src/base/memory_accountant.h"
 #include "src/base/ref_ptr.h"
-#include "src/keyspace/heap_size.h"
+#include "src/base/heap_size.h"
 
 namespace keyfs {
 

@@ -1,4 +1,4 @@
-#include "src/keyspace/block_buffer.h"
+#include "src/base/block_buffer.h"
 
 #include <algorithm>
 #include <cassert>

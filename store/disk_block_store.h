@@ -1,0 +1,146 @@
+#pragma once
+
+// DiskBlockStore: the persistent block store of mode=disk, in STORE/blocks/
+// (docs/store-format.md has the layout and why).
+//
+// Log-structured: blocks are appended to the segment being written
+// (segment-NNNNNN.seg, each up to `segment_bytes`), one record per block
+// (store/block_format.h), lz4-compressed when that is smaller. Nothing is
+// ever written in place, so a block is never half-visible after a crash: a
+// record cut short by a crash is never referenced, because nobody records a
+// location before the Sync that makes it durable (block_store.h).
+//
+// The index is not here: the keyspace keeps each block's location and the
+// journal records it. This store keeps per segment only how many of its
+// bytes are live (saved and not deleted). Dead space comes back by
+// compaction: the live records of a mostly dead segment are copied to the
+// segment being written (Relocate), the keyspace takes the new locations,
+// and the old copies are deleted. A segment with nothing live is retired;
+// its file is removed once no journal file can refer to it any more, which
+// the owner says with RemoveRetired(epoch) after a journal rewrite
+// (docs/store-format.md, "Reclaiming space"). Reclaiming needs free space for
+// the live part of one segment at most.
+//
+// Invariants:
+//  1. A segment's live_bytes is the sum of the sizes of its records that
+//     were saved (or relocated) and not deleted; it is exact after
+//     FinishRecovery, because the replayed keyspace names every live copy.
+//  2. Segment numbers only grow; the highest-numbered file is never removed
+//     (only emptied), so a number is never used twice.
+//  3. A segment is retired only when nothing in it is live and it is not the
+//     one being written; a retired segment is never written again.
+//
+// Threading: Save, Load, Delete, Sync, Relocate and ListSegment from any
+// thread (IO threads); the rest from the loop thread. One mutex guards the
+// segment table; IO happens outside it, except creating a segment file.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "src/base/mutex.h"
+#include "store/block_store.h"
+#include "store/env.h"
+
+namespace keyfs {
+
+struct DiskStoreOptions {
+  bool compress = true;
+  uint64_t segment_bytes = uint64_t{32} << 20;
+};
+
+class DiskBlockStore final : public BlockStore {
+ public:
+  static constexpr const char* kDirName = "blocks";
+  static constexpr size_t kSegmentHeaderSize = 32;
+
+  // Opens STORE/blocks (creating it). Existing segments stay readable; new
+  // blocks go to a new segment. Until FinishRecovery every existing segment
+  // counts as live: nothing is retired.
+  static Result<std::unique_ptr<DiskBlockStore>> Open(Env* env, const std::string& store_dir,
+                                                      const DiskStoreOptions& options);
+  ~DiskBlockStore() override;
+
+  // BlockStore
+  Result<BlockLocation> Save(const BlockId& id, const BlockBuffer& block) override;
+  Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
+                                   MemoryAccountant* accountant) override;
+  Status Delete(const BlockId& id, const BlockLocation& where) override;
+  Status Sync() override;
+  bool persistent() const override { return true; }
+  BlockStoreStats Stats() const override;
+
+  // --- recovery (before serving) -----------------------------------------
+  // Counts `where` as live: called for every location the replayed keyspace
+  // holds.
+  void MarkLive(const BlockLocation& where) EXCLUDES(mu_);
+  // From now on the live counts are exact; segments with nothing live are
+  // retired.
+  void FinishRecovery() EXCLUDES(mu_);
+
+  // --- compaction ----------------------------------------------------------
+  struct SegmentInfo {
+    uint32_t id = 0;
+    uint64_t bytes = 0;
+    uint64_t live_bytes = 0;
+    bool active = false;
+    bool retired = false;
+  };
+  std::vector<SegmentInfo> Segments() const EXCLUDES(mu_);
+  // Every block record in segment `id` with its location, read from the
+  // file (an IO thread). A torn or damaged record ends the listing there.
+  Result<std::vector<std::pair<BlockId, BlockLocation>>> ListSegment(uint32_t id) EXCLUDES(mu_);
+  // Copies the record `id` at `from`, checked, to the segment being
+  // written; durable after the next Sync. The old copy stays live until it
+  // is deleted.
+  Result<BlockLocation> Relocate(const BlockId& id, const BlockLocation& from) EXCLUDES(mu_);
+  // Segments retired from now on are tagged with `epoch` (the journal's
+  // generation).
+  void set_epoch(uint64_t epoch) EXCLUDES(mu_);
+  // Removes the files of segments retired before `epoch`; their bytes come
+  // back to the filesystem.
+  Status RemoveRetired(uint64_t epoch) EXCLUDES(mu_);
+
+ private:
+  struct Segment {
+    uint32_t id = 0;
+    std::shared_ptr<RandomAccessFile> file;
+    uint64_t size = 0;        // bytes allotted, header included
+    uint64_t live_bytes = 0;
+    bool dirty = false;       // written since the last Sync
+    bool retired = false;
+    uint64_t retired_epoch = 0;
+  };
+
+  DiskBlockStore(Env* env, std::string dir, const DiskStoreOptions& options)
+      : env_(env), dir_(std::move(dir)), options_(options) {}
+  std::string SegmentPath(uint32_t id) const;
+  // Makes a new segment the one being written.
+  Status StartSegment() REQUIRES(mu_);
+  // Allots `bytes` in the segment being written (starting a new one when
+  // full); returns the segment and the offset.
+  Result<std::pair<Segment*, uint64_t>> Allot(uint64_t bytes) REQUIRES(mu_);
+  Result<BlockLocation> Append(std::string_view record) EXCLUDES(mu_);
+  Result<std::string> ReadRecord(const BlockLocation& where) EXCLUDES(mu_);
+  void MaybeRetire(Segment* segment) REQUIRES(mu_);
+  void CountDamage(const Status& status) EXCLUDES(mu_);
+
+  Env* const env_;
+  const std::string dir_;  // STORE/blocks
+  const DiskStoreOptions options_;
+
+  Mutex sync_mu_;  // one Sync at a time, so that each covers what came before it
+  mutable Mutex mu_;
+  std::map<uint32_t, Segment> segments_ GUARDED_BY(mu_);
+  Segment* active_ GUARDED_BY(mu_) = nullptr;
+  uint32_t next_id_ GUARDED_BY(mu_) = 1;  // invariant 2
+  bool dir_dirty_ GUARDED_BY(mu_) = false;  // a segment file created since the last Sync
+  bool recovering_ GUARDED_BY(mu_) = true;
+  uint64_t epoch_ GUARDED_BY(mu_) = 0;
+  BlockStoreStats counters_ GUARDED_BY(mu_);
+};
+
+}  // namespace keyfs

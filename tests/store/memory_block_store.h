@@ -1,0 +1,95 @@
+#pragma once
+
+// MemoryBlockStore: a BlockStore in memory, for tests — what keyfs's
+// "everything in memory" mode became. It keeps copies of saved blocks in a
+// map, checks identities like a real store, and can be told to fail.
+// Not persistent. Thread-safe.
+
+#include <map>
+
+#include "src/base/mutex.h"
+#include "store/block_store.h"
+
+namespace keyfs {
+
+class MemoryBlockStore final : public BlockStore {
+ public:
+  Result<BlockLocation> Save(const BlockId& id, const BlockBuffer& block) override {
+    MutexLock lock(&mu_);
+    if (save_error_ != 0) return Status::Errno(std::exchange(save_error_, 0), "injected");
+    BlockLocation where{1, static_cast<uint32_t>(block.length() + 48), next_offset_};
+    next_offset_ += where.size;
+    blocks_[where.offset] = {id, std::string(block.data(), block.length()), where.size};
+    ++stats_.saves;
+    stats_.raw_bytes_saved += block.length();
+    return where;
+  }
+  Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
+                                   MemoryAccountant* accountant) override {
+    MutexLock lock(&mu_);
+    if (load_error_ != 0) return Status::Errno(std::exchange(load_error_, 0), "injected");
+    auto it = blocks_.find(where.offset);
+    if (where.segment != 1 || it == blocks_.end() || !(it->second.id == id)) {
+      ++stats_.damaged;
+      return Status::Errno(EIO, "no such block in the memory store");
+    }
+    const std::string& bytes = it->second.bytes;
+    auto buffer = BlockBuffer::Create(accountant, bytes.size(), bytes.size());
+    std::memcpy(buffer->mutable_data(), bytes.data(), bytes.size());
+    ++stats_.loads;
+    return buffer;
+  }
+  Status Delete(const BlockId&, const BlockLocation& where) override {
+    MutexLock lock(&mu_);
+    blocks_.erase(where.offset);
+    ++stats_.deletes;
+    return Status::Ok();
+  }
+  Status Sync() override {
+    MutexLock lock(&mu_);
+    ++syncs_;
+    return Status::Ok();
+  }
+  bool persistent() const override { return false; }
+  BlockStoreStats Stats() const override {
+    MutexLock lock(&mu_);
+    BlockStoreStats stats = stats_;
+    for (const auto& [offset, block] : blocks_) stats.live_bytes += block.size;
+    stats.saved_bytes = stats.live_bytes;
+    return stats;
+  }
+
+  // The next Save / Load fails with `err`.
+  void FailNextSave(int err) {
+    MutexLock lock(&mu_);
+    save_error_ = err;
+  }
+  void FailNextLoad(int err) {
+    MutexLock lock(&mu_);
+    load_error_ = err;
+  }
+  size_t block_count() const {
+    MutexLock lock(&mu_);
+    return blocks_.size();
+  }
+  int syncs() const {
+    MutexLock lock(&mu_);
+    return syncs_;
+  }
+
+ private:
+  struct Stored {
+    BlockId id;
+    std::string bytes;
+    uint32_t size = 0;
+  };
+  mutable Mutex mu_;
+  std::map<uint64_t, Stored> blocks_ GUARDED_BY(mu_);
+  uint64_t next_offset_ GUARDED_BY(mu_) = 0;
+  int save_error_ GUARDED_BY(mu_) = 0;
+  int load_error_ GUARDED_BY(mu_) = 0;
+  int syncs_ GUARDED_BY(mu_) = 0;
+  BlockStoreStats stats_ GUARDED_BY(mu_);
+};
+
+}  // namespace keyfs
