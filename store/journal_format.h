@@ -21,7 +21,10 @@
 namespace keyfs::journal {
 
 inline constexpr char kMagic[8] = {'K', 'E', 'Y', 'F', 'S', 'J', 'N', 'L'};
-inline constexpr uint32_t kVersion = 1;
+// 2 adds the block store's records (kBlockSaved, kSnapshotStoredBlock,
+// kSnapshotBlockData); a reader of version 2 reads version 1 files too.
+inline constexpr uint32_t kVersion = 2;
+inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr size_t kFileHeaderSize = 32;
 inline constexpr size_t kRecordHeaderSize = 4 + 4 + 1 + 8;  // crc, length, type, seq
 // One data write is at most 1 MiB; a snapshot record of a rewrite may carry a

@@ -29,7 +29,8 @@ Result<std::unique_ptr<JournalReader>> JournalReader::Open(Env* env, const std::
   reader->header_.version = DecodeFixed32(bytes.data() + 8);
   reader->header_.flags = DecodeFixed32(bytes.data() + 12);
   reader->header_.base_seq = DecodeFixed64(bytes.data() + 16);
-  if (reader->header_.version != journal::kVersion) {
+  if (reader->header_.version < journal::kOldestReadableVersion ||
+      reader->header_.version > journal::kVersion) {
     return Status::InvalidArgument(path + " is journal format version " +
                                    std::to_string(reader->header_.version) +
                                    "; this keyfs reads version " +

@@ -11,6 +11,7 @@ std::string_view MemoryComponentName(MemoryComponent component) {
     case MemoryComponent::kHandles: return "handles";
     case MemoryComponent::kRequests: return "requests";
     case MemoryComponent::kJournal: return "journal";
+    case MemoryComponent::kIo: return "io";
     case MemoryComponent::kCount: break;
   }
   return "?";

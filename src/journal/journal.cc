@@ -35,18 +35,20 @@ std::string_view AppendFsyncName(AppendFsync policy) {
 }
 
 Journal::Journal(Env* env, std::string dir, const JournalOptions& options, Keyspace* keyspace,
-                 EventLoop* loop, MemoryAccountant* accountant, const Clock* clock)
+                 EventLoop* loop, MemoryAccountant* accountant, const Clock* clock,
+                 BlockStore* store)
     : env_(env), dir_(std::move(dir)), options_(options), keyspace_(keyspace), loop_(loop),
-      accountant_(accountant), clock_(clock) {}
+      accountant_(accountant), clock_(clock), store_(store) {}
 
 Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
                                                const JournalOptions& options,
                                                Keyspace* keyspace, EventLoop* loop,
                                                MemoryAccountant* accountant,
-                                               const Clock* clock) {
+                                               const Clock* clock, BlockStore* store) {
   std::unique_ptr<Journal> journal(
-      new Journal(env, dir, options, keyspace, loop, accountant, clock));
-  ASSIGN_OR_RETURN(journal->loaded_, LoadJournal(env, dir, options.load_truncated, keyspace, clock));
+      new Journal(env, dir, options, keyspace, loop, accountant, clock, store));
+  ASSIGN_OR_RETURN(journal->loaded_,
+                   LoadJournal(env, dir, options.load_truncated, keyspace, clock, store));
   const LoadedJournal& loaded = journal->loaded_;
   const JournalFiles& files = loaded.files;
   if (loaded.bytes > 0) {
@@ -169,6 +171,10 @@ void Journal::XattrRemoved(Ino ino, std::string_view name, timespec now) {
 }
 
 void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino, atime}); }
+
+void Journal::BlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where) {
+  Add(kBlockSaved, BlockSavedRecord{ino, index, version, LocationFields::Of(where)});
+}
 
 // --- room on disk --------------------------------------------------------------
 

@@ -35,6 +35,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -66,11 +67,13 @@ struct JournalOptions {
 class Journal final : public MutationLog {
  public:
   // Replays the journal in `dir` into `keyspace` (which must be fresh), then
-  // continues it and attaches itself as the keyspace's log.
+  // continues it and attaches itself as the keyspace's log. `store` holds
+  // the blocks the journal says are stored (null: none).
   static Result<std::unique_ptr<Journal>> Open(Env* env, const std::string& dir,
                                                const JournalOptions& options,
                                                Keyspace* keyspace, EventLoop* loop,
-                                               MemoryAccountant* accountant, const Clock* clock);
+                                               MemoryAccountant* accountant, const Clock* clock,
+                                               BlockStore* store = nullptr);
   // Stops a rewrite in progress; does not flush (Close does).
   ~Journal() override;
   Journal(const Journal&) = delete;
@@ -97,9 +100,25 @@ class Journal final : public MutationLog {
   std::string Info() const;
   const LoadedJournal& loaded() const { return loaded_; }
   bool rewrite_running() const { return child_pid_ > 0; }
+  // The generation of the live segment; a rewrite starts the next one.
+  uint64_t generation() const { return gen_; }
+  // The generation of the base (0 without one).
+  uint64_t base_generation() const { return base_gen_.value_or(0); }
+  // Told the new generation when a rewrite starts one (before the fork, so
+  // that what the rewrite's snapshot may refer to is known), and the new
+  // base's generation when a rewrite has succeeded (files of older
+  // generations are gone, and nothing refers to what only they did).
+  void set_generation_listener(std::function<void(uint64_t)> listener) {
+    on_generation_ = std::move(listener);
+  }
+  void set_rewritten_listener(std::function<void(uint64_t)> listener) {
+    on_rewritten_ = std::move(listener);
+  }
 
   // --- MutationLog ----------------------------------------------------------
   Status Writable(SpaceEffect effect) override;
+  uint64_t next_seq() const override { return writer_->last_seq() + 1; }
+  void BlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where) override;
   void NodeCreated(Ino parent, std::string_view name, const Inode& inode) override;
   void Linked(Ino ino, Ino parent, std::string_view name, timespec now) override;
   void Unlinked(Ino parent, std::string_view name, bool directory, timespec now) override;
@@ -119,7 +138,7 @@ class Journal final : public MutationLog {
   static constexpr int64_t kRewriteLogIntervalNs = 60'000'000'000;
 
   Journal(Env* env, std::string dir, const JournalOptions& options, Keyspace* keyspace,
-          EventLoop* loop, MemoryAccountant* accountant, const Clock* clock);
+          EventLoop* loop, MemoryAccountant* accountant, const Clock* clock, BlockStore* store);
   std::string Path(const std::string& name) const { return dir_ + "/" + name; }
 
   template <typename Record>
@@ -160,7 +179,10 @@ class Journal final : public MutationLog {
   EventLoop* const loop_;
   MemoryAccountant* const accountant_;
   const Clock* const clock_;
+  BlockStore* const store_;
   BackgroundWorker worker_;
+  std::function<void(uint64_t)> on_generation_;
+  std::function<void(uint64_t)> on_rewritten_;
 
   LoadedJournal loaded_;
   std::unique_ptr<JournalWriter> writer_;  // the live incr

@@ -22,9 +22,12 @@ std::string RepairAdvice(const std::string& dir) {
 class Loader {
  public:
   Loader(Env* env, std::string dir, bool load_truncated, Keyspace* keyspace,
-         const Clock* clock)
+         const Clock* clock, BlockStore* store)
       : env_(env), dir_(std::move(dir)), load_truncated_(load_truncated),
-        keyspace_(keyspace), clock_(clock), replayer_(keyspace, clock) {}
+        keyspace_(keyspace), clock_(clock), store_(store),
+        replayer_(keyspace, clock, [this](const std::vector<BlockKey>& keys) {
+          return Fetch(keys);
+        }) {}
 
   Result<LoadedJournal> Load() {
     ASSIGN_OR_RETURN(result_.files, FindJournalFiles(env_, dir_));
@@ -73,7 +76,7 @@ class Loader {
     JournalReader::Record record;
     JournalReader::Outcome outcome;
     while ((outcome = reader->Next(&record)) == JournalReader::Outcome::kRecord) {
-      Status status = replayer_.Apply(record.type, record.payload);
+      Status status = replayer_.Apply(record.type, is_base ? 0 : record.seq, record.payload);
       if (status.code() == ENOSPC) return TooBigForMemory(done_before + record.offset);
       if (!status.ok()) {
         return Status::Errno(EINVAL, path + ": record " + std::to_string(record.seq) + " (" +
@@ -159,6 +162,24 @@ class Loader {
                             FormatSize(done), FormatSize(total_bytes_), mib));
   }
 
+  // Loads evicted blocks a record needs, straight from the store (nothing
+  // else runs yet).
+  Status Fetch(const std::vector<BlockKey>& keys) {
+    if (!store_) return Status::Errno(EIO, "the journal refers to a block store, and there is none");
+    for (const BlockKey& key : keys) {
+      Inode* inode = keyspace_->MutableInode(key.ino);
+      if (!inode || !inode->is_regular() || key.index >= inode->file().block_count()) continue;
+      const BlockSlot& slot = inode->file().slot(key.index);
+      if (!slot.evicted()) continue;
+      BlockLocation where = slot.stored;
+      ASSIGN_OR_RETURN(RefPtr<BlockBuffer> buffer,
+                       store_->Load({key.ino, key.index, slot.stored_version}, where,
+                                    keyspace_->mutable_memory()));
+      inode->file().Install(key.index, std::move(buffer), where);
+    }
+    return Status::Ok();
+  }
+
   void MaybeLogProgress() {
     int64_t now = clock_->MonotonicNanos();
     if (now - last_progress_ns_ < kProgressIntervalNs) return;
@@ -176,6 +197,7 @@ class Loader {
   const bool load_truncated_;
   Keyspace* const keyspace_;
   const Clock* const clock_;
+  BlockStore* const store_;
   Replayer replayer_;
   LoadedJournal result_;
   uint64_t total_bytes_ = 0;
@@ -187,8 +209,8 @@ class Loader {
 }  // namespace
 
 Result<LoadedJournal> LoadJournal(Env* env, const std::string& dir, bool load_truncated,
-                                  Keyspace* keyspace, const Clock* clock) {
-  Loader loader(env, dir, load_truncated, keyspace, clock);
+                                  Keyspace* keyspace, const Clock* clock, BlockStore* store) {
+  Loader loader(env, dir, load_truncated, keyspace, clock, store);
   return loader.Load();
 }
 

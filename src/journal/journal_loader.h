@@ -21,6 +21,7 @@
 #include "src/base/status.h"
 #include "src/journal/journal_files.h"
 #include "src/keyspace/keyspace.h"
+#include "store/block_store.h"
 #include "store/env.h"
 
 namespace keyfs {
@@ -39,7 +40,9 @@ struct LoadedJournal {
   double seconds = 0;
 };
 
+// `store`: where the blocks the journal says are stored are (null: none).
 Result<LoadedJournal> LoadJournal(Env* env, const std::string& dir, bool load_truncated,
-                                  Keyspace* keyspace, const Clock* clock);
+                                  Keyspace* keyspace, const Clock* clock,
+                                  BlockStore* store = nullptr);
 
 }  // namespace keyfs

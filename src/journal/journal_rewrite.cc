@@ -49,12 +49,13 @@ void WriteAll(int fd, const std::string& text) {
 // In the child: writes the snapshot, renames it into place, syncs the
 // directory, reports on `fd`. Never returns.
 [[noreturn]] void RunRewriteChild(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                  const std::string& dir, uint64_t gen, pid_t parent, int fd) {
+                                  const std::string& dir, uint64_t gen, bool store_persists,
+                                  pid_t parent, int fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(2);  // the parent died before prctl
   std::string final_path = dir + "/" + JournalBaseName(gen);
   std::string tmp_path = final_path + ".tmp";
-  Result<SnapshotStats> stats = WriteSnapshot(keyspace, covers_seq, env, tmp_path);
+  Result<SnapshotStats> stats = WriteSnapshot(keyspace, covers_seq, env, tmp_path, store_persists);
   Status status = stats.status();
   if (status.ok()) status = env->RenameFile(tmp_path, final_path);
   if (status.ok()) status = env->SyncDir(dir);
@@ -98,6 +99,9 @@ Status Journal::StartRewrite(std::string_view why) {
     written_seq_ = covers_seq;
   }
 
+  // Whatever goes dead from now on may still be referred to by the
+  // snapshot about to be taken: it belongs to the new generation.
+  if (on_generation_) on_generation_(gen_);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Status::Errno(errno, "pipe for the rewrite");
   pid_t parent = getpid();
@@ -110,7 +114,8 @@ Status Journal::StartRewrite(std::string_view why) {
   }
   if (pid == 0) {
     close(fds[0]);
-    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen, parent, fds[1]);
+    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen,
+                    store_ == nullptr || store_->persistent(), parent, fds[1]);
   }
   close(fds[1]);
   child_pid_ = pid;
@@ -217,6 +222,7 @@ void Journal::FinishRewrite(bool ok, const std::string& message) {
               "journal rewritten in {:.2f}s: {} inodes in {} records, {}", seconds, inodes,
               records, FormatSize(bytes));
   RemoveInBackground(std::move(obsolete));
+  if (on_rewritten_) on_rewritten_(*base_gen_);
   // After a failed fsync, the snapshot is the durable copy that was missing.
   if (error_kind_ == ErrorKind::kSync) {
     synced_seq_ = written_seq_ = writer_->last_seq();

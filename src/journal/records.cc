@@ -23,6 +23,9 @@ std::string_view RecordTypeName(uint8_t type) {
     case kSnapshotData: return "snapshot-data";
     case kSnapshotXattr: return "snapshot-xattr";
     case kSnapshotEnd: return "snapshot-end";
+    case kBlockSaved: return "block-saved";
+    case kSnapshotStoredBlock: return "snapshot-stored-block";
+    case kSnapshotBlockData: return "snapshot-block-data";
   }
   return "unknown";
 }
@@ -192,6 +195,25 @@ std::string DescribeRecord(uint8_t type, std::string_view payload) {
       if (!Decode(payload, &r)) return bad();
       return fmt::format("{} covers_seq={} next_ino={} inodes={}", name, r.covers_seq,
                          r.next_ino, r.inodes);
+    }
+    case kBlockSaved: {
+      BlockSavedRecord r;
+      if (!Decode(payload, &r)) return bad();
+      return fmt::format("{} ino={} index={} version={} at={}:{}+{}", name, r.ino, r.index,
+                         r.version, r.where.segment, r.where.offset, r.where.size);
+    }
+    case kSnapshotStoredBlock: {
+      StoredBlockRecord r;
+      if (!Decode(payload, &r)) return bad();
+      return fmt::format("{} ino={} index={} length={} version={} stored_version={} at={}:{}+{}",
+                         name, r.ino, r.index, r.length, r.version, r.stored_version,
+                         r.where.segment, r.where.offset, r.where.size);
+    }
+    case kSnapshotBlockData: {
+      BlockDataRecord r;
+      if (!Decode(payload, &r)) return bad();
+      return fmt::format("{} ino={} index={} version={} length={} data={}", name, r.ino, r.index,
+                         r.version, r.data.size(), Quote(r.data, 32));
     }
   }
   return fmt::format("unknown type {} ({} bytes)", type, payload.size());

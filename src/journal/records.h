@@ -16,6 +16,7 @@
 #include <string_view>
 
 #include "src/keyspace/inode.h"
+#include "store/block_store.h"
 
 namespace keyfs::journal {
 
@@ -37,6 +38,10 @@ enum RecordType : uint8_t {
   kSnapshotData = 13,   // bytes of a snapshot file, times untouched
   kSnapshotXattr = 14,  // an extended attribute of a snapshot inode
   kSnapshotEnd = 15,    // last record of a complete snapshot
+  // Format 2: the block store.
+  kBlockSaved = 16,          // the cache saved a block (a location, no bytes)
+  kSnapshotStoredBlock = 17,  // a snapshot block that is in the store
+  kSnapshotBlockData = 18,    // a snapshot block's bytes, with its version
 };
 
 std::string_view RecordTypeName(uint8_t type);
@@ -137,6 +142,44 @@ struct SnapshotEndRecord {
   uint64_t next_ino = 0;  // inode numbers below it are never reused
   uint64_t inodes = 0;    // how many the snapshot holds, a consistency check
   template <typename F> void Fields(F& f) { f(covers_seq), f(next_ino), f(inodes); }
+};
+
+// A location in a block store (store/block_store.h) as records carry it.
+struct LocationFields {
+  uint32_t segment = 0, size = 0;
+  uint64_t offset = 0;
+  BlockLocation location() const { return {segment, size, offset}; }
+  static LocationFields Of(const BlockLocation& where) {
+    return {where.segment, where.size, where.offset};
+  }
+};
+
+// kBlockSaved: block `index` of `ino` as of `version` is durable at `where`.
+struct BlockSavedRecord {
+  uint64_t ino = 0, index = 0, version = 0;
+  LocationFields where;
+  template <typename F> void Fields(F& f) {
+    f(ino), f(index), f(version), f(where.segment), f(where.size), f(where.offset);
+  }
+};
+
+// kSnapshotStoredBlock: a snapshot file's block that is in the store.
+struct StoredBlockRecord {
+  uint64_t ino = 0, index = 0;
+  uint32_t length = 0;
+  uint64_t version = 0, stored_version = 0;
+  LocationFields where;
+  template <typename F> void Fields(F& f) {
+    f(ino), f(index), f(length), f(version), f(stored_version), f(where.segment),
+        f(where.size), f(where.offset);
+  }
+};
+
+// kSnapshotBlockData: a snapshot file's block by its bytes.
+struct BlockDataRecord {
+  uint64_t ino = 0, index = 0, version = 0;
+  std::string_view data;
+  template <typename F> void Fields(F& f) { f(ino), f(index), f(version), f(data); }
 };
 
 // The node record of `inode` named `name` in `parent`: every attribute as

@@ -6,12 +6,15 @@ namespace keyfs {
 
 using namespace journal;
 
-Replayer::Replayer(Keyspace* keyspace, const Clock* live_clock)
-    : keyspace_(keyspace), live_clock_(live_clock) {
+Replayer::Replayer(Keyspace* keyspace, const Clock* live_clock, BlockFetcher fetch)
+    : keyspace_(keyspace), live_clock_(live_clock), fetch_(std::move(fetch)) {
   keyspace_->set_clock(&clock_);
 }
 
-Replayer::~Replayer() { keyspace_->set_clock(live_clock_); }
+Replayer::~Replayer() {
+  keyspace_->set_clock(live_clock_);
+  keyspace_->set_replay_seq(0);
+}
 
 Status Replayer::SkipIfGone(Status status) {
   if (status.code() == ENOENT) {
@@ -21,8 +24,17 @@ Status Replayer::SkipIfGone(Status status) {
   return status;
 }
 
-Status Replayer::Apply(uint8_t type, std::string_view payload) {
+Status Replayer::Apply(uint8_t type, uint64_t seq, std::string_view payload) {
+  keyspace_->set_replay_seq(seq);
   Status status = ApplyDecoded(type, payload);
+  // Records are all or nothing (file_data.h): after the load, again.
+  for (int round = 0; status.code() == kNeedBlocks && fetch_ && round < 2; ++round) {
+    RETURN_IF_ERROR(fetch_(keyspace_->needed()));
+    status = ApplyDecoded(type, payload);
+  }
+  if (status.code() == kNeedBlocks) {
+    return Status::Errno(EIO, "the record needs blocks from the store, and there is no store");
+  }
   if (status.ok()) ++applied_;
   return status;
 }
@@ -130,6 +142,22 @@ Status Replayer::ApplyDecoded(uint8_t type, std::string_view payload) {
       AccessRecord r;
       if (!Decode(payload, &r)) return malformed();
       return SkipIfGone(keyspace_->RestoreAccessTime(r.ino, r.atime));
+    }
+    case kBlockSaved: {
+      BlockSavedRecord r;
+      if (!Decode(payload, &r)) return malformed();
+      return keyspace_->RestoreBlockSaved(r.ino, r.index, r.version, r.where.location());
+    }
+    case kSnapshotStoredBlock: {
+      StoredBlockRecord r;
+      if (!Decode(payload, &r)) return malformed();
+      return keyspace_->RestoreStoredBlock(r.ino, r.index, r.length, r.version, r.stored_version,
+                                           r.where.location());
+    }
+    case kSnapshotBlockData: {
+      BlockDataRecord r;
+      if (!Decode(payload, &r)) return malformed();
+      return keyspace_->RestoreBlockData(r.ino, r.index, r.version, r.data);
     }
     case kSnapshotEnd: {
       SnapshotEndRecord r;

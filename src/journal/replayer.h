@@ -12,10 +12,15 @@
 // refuses the mount, naming the record.
 //
 // The Keyspace must not have a MutationLog while replaying (nothing replayed
-// is journaled again).
+// is journaled again). A live record changes the blocks it touches to the
+// version of its sequence number (block_slot.h, 2). When it needs the bytes
+// of an evicted block (a partial write to a block the journal says is in the
+// store), `fetch` loads them and the record is applied again.
 
 #include <cstdint>
+#include <functional>
 #include <string_view>
+#include <vector>
 
 #include "src/base/clock.h"
 #include "src/base/status.h"
@@ -25,13 +30,18 @@ namespace keyfs {
 
 class Replayer {
  public:
+  // Loads the named evicted blocks into the keyspace.
+  using BlockFetcher = std::function<Status(const std::vector<BlockKey>&)>;
+
   // Sets the keyspace's clock to its own for the replayer's lifetime.
-  Replayer(Keyspace* keyspace, const Clock* live_clock);
+  Replayer(Keyspace* keyspace, const Clock* live_clock, BlockFetcher fetch = nullptr);
   ~Replayer();
   Replayer(const Replayer&) = delete;
   Replayer& operator=(const Replayer&) = delete;
 
-  Status Apply(uint8_t type, std::string_view payload);
+  // `seq`: the record's sequence number in the live journal; 0 for the
+  // records of a snapshot (which carry their blocks' versions themselves).
+  Status Apply(uint8_t type, uint64_t seq, std::string_view payload);
 
   uint64_t applied() const { return applied_; }
   uint64_t skipped() const { return skipped_; }  // about inodes that were gone
@@ -46,6 +56,7 @@ class Replayer {
 
   Keyspace* const keyspace_;
   const Clock* const live_clock_;
+  const BlockFetcher fetch_;
   ManualClock clock_;
   uint64_t applied_ = 0;
   uint64_t skipped_ = 0;

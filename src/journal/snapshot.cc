@@ -13,12 +13,11 @@ namespace {
 
 // The buffer is written out whenever it holds this much.
 constexpr size_t kFlushBytes = 4u << 20;
-// A file whose first block is at most this long goes inline in its kNode.
-constexpr size_t kInlineBytes = 64u << 10;
 
 class SnapshotWriter {
  public:
-  explicit SnapshotWriter(JournalWriter* writer) : writer_(writer) {}
+  SnapshotWriter(JournalWriter* writer, bool store_persists)
+      : writer_(writer), store_persists_(store_persists) {}
 
   Status Add(uint8_t type, const std::string& payload) {
     writer_->Add(type, payload);
@@ -28,18 +27,9 @@ class SnapshotWriter {
   }
 
   Status Node(Ino parent, std::string_view name, const Inode& inode) {
-    NodeRecord r = NodeRecordOf(parent, name, inode);
-    size_t first_block = 0;  // blocks already written inline
-    if (inode.is_regular() && inode.file().block_count() > 0) {
-      const BlockBuffer* block = inode.file().block(0);
-      if (block && block->length() <= kInlineBytes) {
-        r.content = std::string_view(block->data(), block->length());
-        first_block = 1;
-      }
-    }
-    Encode(r, &payload_);
+    Encode(NodeRecordOf(parent, name, inode), &payload_);
     RETURN_IF_ERROR(Add(kNode, payload_));
-    if (inode.is_regular()) RETURN_IF_ERROR(Data(inode, first_block));
+    if (inode.is_regular()) RETURN_IF_ERROR(Blocks(inode));
     if (inode.xattrs) {
       for (const auto& [attr_name, value] : inode.xattrs->entries()) {
         Encode(XattrRecord{inode.ino, {}, attr_name, value}, &payload_);
@@ -49,17 +39,28 @@ class SnapshotWriter {
     return Status::Ok();
   }
 
-  Status Data(const Inode& inode, size_t first_block) {
+  Status Blocks(const Inode& inode) {
     const FileData& file = inode.file();
-    for (size_t i = first_block; i < file.block_count(); ++i) {
-      const BlockBuffer* block = file.block(i);
-      if (!block || block->length() == 0) continue;  // a hole
-      uint64_t offset = uint64_t{i} * file.block_size();
-      if (offset >= inode.size) break;
-      size_t length = std::min<uint64_t>(block->length(), inode.size - offset);
-      Encode(WriteRecord{inode.ino, offset, {}, std::string_view(block->data(), length)},
+    for (size_t i = 0; i < file.block_count(); ++i) {
+      const BlockSlot& slot = file.slot(i);
+      if (slot.hole() || slot.length == 0) continue;
+      bool saved = slot.stored.valid() && !slot.dirty && store_persists_;
+      if (saved) {
+        Encode(StoredBlockRecord{inode.ino, i, slot.length, slot.version, slot.stored_version,
+                                 LocationFields::Of(slot.stored)},
+               &payload_);
+        RETURN_IF_ERROR(Add(kSnapshotStoredBlock, payload_));
+        continue;
+      }
+      if (!slot.resident()) {
+        return Status::Errno(EIO, "block " + std::to_string(i) + " of inode " +
+                                      std::to_string(inode.ino) +
+                                      " is in a store that does not persist");
+      }
+      Encode(BlockDataRecord{inode.ino, i, slot.version,
+                             std::string_view(slot.buffer->data(), slot.length)},
              &payload_);
-      RETURN_IF_ERROR(Add(kSnapshotData, payload_));
+      RETURN_IF_ERROR(Add(kSnapshotBlockData, payload_));
     }
     return Status::Ok();
   }
@@ -73,6 +74,7 @@ class SnapshotWriter {
 
  private:
   JournalWriter* writer_;
+  const bool store_persists_;
   std::string payload_;
   uint64_t records_ = 0;
 };
@@ -80,9 +82,9 @@ class SnapshotWriter {
 }  // namespace
 
 Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                    const std::string& path) {
+                                    const std::string& path, bool store_persists) {
   ASSIGN_OR_RETURN(auto writer, JournalWriter::Create(env, path, /*base_seq=*/0));
-  SnapshotWriter snapshot(writer.get());
+  SnapshotWriter snapshot(writer.get(), store_persists);
   const Inode* root = keyspace.FindInode(kRootIno);
   RETURN_IF_ERROR(snapshot.Node(0, "", *root));
 

@@ -4,10 +4,14 @@
 // background rewrite produces (DESIGN §6, "Background rewrite").
 //
 // One kNode record per inode (the root first, every directory before what it
-// holds, a small file's bytes inline), one kSnapshotLink per further hard
-// link, kSnapshotData for the rest of larger files, block by block (holes are
-// skipped), kSnapshotXattr per extended attribute, and a closing
-// kSnapshotEnd that says which live record the state follows. Time stamps
+// holds), one kSnapshotLink per further hard link, one record per block of a
+// regular file (holes are skipped) — kSnapshotStoredBlock, a location and no
+// bytes, when the block's bytes are safely in a persistent block store
+// (evicted, or resident and clean); kSnapshotBlockData with the bytes
+// otherwise (dirty, or the store does not persist) — kSnapshotXattr per
+// extended attribute, and a closing kSnapshotEnd that says which live record
+// the state follows. So in disk mode a snapshot holds the namespace, the
+// block map and only the bytes not yet saved (DESIGN §6). Time stamps
 // are those of the keyspace; replaying the file into an empty keyspace gives
 // an equal one. Inodes that are unlinked but still open are left out: after a
 // remount nothing can reach them.
@@ -32,7 +36,10 @@ struct SnapshotStats {
 
 // Writes the snapshot to `path` (replacing it) and fsyncs it; the caller
 // renames it into place.
+// `store_persists`: whether locations in the block store outlive the process
+// (the disk store); if not, evicted blocks cannot be written yet (swap mode
+// brings a reader for them).
 Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                    const std::string& path);
+                                    const std::string& path, bool store_persists = true);
 
 }  // namespace keyfs

@@ -26,7 +26,7 @@ FileData::FileData(FileData&& other) noexcept
 
 size_t FileData::SlotBytes(size_t capacity) {
   // One slot lives inside the FileData; more take a heap array.
-  return capacity <= kInlineSlots ? 0 : HeapChunk(capacity * sizeof(RefPtr<BlockBuffer>));
+  return capacity <= kInlineSlots ? 0 : HeapChunk(capacity * sizeof(BlockSlot));
 }
 
 void FileData::ChargeSlots(size_t old_capacity) {
@@ -38,42 +38,75 @@ void FileData::ChargeSlots(size_t old_capacity) {
   }
 }
 
-Status FileData::EnsureSlots(size_t count) {
-  if (blocks_.size() >= count) return Status::Ok();
+int64_t FileData::SlotsCost(size_t count) const {
+  if (blocks_.capacity() >= count) return 0;
+  size_t capacity = std::max(count, blocks_.capacity() * 2);
+  return static_cast<int64_t>(SlotBytes(capacity)) -
+         static_cast<int64_t>(SlotBytes(blocks_.capacity()));
+}
+
+void FileData::EnsureSlots(size_t count) {
+  if (blocks_.size() >= count) return;
   size_t old_capacity = blocks_.capacity();
-  if (old_capacity < count) {
-    size_t capacity = std::max(count, old_capacity * 2);
-    size_t bytes = SlotBytes(capacity), charged = SlotBytes(old_capacity);
-    if (bytes > charged && !accountant_->HasRoomFor(bytes - charged)) {
-      return Status::Errno(ENOSPC);
-    }
-    blocks_.reserve(capacity);
-  }
+  if (old_capacity < count) blocks_.reserve(std::max(count, old_capacity * 2));
   blocks_.resize(count);
   ChargeSlots(old_capacity);
-  return Status::Ok();
 }
 
-void FileData::SetBlock(size_t index, RefPtr<BlockBuffer> buffer) {
-  auto& slot = blocks_[index];
-  if (slot) stored_bytes_ -= slot->length();
-  if (buffer) stored_bytes_ += buffer->length();
-  slot = std::move(buffer);
+void FileData::SetLength(BlockSlot& slot, uint32_t length) {
+  stored_bytes_ = stored_bytes_ - slot.length + length;
+  slot.length = length;
 }
 
-std::vector<ReadSlice> FileData::Read(uint64_t offset, uint64_t length,
-                                      uint64_t file_size) const {
+Status FileData::Room(int64_t bytes, Ino ino) {
+  if (bytes <= 0) return Status::Ok();
+  switch (accountant_->RoomFor(static_cast<uint64_t>(bytes), ino)) {
+    case keyfs::Room::kYes: return Status::Ok();
+    case keyfs::Room::kLater: return Status::Errno(kNeedRoom);
+    case keyfs::Room::kNo: break;
+  }
+  return Status::Errno(ENOSPC);
+}
+
+void FileData::MarkChanged(size_t index, const BlockChange& change) {
+  BlockSlot& slot = blocks_[index];
+  slot.version = change.version;
+  slot.dirty = true;
+  if (change.observer) change.observer->Dirtied(change.ino, index, slot);
+}
+
+void FileData::Drop(size_t index, Ino ino, BlockObserver* observer) {
+  BlockSlot& slot = blocks_[index];
+  if (slot.hole()) return;
+  if (observer) observer->Dropping(ino, index, slot);
+  SetLength(slot, 0);
+  slot = BlockSlot();
+}
+
+Result<std::vector<ReadSlice>> FileData::Read(uint64_t offset, uint64_t length,
+                                              uint64_t file_size,
+                                              std::vector<uint64_t>* missing) const {
   std::vector<ReadSlice> slices;
-  if (offset >= file_size) return slices;
+  if (offset >= file_size || length == 0) return slices;
   uint64_t end = std::min(file_size, offset + length);
+  size_t missing_before = missing->size();
+  for (uint64_t pos = offset; pos < end;) {
+    size_t index = pos / block_size_;
+    size_t in_block = pos % block_size_;
+    if (index < blocks_.size() && blocks_[index].evicted() && in_block < blocks_[index].length) {
+      missing->push_back(index);
+    }
+    pos = (uint64_t{index} + 1) * block_size_;
+  }
+  if (missing->size() > missing_before) return Status::Errno(kNeedBlocks);
   while (offset < end) {
     size_t index = offset / block_size_;
     size_t in_block = offset % block_size_;
     size_t chunk = std::min<uint64_t>(block_size_ - in_block, end - offset);
-    const BlockBuffer* buffer = index < blocks_.size() ? blocks_[index].get() : nullptr;
-    if (buffer && in_block < buffer->length()) {
-      size_t from_buffer = std::min(chunk, buffer->length() - in_block);
-      slices.push_back({blocks_[index], in_block, from_buffer});
+    const BlockSlot* slot = index < blocks_.size() ? &blocks_[index] : nullptr;
+    if (slot && slot->resident() && in_block < slot->length) {
+      size_t from_buffer = std::min<size_t>(chunk, slot->length - in_block);
+      slices.push_back({slot->buffer, in_block, from_buffer});
       if (from_buffer < chunk) slices.push_back({nullptr, 0, chunk - from_buffer});
     } else {
       slices.push_back({nullptr, 0, chunk});
@@ -83,135 +116,194 @@ std::vector<ReadSlice> FileData::Read(uint64_t offset, uint64_t length,
   return slices;
 }
 
-size_t FileData::GrownCapacity(const BlockBuffer* old, size_t end) const {
+size_t FileData::GrownCapacity(size_t current_capacity, size_t end) const {
   // Appending doubles the capacity (amortized O(1) copies); a write that lands
   // in a fresh block gets exactly what it needs, so a small file written in
-  // one go costs its own length. ShrinkToFit() trims the slack on close.
-  size_t doubled = old ? std::max<size_t>(old->capacity() * 2, 4096) : 0;
+  // one go costs its own length. ShrinkToFit() trims the slack later.
+  size_t doubled = current_capacity ? std::max<size_t>(current_capacity * 2, 4096) : 0;
   return std::min<size_t>(block_size_, std::max(end, doubled));
 }
 
-Result<BlockBuffer*> FileData::WritableBlock(size_t index, size_t end) {
-  assert(end <= block_size_);
-  BlockBuffer* current = blocks_[index].get();
-  bool unshared = blocks_[index].use_count() == 1;
-  if (current && unshared && current->capacity() >= end) {
-    if (current->length() < end) {
-      stored_bytes_ += end - current->length();
-      current->Resize(end);
-    }
-    return current;
-  }
-  size_t length = std::max(end, current ? current->length() : 0);
+int64_t FileData::WriteCost(size_t index, size_t end) const {
+  const BlockSlot* slot = index < blocks_.size() ? &blocks_[index] : nullptr;
+  const BlockBuffer* current = slot ? slot->buffer.get() : nullptr;
+  bool unshared = current && slot->buffer.use_count() == 1;
+  if (current && unshared && current->capacity() >= end) return 0;
+  size_t length = std::max<size_t>(end, slot ? slot->length : 0);
   size_t capacity = current && current->capacity() >= length
                         ? current->capacity()
-                        : GrownCapacity(current, length);
-  size_t needed = BlockBuffer::ChargeFor(capacity);
+                        : GrownCapacity(current ? current->capacity() : 0, length);
+  int64_t needed = static_cast<int64_t>(BlockBuffer::ChargeFor(capacity));
   // Replacing an unshared buffer frees it right after; count that.
-  size_t freed = current && unshared ? current->ChargedBytes() : 0;
-  if (needed > freed && !accountant_->HasRoomFor(needed - freed)) {
-    return Status::Errno(ENOSPC);
+  int64_t freed = unshared ? static_cast<int64_t>(current->ChargedBytes()) : 0;
+  return needed - freed;
+}
+
+BlockBuffer* FileData::WritableBlock(size_t index, size_t end) {
+  assert(end <= block_size_);
+  BlockSlot& slot = blocks_[index];
+  BlockBuffer* current = slot.buffer.get();
+  bool unshared = current && slot.buffer.use_count() == 1;
+  if (current && unshared && current->capacity() >= end) {
+    // Bytes past the slot's length (left by a truncation) read as zeros.
+    if (current->length() > slot.length) current->Resize(slot.length);
+    if (current->length() < end) current->Resize(end);
+    SetLength(slot, static_cast<uint32_t>(std::max<size_t>(slot.length, end)));
+    return current;
   }
-  auto fresh = current ? BlockBuffer::CopyOf(accountant_, *current, length, capacity)
-                       : BlockBuffer::Create(accountant_, capacity, length);
+  size_t keep = current ? std::min<size_t>(current->length(), slot.length) : 0;
+  size_t length = std::max<size_t>(end, slot.length);
+  size_t capacity = current && current->capacity() >= length
+                        ? current->capacity()
+                        : GrownCapacity(current ? current->capacity() : 0, length);
+  RefPtr<BlockBuffer> fresh = current ? BlockBuffer::CopyOf(accountant_, *current, keep, capacity)
+                                      : BlockBuffer::Create(accountant_, capacity, 0);
+  fresh->Resize(length);
   BlockBuffer* raw = fresh.get();
-  SetBlock(index, std::move(fresh));
+  slot.buffer = std::move(fresh);
+  SetLength(slot, static_cast<uint32_t>(length));
   return raw;
 }
 
-Result<size_t> FileData::Write(uint64_t offset, std::string_view data) {
+Result<size_t> FileData::Write(uint64_t offset, std::string_view data, const BlockChange& change,
+                               std::vector<uint64_t>* missing) {
+  if (data.empty()) return size_t{0};
+  size_t first = offset / block_size_;
+  size_t last = (offset + data.size() - 1) / block_size_;
+  // 1. The old bytes it keeps must be here.
+  size_t missing_before = missing->size();
+  for (size_t index = first; index <= last; ++index) {
+    if (index >= blocks_.size() || !blocks_[index].evicted()) continue;
+    uint64_t block_start = uint64_t{index} * block_size_;
+    uint64_t from = std::max(offset, block_start) - block_start;
+    uint64_t to = std::min<uint64_t>(offset + data.size() - block_start, block_size_);
+    bool keeps_old = from > 0 || to < blocks_[index].length;
+    if (keeps_old) missing->push_back(index);
+  }
+  if (missing->size() > missing_before) return Status::Errno(kNeedBlocks);
+  // 2. The memory it takes must be there.
+  int64_t cost = SlotsCost(last + 1);
+  for (size_t index = first; index <= last; ++index) {
+    uint64_t block_start = uint64_t{index} * block_size_;
+    size_t end = static_cast<size_t>(
+        std::min<uint64_t>(offset + data.size() - block_start, block_size_));
+    cost += WriteCost(index, end);
+  }
+  RETURN_IF_ERROR(Room(cost, change.ino));
+  // 3. Nothing can fail from here on.
+  EnsureSlots(last + 1);
   size_t written = 0;
-  if (data.empty()) return written;
-  RETURN_IF_ERROR(EnsureSlots((offset + data.size() - 1) / block_size_ + 1));
   while (written < data.size()) {
     uint64_t pos = offset + written;
     size_t index = pos / block_size_;
     size_t in_block = pos % block_size_;
     size_t chunk = std::min<size_t>(block_size_ - in_block, data.size() - written);
-    auto block = WritableBlock(index, in_block + chunk);
-    if (!block.ok()) {
-      if (written > 0) break;  // a short write; the caller sees the count
-      return block.status();
-    }
-    std::memcpy((*block)->mutable_data() + in_block, data.data() + written, chunk);
+    BlockBuffer* block = WritableBlock(index, in_block + chunk);
+    std::memcpy(block->mutable_data() + in_block, data.data() + written, chunk);
+    MarkChanged(index, change);
     written += chunk;
   }
   return written;
 }
 
-Status FileData::Truncate(uint64_t new_size) {
+void FileData::Truncate(uint64_t new_size, const BlockChange& change) {
   size_t keep_blocks = (new_size + block_size_ - 1) / block_size_;
   if (keep_blocks < blocks_.size()) {
     size_t old_capacity = blocks_.capacity();
-    for (size_t i = keep_blocks; i < blocks_.size(); ++i) SetBlock(i, nullptr);
+    for (size_t i = keep_blocks; i < blocks_.size(); ++i) Drop(i, change.ino, change.observer);
     blocks_.resize(keep_blocks);
     blocks_.shrink_to_fit();
     ChargeSlots(old_capacity);
   }
   size_t tail = new_size % block_size_;
-  if (tail == 0 || keep_blocks == 0) return Status::Ok();
-  size_t last = keep_blocks - 1;
-  BlockBuffer* buffer = last < blocks_.size() ? blocks_[last].get() : nullptr;
-  if (!buffer || buffer->length() <= tail) return Status::Ok();
-  if (blocks_[last].use_count() == 1) {
-    stored_bytes_ -= buffer->length() - tail;
-    buffer->Resize(tail);
-    return Status::Ok();
+  if (tail == 0 || keep_blocks == 0 || keep_blocks > blocks_.size()) return;
+  BlockSlot& slot = blocks_[keep_blocks - 1];
+  if (slot.length <= tail) return;
+  // The block keeps its buffer or stored copy; only its first `tail` bytes
+  // count from now on (block_slot.h, 1). Its version stays: a copy of it is
+  // still that copy, cut shorter.
+  SetLength(slot, static_cast<uint32_t>(tail));
+  if (slot.resident() && slot.buffer.use_count() == 1 && slot.buffer->length() > tail) {
+    slot.buffer->Resize(tail);
   }
-  size_t needed = BlockBuffer::ChargeFor(tail);
-  if (!accountant_->HasRoomFor(needed)) return Status::Errno(ENOSPC);
-  SetBlock(last, BlockBuffer::CopyOf(accountant_, *buffer, tail, tail));
-  return Status::Ok();
 }
 
-Status FileData::Allocate(uint64_t offset, uint64_t length) {
-  if (length == 0) return Status::Ok();
+Status FileData::PunchHole(uint64_t offset, uint64_t length, const BlockChange& change,
+                           std::vector<uint64_t>* missing) {
   uint64_t end = offset + length;
-  RETURN_IF_ERROR(EnsureSlots((end - 1) / block_size_ + 1));
-  for (size_t index = offset / block_size_; index * uint64_t{block_size_} < end;
-       ++index) {
-    uint64_t block_start = index * uint64_t{block_size_};
-    size_t want = std::min<uint64_t>(block_size_, end - block_start);
-    const BlockBuffer* current = blocks_[index].get();
-    if (current && current->length() >= want) continue;
-    auto block = WritableBlock(index, want);
-    if (!block.ok()) return block.status();
-  }
-  return Status::Ok();
-}
-
-Status FileData::PunchHole(uint64_t offset, uint64_t length) {
-  uint64_t end = offset + length;
+  struct Cut {
+    size_t index;
+    size_t from, to;  // zeroed within the block
+  };
+  std::vector<size_t> drops;
+  std::vector<Cut> cuts;
+  size_t missing_before = missing->size();
+  int64_t cost = 0;
   for (size_t index = offset / block_size_;
-       index < blocks_.size() && index * uint64_t{block_size_} < end; ++index) {
-    const BlockBuffer* current = blocks_[index].get();
-    if (!current) continue;
-    uint64_t block_start = index * uint64_t{block_size_};
+       index < blocks_.size() && uint64_t{index} * block_size_ < end; ++index) {
+    const BlockSlot& slot = blocks_[index];
+    if (slot.hole()) continue;
+    uint64_t block_start = uint64_t{index} * block_size_;
     size_t from = offset > block_start ? offset - block_start : 0;
-    size_t to = std::min<uint64_t>(current->length(), end - block_start);
-    if (from == 0 && to >= current->length()) {
-      SetBlock(index, nullptr);  // the whole stored part goes
-    } else if (from < to) {
-      auto block = WritableBlock(index, current->length());
-      if (!block.ok()) return block.status();
-      std::memset((*block)->mutable_data() + from, 0, to - from);
+    size_t to = std::min<uint64_t>(slot.length, end - block_start);
+    if (from >= to) continue;
+    if (from == 0 && to >= slot.length) {
+      drops.push_back(index);  // the whole stored part goes
+    } else if (slot.evicted()) {
+      missing->push_back(index);
+    } else {
+      cuts.push_back({index, from, to});
+      cost += WriteCost(index, slot.length);
     }
   }
+  if (missing->size() > missing_before) return Status::Errno(kNeedBlocks);
+  RETURN_IF_ERROR(Room(cost, change.ino));
+  for (size_t index : drops) Drop(index, change.ino, change.observer);
+  for (const Cut& cut : cuts) {
+    BlockBuffer* block = WritableBlock(cut.index, blocks_[cut.index].length);
+    std::memset(block->mutable_data() + cut.from, 0, cut.to - cut.from);
+    MarkChanged(cut.index, change);
+  }
   return Status::Ok();
+}
+
+void FileData::DropAll(Ino ino, BlockObserver* observer) {
+  for (size_t i = 0; i < blocks_.size(); ++i) Drop(i, ino, observer);
+}
+
+void FileData::RestoreStored(size_t index, uint32_t length, uint64_t version,
+                             uint64_t stored_version, const BlockLocation& where) {
+  EnsureSlots(index + 1);
+  BlockSlot& slot = blocks_[index];
+  assert(slot.hole());
+  SetLength(slot, length);
+  slot.version = version;
+  slot.stored_version = stored_version;
+  slot.stored = where;
+}
+
+bool FileData::Install(size_t index, RefPtr<BlockBuffer> buffer, const BlockLocation& from) {
+  if (index >= blocks_.size()) return false;
+  BlockSlot& slot = blocks_[index];
+  if (!slot.evicted() || !(slot.stored == from) || buffer->length() < slot.length) return false;
+  // The stored copy may be longer than the block (block_slot.h, 1).
+  if (buffer->length() > slot.length) buffer->Resize(slot.length);
+  slot.buffer = std::move(buffer);
+  slot.dirty = false;
+  return true;
 }
 
 bool FileData::has_slack() const {
-  if (blocks_.empty() || !blocks_.back()) return false;
-  const BlockBuffer& last = *blocks_.back();
+  if (blocks_.empty() || !blocks_.back().resident()) return false;
+  const BlockSlot& last = blocks_.back();
   // Only worth a copy when malloc would hand back a smaller chunk.
-  return HeapChunk(last.length()) < HeapChunk(last.capacity());
+  return HeapChunk(last.length) < HeapChunk(last.buffer->capacity());
 }
 
 void FileData::ShrinkToFit() {
-  if (!has_slack() || blocks_.back().use_count() != 1) return;
-  auto& last = blocks_.back();
-  SetBlock(blocks_.size() - 1,
-           BlockBuffer::CopyOf(accountant_, *last, last->length(), last->length()));
+  if (!has_slack() || blocks_.back().buffer.use_count() != 1) return;
+  BlockSlot& last = blocks_.back();
+  last.buffer = BlockBuffer::CopyOf(accountant_, *last.buffer, last.length, last.length);
 }
 
 }  // namespace keyfs

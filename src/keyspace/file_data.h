@@ -1,18 +1,22 @@
 #pragma once
 
-// FileData: a regular file's bytes as a vector of blocks (DESIGN §3).
+// FileData: a regular file's bytes as a vector of block slots (DESIGN §3;
+// block_slot.h for the states a block can be in).
 //
-// Block i covers bytes [i*block_size, (i+1)*block_size). A missing block (null)
-// is a hole and reads as zeros; so do the bytes of a block past its length() and
-// up to the file size. A small file is one block of its own length, not a
-// block_size allocation.
+// Block i covers bytes [i*block_size, (i+1)*block_size). A hole reads as
+// zeros; so do the bytes of a block past its length and up to the file size.
+// A small file is one block of its own length, not a block_size allocation.
 //
-// FileData does not know the file size; the Inode does, and passes it in. It
-// charges its slot vector to the accountant (the buffers charge themselves) and
-// asks the accountant before every allocation, so a write that does not fit
-// fails with ENOSPC before anything is changed in the block it would touch.
+// FileData does not know the file size; the Inode does, and passes it in.
+// Changes are all or nothing: before anything is changed, an operation checks
+// that every evicted block it needs the old bytes of is loaded (else
+// kNeedBlocks, with the blocks' indexes in `missing`) and that the memory it
+// takes is there (MemoryAccountant::RoomFor: else kNeedRoom, or ENOSPC). So
+// an operation that has to wait can be run again from the start, and an
+// O_APPEND write is never applied twice.
 //
-// Owner thread only.
+// It charges its slot vector to the accountant (the buffers charge
+// themselves). Owner (loop) thread only.
 
 #include <cstdint>
 #include <span>
@@ -21,9 +25,10 @@
 
 #include <absl/container/inlined_vector.h>
 
+#include "src/base/block_buffer.h"
 #include "src/base/memory_accountant.h"
 #include "src/base/status.h"
-#include "src/base/block_buffer.h"
+#include "src/keyspace/block_slot.h"
 
 namespace keyfs {
 
@@ -44,53 +49,80 @@ class FileData {
   FileData(const FileData&) = delete;
 
   // Slices covering [offset, offset+length), clipped to `file_size`.
-  std::vector<ReadSlice> Read(uint64_t offset, uint64_t length,
-                              uint64_t file_size) const;
+  // kNeedBlocks when a block the range reads from is evicted.
+  Result<std::vector<ReadSlice>> Read(uint64_t offset, uint64_t length, uint64_t file_size,
+                                      std::vector<uint64_t>* missing) const;
 
-  // Writes `data` at `offset`. Returns the number of bytes written: all of
-  // them, or fewer if memory ran out part way (ENOSPC if none fit).
-  Result<size_t> Write(uint64_t offset, std::string_view data);
+  // Writes all of `data` at `offset`, or nothing: kNeedBlocks when it keeps
+  // part of an evicted block (a write covering a block's whole length needs
+  // no load), kNeedRoom or ENOSPC when the memory is not there.
+  Result<size_t> Write(uint64_t offset, std::string_view data, const BlockChange& change,
+                       std::vector<uint64_t>* missing);
 
-  // Drops everything at or past `new_size` (the bytes read as zero if the file
-  // grows again). Never allocates more than one tail block, never fails unless
-  // that copy does not fit.
-  Status Truncate(uint64_t new_size);
+  // Drops everything at or past `new_size` (the bytes read as zero if the
+  // file grows again). Needs no memory and no load: a cut block keeps its
+  // buffer or stored copy, with a shorter length (block_slot.h, 1).
+  void Truncate(uint64_t new_size, const BlockChange& change);
 
-  // Materializes zero-filled blocks over [offset, offset+length) that are holes
-  // now, so that later writes there need no new memory (fallocate mode 0).
-  Status Allocate(uint64_t offset, uint64_t length);
+  // Makes [offset, offset+length) read as zeros, dropping whole blocks;
+  // kNeedBlocks / kNeedRoom / ENOSPC as Write, for the blocks it cuts into.
+  Status PunchHole(uint64_t offset, uint64_t length, const BlockChange& change,
+                   std::vector<uint64_t>* missing);
 
-  // Makes [offset, offset+length) read as zeros, freeing whole blocks.
-  Status PunchHole(uint64_t offset, uint64_t length);
+  // Drops every block: the file is being freed.
+  void DropAll(Ino ino, BlockObserver* observer);
 
   // Gives back the slack that appending left in the last block.
   void ShrinkToFit();
   // Whether ShrinkToFit() would give memory back.
   bool has_slack() const;
 
-  // Bytes held in blocks (sum of block lengths): what st_blocks reports.
+  // Sum of the blocks' lengths, wherever they are: what st_blocks reports.
   uint64_t stored_bytes() const { return stored_bytes_; }
   size_t block_count() const { return blocks_.size(); }
-  const BlockBuffer* block(size_t index) const { return blocks_[index].get(); }
+  const BlockSlot& slot(size_t index) const { return blocks_[index]; }
+  // The cache's access: it installs and evicts buffers and marks blocks
+  // clean; it never changes a length.
+  BlockSlot& mutable_slot(size_t index) { return blocks_[index]; }
+  // The resident buffer of block `index`, or null (tests, snapshots).
+  const BlockBuffer* block(size_t index) const { return blocks_[index].buffer.get(); }
   uint32_t block_size() const { return block_size_; }
 
+  // A LOAD came back: block `index` becomes resident and clean with
+  // `buffer`, if it is still the evicted copy at `from` (a block changed or
+  // dropped while it was loading is not installed: false).
+  bool Install(size_t index, RefPtr<BlockBuffer> buffer, const BlockLocation& from);
+
+  // Replay of a snapshot: block `index` as the snapshot recorded it, stored
+  // at `where` (no buffer). The block must be a hole now.
+  void RestoreStored(size_t index, uint32_t length, uint64_t version, uint64_t stored_version,
+                     const BlockLocation& where);
+
  private:
+  // Memory (signed) that making block `index` writable over [0, end) takes.
+  int64_t WriteCost(size_t index, size_t end) const;
   // Returns block `index` ready to be written over [0, end): unshared, with
-  // capacity >= end and length >= end. Copies a shared or too small buffer.
-  Result<BlockBuffer*> WritableBlock(size_t index, size_t end);
-  // Makes room for `count` block slots; ENOSPC when the slot vector cannot grow.
-  Status EnsureSlots(size_t count);
+  // capacity >= end and length >= end, holding the slot's bytes. Copies a
+  // shared, missing or too small buffer. Its memory was checked (WriteCost).
+  BlockBuffer* WritableBlock(size_t index, size_t end);
+  // Grows the slot vector to `count` slots (its memory was checked).
+  void EnsureSlots(size_t count);
+  int64_t SlotsCost(size_t count) const;
   // Charges or releases the change in slot-array bytes since `old_capacity`.
   void ChargeSlots(size_t old_capacity);
-  void SetBlock(size_t index, RefPtr<BlockBuffer> buffer);
+  void SetLength(BlockSlot& slot, uint32_t length);
+  void Drop(size_t index, Ino ino, BlockObserver* observer);
   static size_t SlotBytes(size_t capacity);  // heap bytes of the slot array
-  size_t GrownCapacity(const BlockBuffer* old, size_t end) const;
+  size_t GrownCapacity(size_t current_capacity, size_t end) const;
+  // The room `bytes` more need: OK, or kNeedRoom / ENOSPC.
+  Status Room(int64_t bytes, Ino ino);
+  void MarkChanged(size_t index, const BlockChange& change);
 
   MemoryAccountant* accountant_;
   uint32_t block_size_;
   // Most files are one block: its slot is inline, no heap array.
   static constexpr size_t kInlineSlots = 1;
-  absl::InlinedVector<RefPtr<BlockBuffer>, kInlineSlots> blocks_;
+  absl::InlinedVector<BlockSlot, kInlineSlots> blocks_;
   uint64_t stored_bytes_ = 0;
 };
 

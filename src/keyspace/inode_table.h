@@ -42,6 +42,10 @@ class InodeTable {
   void Erase(Ino ino);
 
   size_t size() const { return inodes_.size(); }
+  template <typename Visit>
+  void ForEach(Visit&& visit) {
+    for (auto& [ino, inode] : inodes_) visit(*inode);
+  }
   Ino next_ino() const { return next_ino_; }
 
  private:

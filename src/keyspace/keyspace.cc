@@ -111,6 +111,7 @@ void Keyspace::MaybeFree(Inode* inode) {
                          StringHeapBytes(inode->symlink_target()));
   }
   assert(!inode->is_dir() || inode->dir().empty());
+  if (inode->is_regular()) inode->file().DropAll(inode->ino, observer_);
   inodes_.Erase(inode->ino);  // frees blocks, xattrs and directory with it
 }
 

@@ -12,7 +12,11 @@
 // (they are immutable while shared, see block_buffer.h).
 //
 // Errors are errno values in Status, the same a local filesystem would give;
-// the adapter passes them to the kernel unchanged. Permission checks are the
+// the adapter passes them to the kernel unchanged. Two codes are not errors
+// but "not now" (block_slot.h): kNeedBlocks (blocks the operation needs are
+// in the store; needed() names them; nothing was changed) and kNeedRoom
+// (memory is full of blocks being saved). The adapter parks the request and
+// runs it again (src/cache/block_cache.h). Permission checks are the
 // kernel's (keyfs always mounts with default_permissions), so methods here
 // check structure (ENOTDIR, ENOTEMPTY, EEXIST, ...) and the memory budget, not
 // mode bits.
@@ -34,6 +38,7 @@
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
 #include "src/base/status.h"
+#include "src/keyspace/block_slot.h"
 #include "src/keyspace/file_data.h"
 #include "src/keyspace/inode.h"
 #include "src/keyspace/inode_table.h"
@@ -184,8 +189,10 @@ class Keyspace {
   // so the write leaves them as they are.
   enum class WriteAt { kOffset, kEnd, kWriteback };
   Result<size_t> Write(Ino ino, uint64_t offset, std::string_view data, WriteAt at);
-  // Modes: 0 (allocate, extend), FALLOC_FL_KEEP_SIZE, and
-  // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP.
+  // Modes: 0 (extend), FALLOC_FL_KEEP_SIZE, and
+  // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE; others EOPNOTSUPP. Space is
+  // not reserved: the blocks stay holes until written (memory is a cache,
+  // so reserving it would guarantee nothing).
   Status Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length);
   Result<DirListing> OpenDirectory(Ino ino);
   void ReleaseDirectory(Ino ino);
@@ -195,10 +202,27 @@ class Keyspace {
   // there is no close to do it on.)
   void TrimSlack();
 
+  // --- the cache -------------------------------------------------------------
+  // Told about every block that is dirtied or dropped (null: nobody, all
+  // blocks stay in memory).
+  void set_observer(BlockObserver* observer) { observer_ = observer; }
+  BlockObserver* observer() const { return observer_; }
+  // After kNeedBlocks: the blocks the operation needs loaded.
+  const std::vector<BlockKey>& needed() const { return needed_; }
+  // The cache's access to an inode, to install, evict and clean blocks.
+  Inode* MutableInode(Ino ino) { return inodes_.Find(ino); }
+  // Calls visit(ino, FileData&) for every regular file (the cache, at mount).
+  template <typename Visit>
+  void ForEachFile(Visit&& visit);
+
   // --- journal ---------------------------------------------------------------
   // Every change from now on is reported to `log` (null: to nobody), and
   // refused with its error while log->Writable() is not OK.
   void set_log(MutationLog* log) { log_ = log; }
+  // Replay: the sequence number of the record being applied, which becomes
+  // the version of the blocks it changes (block_slot.h, 2). Live changes
+  // take the number the log gives their record.
+  void set_replay_seq(uint64_t seq) { replay_seq_ = seq; }
   // Replay sets the time each recorded operation had.
   void set_clock(const Clock* clock) { clock_ = clock; }
 
@@ -219,6 +243,16 @@ class Keyspace {
   Status RestoreData(Ino ino, uint64_t offset, std::string_view data);
   Status RestoreXattr(Ino ino, std::string_view name, std::string_view value);
   Status RestoreAccessTime(Ino ino, timespec atime);
+  // Block `index` of a snapshot file: its bytes at `version` (dirty, in
+  // memory), or its stored copy (evicted). kNeedRoom/ENOSPC when memory is short.
+  Status RestoreBlockData(Ino ino, uint64_t index, uint64_t version, std::string_view data);
+  Status RestoreStoredBlock(Ino ino, uint64_t index, uint32_t length, uint64_t version,
+                            uint64_t stored_version, const BlockLocation& where);
+  // A SAVE the journal recorded: block `index` of `ino` as of `version` is
+  // stored at `where`. If the block has not changed since, it becomes that
+  // copy (evicted, no memory); otherwise the copy is only remembered.
+  // Unknown inodes and blocks are skipped (OK).
+  Status RestoreBlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where);
   // Inode numbers below `next` are never handed out again.
   void RestoreNextIno(Ino next) { inodes_.ReserveUpTo(next); }
 
@@ -231,6 +265,7 @@ class Keyspace {
   Ino next_ino() const { return inodes_.next_ino(); }
   uint32_t block_size() const { return options_.block_size; }
   const MemoryAccountant& memory() const { return *accountant_; }
+  MemoryAccountant* mutable_memory() { return accountant_; }
   // For tests and introspection; nullptr when absent.
   const Inode* FindInode(Ino ino) const { return inodes_.Find(ino); }
 
@@ -257,16 +292,30 @@ class Keyspace {
   void MaybeFree(Inode* inode);
   bool IsWithin(Ino dir, Ino ancestor) const;  // dir == ancestor or below it
   Status TruncateFile(Inode* inode, uint64_t size, timespec now);
+  // The context of a change to `inode`'s blocks made now.
+  BlockChange ChangeOf(const Inode& inode) const;
+  // kNeedBlocks: records the file's `missing` block indexes in needed_.
+  Status NeedBlocks(Ino ino, const std::vector<uint64_t>& missing);
 
   const KeyspaceOptions options_;
   MemoryAccountant* const accountant_;
   const Clock* clock_;
   MutationLog* log_ = nullptr;
+  BlockObserver* observer_ = nullptr;
+  uint64_t replay_seq_ = 0;
+  std::vector<BlockKey> needed_;
   InodeTable inodes_;
   // Files whose last block has slack: written since the last TrimSlack(), and
   // written in the round before it.
   std::unordered_set<Ino> slack_recent_, slack_older_;
 };
+
+template <typename Visit>
+void Keyspace::ForEachFile(Visit&& visit) {
+  inodes_.ForEach([&](Inode& inode) {
+    if (inode.is_regular()) visit(inode.ino, inode.file());
+  });
+}
 
 template <typename Visit>
 void Keyspace::ForEachName(Visit&& visit) const {

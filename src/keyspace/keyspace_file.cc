@@ -10,10 +10,20 @@
 
 namespace keyfs {
 
+BlockChange Keyspace::ChangeOf(const Inode& inode) const {
+  return BlockChange{inode.ino, log_ ? log_->next_seq() : replay_seq_, observer_};
+}
+
+Status Keyspace::NeedBlocks(Ino ino, const std::vector<uint64_t>& missing) {
+  needed_.clear();
+  for (uint64_t index : missing) needed_.push_back({ino, index});
+  return Status::Errno(kNeedBlocks);
+}
+
 Status Keyspace::TruncateFile(Inode* inode, uint64_t size, timespec now) {
   if (size > kMaxFileSize) return Status::Errno(EFBIG);
   if (size != inode->size) {
-    RETURN_IF_ERROR(inode->file().Truncate(size));
+    inode->file().Truncate(size, ChangeOf(*inode));
     inode->size = size;
   }
   // truncate(2) updates the times even when the size does not change.
@@ -63,6 +73,9 @@ Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
   auto older = [](const timespec& a, const timespec& b) {
     return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec <= b.tv_nsec);
   };
+  std::vector<uint64_t> missing;
+  auto slices = inode->file().Read(offset, size, inode->size, &missing);
+  if (slices.status().code() == kNeedBlocks) return NeedBlocks(ino, missing);
   if (older(inode->atime, inode->mtime) || older(inode->atime, inode->ctime) ||
       now.tv_sec - inode->atime.tv_sec >= 24 * 3600) {
     inode->atime = now;
@@ -70,7 +83,7 @@ Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
     // cannot take it the new time is simply not kept across a remount.
     if (log_ && log_->Writable(SpaceEffect::kAdds).ok()) log_->Accessed(ino, now);
   }
-  return inode->file().Read(offset, size, inode->size);
+  return slices;
 }
 
 Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
@@ -83,7 +96,10 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
   if (data.empty()) return size_t{0};
   if (offset >= kMaxFileSize) return Status::Errno(EFBIG);
   data = data.substr(0, std::min<uint64_t>(data.size(), kMaxFileSize - offset));
-  ASSIGN_OR_RETURN(size_t written, inode->file().Write(offset, data));
+  std::vector<uint64_t> missing;
+  auto result = inode->file().Write(offset, data, ChangeOf(*inode), &missing);
+  if (result.status().code() == kNeedBlocks) return NeedBlocks(ino, missing);
+  ASSIGN_OR_RETURN(size_t written, result);
   inode->size = std::max<uint64_t>(inode->size, offset + written);
   if (inode->file().has_slack()) slack_recent_.insert(ino);
   timespec now = clock_->Now();
@@ -121,18 +137,15 @@ Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) 
   uint64_t end = offset + length;
   timespec now = clock_->Now();
   if (punch) {
-    RETURN_IF_ERROR(inode->file().PunchHole(offset, length));
+    std::vector<uint64_t> missing;
+    Status punched = inode->file().PunchHole(offset, length, ChangeOf(*inode), &missing);
+    if (punched.code() == kNeedBlocks) return NeedBlocks(ino, missing);
+    RETURN_IF_ERROR(punched);
     TouchModify(inode, now);
     if (log_) log_->Allocated(ino, mode, offset, length, now);
     return Status::Ok();
   }
   if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE) return Status::Errno(EOPNOTSUPP);
-  // Blocks past the end of the file are not kept (their bytes would read
-  // back after a later size extension), so KEEP_SIZE reserves up to EOF only.
-  uint64_t reserve_end = mode == 0 ? end : std::min(end, inode->size);
-  if (reserve_end > offset) {
-    RETURN_IF_ERROR(inode->file().Allocate(offset, reserve_end - offset));
-  }
   if (mode == 0 && end > inode->size) {
     inode->size = end;
     TouchModify(inode, now);

@@ -64,7 +64,10 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
     case S_IFREG: {
       inode->content.emplace<FileData>(accountant_, options_.block_size);
       if (!content.empty()) {
-        ASSIGN_OR_RETURN(size_t written, inode->file().Write(0, content));
+        // (journal format 1 put a small file's bytes in its node record)
+        std::vector<uint64_t> missing;
+        ASSIGN_OR_RETURN(size_t written,
+                         inode->file().Write(0, content, ChangeOf(*inode), &missing));
         if (written < content.size()) return Status::Errno(ENOSPC);
       }
       inode->size = std::max<uint64_t>(attrs.size, content.size());
@@ -96,9 +99,52 @@ Status Keyspace::RestoreLink(Ino ino, Ino parent, std::string_view name) {
 Status Keyspace::RestoreData(Ino ino, uint64_t offset, std::string_view data) {
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (!inode->is_regular()) return Status::Errno(EINVAL);
-  ASSIGN_OR_RETURN(size_t written, inode->file().Write(offset, data));
-  if (written < data.size()) return Status::Errno(ENOSPC);
+  std::vector<uint64_t> missing;
+  auto result = inode->file().Write(offset, data, ChangeOf(*inode), &missing);
+  if (result.status().code() == kNeedBlocks) return NeedBlocks(ino, missing);
+  ASSIGN_OR_RETURN(size_t written, result);
   inode->size = std::max<uint64_t>(inode->size, offset + written);
+  return Status::Ok();
+}
+
+Status Keyspace::RestoreBlockData(Ino ino, uint64_t index, uint64_t version,
+                                  std::string_view data) {
+  uint64_t saved_seq = replay_seq_;
+  replay_seq_ = version;
+  Status status = RestoreData(ino, index * options_.block_size, data);
+  replay_seq_ = saved_seq;
+  return status;
+}
+
+Status Keyspace::RestoreStoredBlock(Ino ino, uint64_t index, uint32_t length, uint64_t version,
+                                    uint64_t stored_version, const BlockLocation& where) {
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (!inode->is_regular() || length > options_.block_size || !where.valid()) {
+    return Status::Errno(EINVAL);
+  }
+  FileData& file = inode->file();
+  if (index < file.block_count() && !file.slot(index).hole()) return Status::Errno(EEXIST);
+  RETURN_IF_ERROR(Reserve(index + 1 > file.block_count() ? sizeof(BlockSlot) * 2 : 0));
+  file.RestoreStored(index, length, version, stored_version, where);
+  inode->size = std::max<uint64_t>(inode->size, index * options_.block_size + length);
+  return Status::Ok();
+}
+
+Status Keyspace::RestoreBlockSaved(Ino ino, uint64_t index, uint64_t version,
+                                   const BlockLocation& where) {
+  Inode* inode = inodes_.Find(ino);
+  if (!inode || !inode->is_regular() || index >= inode->file().block_count()) {
+    return Status::Ok();
+  }
+  BlockSlot& slot = inode->file().mutable_slot(index);
+  if (slot.hole() || version < slot.stored_version) return Status::Ok();
+  slot.stored = where;
+  slot.stored_version = version;
+  if (slot.version <= version) {
+    // Unchanged since that copy was taken: it is the copy (block_slot.h, 3).
+    slot.buffer = nullptr;
+    slot.dirty = false;
+  }
   return Status::Ok();
 }
 

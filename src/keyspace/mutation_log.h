@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "src/base/status.h"
+#include "store/block_store.h"
 #include "src/keyspace/inode.h"
 
 namespace keyfs {
@@ -45,6 +46,9 @@ class MutationLog {
   // Asked before every change: OK when its record can be taken; otherwise the
   // error (EIO, ENOSPC) the change fails with before anything is changed.
   virtual Status Writable(SpaceEffect effect) = 0;
+  // The sequence number the next record will get: a change's blocks take
+  // it as their version (block_slot.h, 2).
+  virtual uint64_t next_seq() const = 0;
 
   // A file, directory, symlink or special file named `name` in `parent`; the
   // parent's mtime and ctime became the inode's ctime.
@@ -64,6 +68,11 @@ class MutationLog {
   virtual void XattrRemoved(Ino ino, std::string_view name, timespec now) = 0;
   // A read moved the access time (relatime).
   virtual void Accessed(Ino ino, timespec atime) = 0;
+  // Not a change: the cache saved block `index` of `ino` as of `version` at
+  // `where` in a persistent store (synced). Replay then needs neither the
+  // bytes nor the memory of that block (Keyspace::RestoreBlockSaved).
+  virtual void BlockSaved(Ino ino, uint64_t index, uint64_t version,
+                          const BlockLocation& where) = 0;
 };
 
 }  // namespace keyfs

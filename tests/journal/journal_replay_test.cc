@@ -88,7 +88,10 @@ std::string Dump(const Keyspace& keyspace) {
     if (inode.is_symlink()) out += " -> " + inode.symlink_target();
     if (inode.is_regular()) {
       std::string bytes;
-      for (const ReadSlice& slice : inode.file().Read(0, inode.size, inode.size)) {
+      std::vector<uint64_t> missing;
+      auto slices = inode.file().Read(0, inode.size, inode.size, &missing);
+      if (!slices.ok()) return out + " (blocks not in memory)";
+      for (const ReadSlice& slice : *slices) {
         bytes += slice.block ? std::string(slice.block->data() + slice.offset, slice.length)
                              : std::string(slice.length, '\0');
       }
