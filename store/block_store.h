@@ -68,8 +68,9 @@ class BlockStore {
  public:
   virtual ~BlockStore() = default;
 
-  // Writes `block` as `id`; durable after the next Sync.
-  virtual Result<BlockLocation> Save(const BlockId& id, const BlockBuffer& block) = 0;
+  // Writes `bytes` (a block's bytes, at most 16 MiB) as `id`; durable after
+  // the next Sync.
+  virtual Result<BlockLocation> Save(const BlockId& id, std::string_view bytes) = 0;
   // Reads the block saved as `id` at `where` into a new buffer charged to
   // `accountant`. EIO, logged, when what is there is damaged or is not `id`:
   // never wrong bytes.
@@ -83,6 +84,19 @@ class BlockStore {
   // swap file, the memory store): the journal records locations only then.
   virtual bool persistent() const = 0;
   virtual BlockStoreStats Stats() const = 0;
+
+  // --- life cycle, for stores that outlive a mount (no-ops otherwise) ------
+  // At mount, before FinishRecovery: `where` is referred to by the replayed
+  // keyspace (it is live).
+  virtual void MarkLive(const BlockLocation& where) {}
+  // Every live location has been named; the rest is dead space.
+  virtual void FinishRecovery() {}
+  // Space of copies deleted from now on may still be referred to by journal
+  // files of generation `epoch` and later.
+  virtual void SetEpoch(uint64_t epoch) {}
+  // Journal files before generation `epoch` are gone: space of copies
+  // deleted before that epoch began may be given back now (slow: file IO).
+  virtual Status ReleaseBefore(uint64_t epoch) { return Status::Ok(); }
 };
 
 }  // namespace keyfs

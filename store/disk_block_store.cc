@@ -126,14 +126,13 @@ Result<BlockLocation> DiskBlockStore::Append(std::string_view record) {
   return where;
 }
 
-Result<BlockLocation> DiskBlockStore::Save(const BlockId& id, const BlockBuffer& block) {
+Result<BlockLocation> DiskBlockStore::Save(const BlockId& id, std::string_view bytes) {
   std::string record;
-  block_format::Encode(id, std::string_view(block.data(), block.length()), options_.compress,
-                       &record);
+  block_format::Encode(id, bytes, options_.compress, &record);
   ASSIGN_OR_RETURN(BlockLocation where, Append(record));
   MutexLock lock(&mu_);
   ++counters_.saves;
-  counters_.raw_bytes_saved += block.length();
+  counters_.raw_bytes_saved += bytes.size();
   counters_.stored_bytes_saved += record.size();
   return where;
 }

@@ -65,7 +65,7 @@ class DiskBlockStore final : public BlockStore {
   ~DiskBlockStore() override;
 
   // BlockStore
-  Result<BlockLocation> Save(const BlockId& id, const BlockBuffer& block) override;
+  Result<BlockLocation> Save(const BlockId& id, std::string_view bytes) override;
   Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
                                    MemoryAccountant* accountant) override;
   Status Delete(const BlockId& id, const BlockLocation& where) override;
@@ -73,13 +73,16 @@ class DiskBlockStore final : public BlockStore {
   bool persistent() const override { return true; }
   BlockStoreStats Stats() const override;
 
-  // --- recovery (before serving) -----------------------------------------
-  // Counts `where` as live: called for every location the replayed keyspace
-  // holds.
-  void MarkLive(const BlockLocation& where) EXCLUDES(mu_);
-  // From now on the live counts are exact; segments with nothing live are
-  // retired.
-  void FinishRecovery() EXCLUDES(mu_);
+  // Recovery: counts `where` as live (the replayed keyspace holds it); after
+  // FinishRecovery the live counts are exact and segments with nothing live
+  // are retired.
+  void MarkLive(const BlockLocation& where) override EXCLUDES(mu_);
+  void FinishRecovery() override EXCLUDES(mu_);
+  // Segments retired from now on are tagged with `epoch` (the journal's
+  // generation); ReleaseBefore removes the files of those retired before
+  // `epoch` (their bytes come back to the filesystem).
+  void SetEpoch(uint64_t epoch) override { set_epoch(epoch); }
+  Status ReleaseBefore(uint64_t epoch) override { return RemoveRetired(epoch); }
 
   // --- compaction ----------------------------------------------------------
   struct SegmentInfo {

@@ -6,6 +6,8 @@
 
 namespace keyfs {
 
+std::atomic<uint32_t> BlockBuffer::access_clock_{0};
+
 BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity) {
   assert(capacity <= UINT32_MAX);
   void* memory = ::operator new(sizeof(BlockBuffer) + capacity);

@@ -56,6 +56,17 @@ class BlockBuffer {
   // Bytes charged to the accountant for this buffer.
   size_t ChargedBytes() const { return ChargeFor(capacity_); }
 
+  // When the block was last read or written, in ticks of AccessClock: what
+  // the cache's eviction weighs (idle time). Kept in the header's padding.
+  uint32_t touched() const { return touched_.load(std::memory_order_relaxed); }
+  void Touch() const { touched_.store(AccessClock(), std::memory_order_relaxed); }
+  // A coarse clock (ticks of the cache's cron) that Touch stamps; the cache
+  // advances it.
+  static uint32_t AccessClock() { return access_clock_.load(std::memory_order_relaxed); }
+  static void AdvanceAccessClock(uint32_t tick) {
+    access_clock_.store(tick, std::memory_order_relaxed);
+  }
+
   // For RefPtr.
   void AddRef() const { refs_.fetch_add(1, std::memory_order_relaxed); }
   void Unref() const;
@@ -71,7 +82,10 @@ class BlockBuffer {
   mutable std::atomic<uint32_t> refs_{0};
   const uint32_t capacity_;
   uint32_t length_ = 0;
+  mutable std::atomic<uint32_t> touched_{AccessClock()};
+  static std::atomic<uint32_t> access_clock_;
 };
+static_assert(sizeof(BlockBuffer) == 24, "the header is part of every block's memory");
 
 using BlockRef = RefPtr<const BlockBuffer>;
 

@@ -110,7 +110,8 @@ void IoQueue::Run(IoJob* job) {
       Status first_error;
       for (size_t i = 0; i < job->saves.size(); ++i) {
         IoJob::SaveItem& item = job->saves[i];
-        Result<BlockLocation> saved = store_->Save(item.id, *item.buffer);
+        Result<BlockLocation> saved =
+            store_->Save(item.id, std::string_view(item.buffer->data(), item.length));
         if (saved.ok()) {
           written[i] = *saved;
         } else {

@@ -40,11 +40,13 @@ namespace keyfs {
 struct IoJob {
   enum class Kind { kLoad, kSave, kDelete, kWork };
 
-  // One block of a SAVE: the buffer it had when the job was submitted.
+  // One block of a SAVE: the buffer it had when the job was submitted, and
+  // how many of its bytes are the block's (block_slot.h, 1).
   struct SaveItem {
     BlockKey key;
     BlockId id;
     RefPtr<const BlockBuffer> buffer;
+    uint32_t length = 0;
     Result<BlockLocation> saved = Status::Errno(EINPROGRESS);
   };
 

@@ -81,8 +81,9 @@ class BlockObserver {
  public:
   virtual ~BlockObserver() = default;
   // The bytes of block `index` of `ino` changed: it is resident and dirty
-  // (a SAVE is due), and its version is new.
-  virtual void Dirtied(Ino ino, uint64_t index, BlockSlot& slot) = 0;
+  // (a SAVE is due), and its version is new. `was_dirty`: it was dirty
+  // before this change already.
+  virtual void Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirty) = 0;
   // Block `index` of `ino` goes away (truncated, punched out, its file
   // freed): its stored copy is no longer needed, and it leaves memory.
   virtual void Dropping(Ino ino, uint64_t index, BlockSlot& slot) = 0;

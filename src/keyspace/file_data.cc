@@ -70,9 +70,11 @@ Status FileData::Room(int64_t bytes, Ino ino) {
 
 void FileData::MarkChanged(size_t index, const BlockChange& change) {
   BlockSlot& slot = blocks_[index];
+  bool was_dirty = slot.dirty;
   slot.version = change.version;
   slot.dirty = true;
-  if (change.observer) change.observer->Dirtied(change.ino, index, slot);
+  slot.buffer->Touch();
+  if (change.observer) change.observer->Dirtied(change.ino, index, slot, was_dirty);
 }
 
 void FileData::Drop(size_t index, Ino ino, BlockObserver* observer) {
@@ -105,6 +107,7 @@ Result<std::vector<ReadSlice>> FileData::Read(uint64_t offset, uint64_t length,
     size_t chunk = std::min<uint64_t>(block_size_ - in_block, end - offset);
     const BlockSlot* slot = index < blocks_.size() ? &blocks_[index] : nullptr;
     if (slot && slot->resident() && in_block < slot->length) {
+      slot->buffer->Touch();
       size_t from_buffer = std::min<size_t>(chunk, slot->length - in_block);
       slices.push_back({slot->buffer, in_block, from_buffer});
       if (from_buffer < chunk) slices.push_back({nullptr, 0, chunk - from_buffer});

@@ -293,7 +293,7 @@ class Keyspace {
   bool IsWithin(Ino dir, Ino ancestor) const;  // dir == ancestor or below it
   Status TruncateFile(Inode* inode, uint64_t size, timespec now);
   // The context of a change to `inode`'s blocks made now.
-  BlockChange ChangeOf(const Inode& inode) const;
+  BlockChange ChangeOf(const Inode& inode);
   // kNeedBlocks: records the file's `missing` block indexes in needed_.
   Status NeedBlocks(Ino ino, const std::vector<uint64_t>& missing);
 
@@ -303,6 +303,7 @@ class Keyspace {
   MutationLog* log_ = nullptr;
   BlockObserver* observer_ = nullptr;
   uint64_t replay_seq_ = 0;
+  uint64_t unlogged_changes_ = 0;
   std::vector<BlockKey> needed_;
   InodeTable inodes_;
   // Files whose last block has slack: written since the last TrimSlack(), and

@@ -10,8 +10,12 @@
 
 namespace keyfs {
 
-BlockChange Keyspace::ChangeOf(const Inode& inode) const {
-  return BlockChange{inode.ino, log_ ? log_->next_seq() : replay_seq_, observer_};
+BlockChange Keyspace::ChangeOf(const Inode& inode) {
+  // Live: the number of the record about to be written. Replay: the
+  // record's. Neither (tests, snapshot records of format 1): a counter, so
+  // that versions still grow.
+  uint64_t version = log_ ? log_->next_seq() : replay_seq_ ? replay_seq_ : ++unlogged_changes_;
+  return BlockChange{inode.ino, version, observer_};
 }
 
 Status Keyspace::NeedBlocks(Ino ino, const std::vector<uint64_t>& missing) {

@@ -47,11 +47,6 @@ std::string Bytes(size_t n, uint32_t seed, bool compressible) {
   return out;
 }
 
-RefPtr<BlockBuffer> BufferOf(MemoryAccountant* accountant, std::string_view bytes) {
-  auto buffer = BlockBuffer::Create(accountant, bytes.size(), bytes.size());
-  std::memcpy(buffer->mutable_data(), bytes.data(), bytes.size());
-  return buffer;
-}
 
 template <typename Maker>
 class BlockStoreContractTest : public ::testing::Test {
@@ -66,8 +61,7 @@ class BlockStoreContractTest : public ::testing::Test {
   }
 
   BlockLocation SaveOk(const BlockId& id, std::string_view bytes) {
-    auto buffer = BufferOf(&memory_, bytes);
-    auto where = store_->Save(id, *buffer);
+    auto where = store_->Save(id, bytes);
     EXPECT_TRUE(where.ok()) << where.status().ToString();
     return where.ok() ? *where : BlockLocation{};
   }
@@ -139,8 +133,7 @@ TYPED_TEST(BlockStoreContractTest, SavesAndLoadsFromManyThreadsAtOnce) {
       for (int i = 0; i < kBlocks; ++i) {
         BlockId id{uint64_t(t + 1), uint64_t(i), 5};
         std::string bytes = Bytes(2000 + i * 13, uint32_t(t * 1000 + i), i % 2);
-        auto buffer = BufferOf(&this->memory_, bytes);
-        auto saved = this->store_->Save(id, *buffer);
+        auto saved = this->store_->Save(id, bytes);
         if (!saved.ok()) {
           ++failures;
           continue;

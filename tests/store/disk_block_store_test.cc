@@ -35,9 +35,7 @@ class DiskBlockStoreTest : public ::testing::Test {
     return store.ok() ? std::move(store).value() : nullptr;
   }
   BlockLocation Save(DiskBlockStore* store, const BlockId& id, std::string_view bytes) {
-    auto buffer = BlockBuffer::Create(&memory_, bytes.size(), bytes.size());
-    std::memcpy(buffer->mutable_data(), bytes.data(), bytes.size());
-    auto where = store->Save(id, *buffer);
+    auto where = store->Save(id, bytes);
     EXPECT_TRUE(where.ok()) << where.status().ToString();
     return where.ok() ? *where : BlockLocation{};
   }
@@ -246,8 +244,7 @@ TEST_F(DiskBlockStoreTest, AFailedSaveReportsTheErrorAndCountsNothingLive) {
   uint64_t live = store->Stats().live_bytes;
   for (int err : {ENOSPC, EIO}) {
     env_.FailNth(FaultInjectionEnv::kAppend, 1, err);
-    auto buffer = BlockBuffer::Create(&memory_, 5000, 5000);
-    auto where = store->Save({1, 1, 1}, *buffer);
+    auto where = store->Save({1, 1, 1}, std::string(5000, 'z'));
     ASSERT_FALSE(where.ok());
     EXPECT_EQ(where.status().code(), err);
     EXPECT_EQ(store->Stats().live_bytes, live);

@@ -14,14 +14,15 @@ namespace keyfs {
 
 class MemoryBlockStore final : public BlockStore {
  public:
-  Result<BlockLocation> Save(const BlockId& id, const BlockBuffer& block) override {
+  Result<BlockLocation> Save(const BlockId& id, std::string_view bytes) override {
     MutexLock lock(&mu_);
     if (save_error_ != 0) return Status::Errno(std::exchange(save_error_, 0), "injected");
-    BlockLocation where{1, static_cast<uint32_t>(block.length() + 48), next_offset_};
+    if (sticky_save_error_ != 0) return Status::Errno(sticky_save_error_, "injected");
+    BlockLocation where{1, static_cast<uint32_t>(bytes.size() + 48), next_offset_};
     next_offset_ += where.size;
-    blocks_[where.offset] = {id, std::string(block.data(), block.length()), where.size};
+    blocks_[where.offset] = {id, std::string(bytes), where.size};
     ++stats_.saves;
-    stats_.raw_bytes_saved += block.length();
+    stats_.raw_bytes_saved += bytes.size();
     return where;
   }
   Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
@@ -64,6 +65,11 @@ class MemoryBlockStore final : public BlockStore {
     MutexLock lock(&mu_);
     save_error_ = err;
   }
+  // Every Save fails with `err` until called with 0.
+  void FailAllSaves(int err) {
+    MutexLock lock(&mu_);
+    sticky_save_error_ = err;
+  }
   void FailNextLoad(int err) {
     MutexLock lock(&mu_);
     load_error_ = err;
@@ -87,6 +93,7 @@ class MemoryBlockStore final : public BlockStore {
   std::map<uint64_t, Stored> blocks_ GUARDED_BY(mu_);
   uint64_t next_offset_ GUARDED_BY(mu_) = 0;
   int save_error_ GUARDED_BY(mu_) = 0;
+  int sticky_save_error_ GUARDED_BY(mu_) = 0;
   int load_error_ GUARDED_BY(mu_) = 0;
   int syncs_ GUARDED_BY(mu_) = 0;
   BlockStoreStats stats_ GUARDED_BY(mu_);

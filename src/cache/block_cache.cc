@@ -1,0 +1,738 @@
+#include "src/cache/block_cache.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <cassert>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "src/base/size.h"
+
+namespace keyfs {
+
+namespace {
+
+constexpr int64_t kFirstSaveRetryNs = 100'000'000;  // 100 ms, doubling
+constexpr int64_t kMaxSaveRetryNs = 10'000'000'000;
+constexpr int64_t kSaveErrorLogIntervalNs = 10'000'000'000;
+// Sampling rounds without a candidate before eviction gives up.
+constexpr int kFruitlessRounds = 8;
+// Sequential-read tracking is for the files being read now.
+constexpr size_t kMaxTrackedReaders = 4096;
+// What a parked request costs beyond its payload.
+constexpr size_t kParkedCost = 160;
+
+}  // namespace
+
+BlockCache::BlockCache(Keyspace* keyspace, BlockStore* store, IoQueue* io,
+                       MemoryAccountant* memory, const Clock* clock, const CacheOptions& options,
+                       MutationLog* log)
+    : keyspace_(keyspace), store_(store), io_(io), memory_(memory), clock_(clock),
+      options_(options), log_(log), rng_(options.seed) {}
+
+BlockCache::~BlockCache() {
+  if (keyspace_->observer() == this) keyspace_->set_observer(nullptr);
+  memory_->set_reclaimer(nullptr);
+  for (auto& [key, state] : io_state_) memory_->Release(MemoryComponent::kIo, state.reserved);
+  for (auto& [id, parked] : parked_) memory_->Release(MemoryComponent::kRequests, parked.charged);
+}
+
+BlockSlot* BlockCache::Slot(const BlockKey& key) {
+  Inode* inode = keyspace_->MutableInode(key.ino);
+  if (!inode || !inode->is_regular() || key.index >= inode->file().block_count()) return nullptr;
+  return &inode->file().mutable_slot(key.index);
+}
+
+const BlockSlot* BlockCache::Slot(const BlockKey& key) const {
+  return const_cast<BlockCache*>(this)->Slot(key);
+}
+
+void BlockCache::Attach(const std::function<void(const BlockLocation&)>& live) {
+  int64_t now = clock_->MonotonicNanos();
+  keyspace_->ForEachFile([&](Ino ino, FileData& file) {
+    for (size_t i = 0; i < file.block_count(); ++i) {
+      BlockSlot& slot = file.mutable_slot(i);
+      BlockKey key{ino, i};
+      if (slot.stored.valid()) live(slot.stored);
+      if (!slot.resident()) continue;
+      if (slot.dirty) {
+        ++dirty_blocks_;
+        io_state_[key].flags |= kSaveQueued;
+        dirty_queue_.push_back({key, now});
+      } else {
+        AddClean(key, slot);
+      }
+    }
+  });
+  keyspace_->set_observer(this);
+  memory_->set_reclaimer(this);
+}
+
+// --- the keyspace's news ---------------------------------------------------------
+
+void BlockCache::Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirty) {
+  BlockKey key{ino, index};
+  if (!was_dirty) {
+    ++dirty_blocks_;
+    RemoveClean(slot);
+  }
+  IoState& state = io_state_[key];
+  if (!(state.flags & kSaveQueued)) {
+    state.flags |= kSaveQueued;
+    dirty_queue_.push_back({key, clock_->MonotonicNanos() + options_.flush_delay_ns});
+  }
+}
+
+void BlockCache::Dropping(Ino ino, uint64_t index, BlockSlot& slot) {
+  BlockKey key{ino, index};
+  RemoveClean(slot);
+  if (slot.dirty) --dirty_blocks_;
+  if (slot.stored.valid()) QueueDelete(key, slot.stored_version, slot.stored);
+  auto it = io_state_.find(key);
+  if (it == io_state_.end()) return;
+  // A queued SAVE is forgotten (its queue entry is skipped); a SAVE or LOAD
+  // that is running finds the block gone when it returns (rules 1 and 2).
+  it->second.flags &= ~kSaveQueued;
+  if (it->second.flags == 0 && it->second.waiters.empty()) io_state_.erase(it);
+}
+
+void BlockCache::QueueDelete(const BlockKey& key, uint64_t version, const BlockLocation& where) {
+  deletes_.push_back({BlockId{key.ino, key.index, version}, where});
+  ++stats_.deletes;
+}
+
+void BlockCache::SendDeletes() {
+  if (deletes_.empty()) return;
+  auto job = std::make_unique<IoJob>();
+  job->kind = IoJob::Kind::kDelete;
+  job->deletes = std::move(deletes_);
+  deletes_.clear();
+  ++jobs_in_flight_;
+  io_->Submit(std::move(job));
+}
+
+// --- requests -----------------------------------------------------------------
+
+uint64_t BlockCache::Submit(std::unique_ptr<PendingRequest> request) {
+  uint64_t id = next_id_++;
+  Ino ino = request->changes();
+  auto order = ino ? change_order_.find(ino) : change_order_.end();
+  bool behind = order != change_order_.end() && !order->second.empty();
+  Status status;
+  if (!behind) {
+    status = request->Run();
+    if (ino == 0) {
+      if (status.ok()) {
+        ++stats_.hits;
+      } else {
+        ++stats_.misses;
+      }
+    }
+    if (status.ok()) return 0;
+  }
+  Parked& parked = parked_[id];
+  parked.request = std::move(request);
+  parked.charged = kParkedCost + parked.request->held_bytes();
+  memory_->Charge(MemoryComponent::kRequests, parked.charged);
+  ++stats_.parked_total;
+  if (ino) change_order_[ino].push_back(id);
+  if (!behind) Park(id, status);
+  return id;
+}
+
+void BlockCache::Park(uint64_t id, Status why) {
+  Parked& parked = parked_.at(id);
+  if (why.code() == kNeedRoom) {
+    parked.for_room = true;
+    room_waiters_.push_back(id);
+    pressure_ = true;  // save what is dirty now, so that it can be evicted
+    return;
+  }
+  if (why.code() != kNeedBlocks) {
+    spdlog::error("a parked request failed to run: {}", why.ToString());
+    parked.request->Abandon(EIO);
+    Finish(id);
+    return;
+  }
+  std::vector<BlockKey> needed = keyspace_->needed();
+  // LOADs go to the head of the queue: scheduled last to first, they run in
+  // file order.
+  for (auto it = needed.rbegin(); it != needed.rend(); ++it) {
+    const BlockKey& key = *it;
+    if (!ScheduleLoad(key, id, /*urgent=*/true)) continue;
+    io_state_[key].waiters.push_back(id);
+    ++parked.waiting;
+  }
+  if (parked.waiting == 0) {
+    // The blocks it needs are in memory after all: run it again next.
+    MakeReady(id);
+  }
+}
+
+void BlockCache::RunParked(uint64_t id) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Parked& parked = it->second;
+  Status status = parked.request->Run();
+  if (status.ok()) return Finish(id);
+  // It needs something else now (the file changed meanwhile): wait again,
+  // without what it held for the last try.
+  parked.held.clear();
+  Park(id, status);
+}
+
+void BlockCache::RunReady() {
+  while (!ready_.empty()) {
+    uint64_t id = ready_.front();
+    ready_.pop_front();
+    RunParked(id);
+  }
+}
+
+void BlockCache::Finish(uint64_t id) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  Ino ino = it->second.request->changes();
+  memory_->Release(MemoryComponent::kRequests, it->second.charged);
+  parked_.erase(it);
+  if (ino == 0) return;
+  auto order = change_order_.find(ino);
+  if (order == change_order_.end()) return;
+  std::deque<uint64_t>& queue = order->second;
+  bool was_head = !queue.empty() && queue.front() == id;
+  queue.erase(std::remove(queue.begin(), queue.end(), id), queue.end());
+  if (queue.empty()) {
+    change_order_.erase(order);
+  } else if (was_head) {
+    MakeReady(queue.front());  // the next change to this inode may run now
+  }
+}
+
+void BlockCache::Interrupt(uint64_t id) {
+  auto it = parked_.find(id);
+  if (it == parked_.end()) return;
+  ++stats_.interrupted;
+  it->second.request->Abandon(EINTR);
+  Finish(id);  // the LOADs it waited for go on; their completion skips it
+  RunReady();
+}
+
+void BlockCache::AbandonAll(int err) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, parked] : parked_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    auto it = parked_.find(id);
+    if (it == parked_.end()) continue;
+    it->second.request->Abandon(err);
+    memory_->Release(MemoryComponent::kRequests, it->second.charged);
+    parked_.erase(it);
+  }
+  change_order_.clear();
+  room_waiters_.clear();
+  ready_.clear();
+}
+
+void BlockCache::WakeRoomWaiters() {
+  while (!room_waiters_.empty()) {
+    uint64_t id = room_waiters_.front();
+    auto it = parked_.find(id);
+    if (it == parked_.end()) {
+      room_waiters_.pop_front();
+      continue;
+    }
+    Status status = it->second.request->Run();
+    if (status.code() == kNeedRoom) return;  // still none: the rest wait behind it
+    room_waiters_.pop_front();
+    it->second.for_room = false;
+    if (status.ok()) {
+      Finish(id);
+    } else {
+      Park(id, status);
+    }
+  }
+}
+
+void BlockCache::ReleaseWaiters(std::vector<uint64_t> waiters, const BlockRef& block) {
+  for (uint64_t id : waiters) {
+    auto it = parked_.find(id);
+    if (it == parked_.end()) continue;  // interrupted meanwhile
+    Parked& parked = it->second;
+    if (block) parked.held.push_back(block);
+    if (parked.waiting > 0 && --parked.waiting == 0) MakeReady(id);
+  }
+}
+
+// --- LOAD ------------------------------------------------------------------------
+
+bool BlockCache::ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent) {
+  BlockSlot* slot = Slot(key);
+  if (!slot || !slot->evicted()) return false;
+  IoState& state = io_state_[key];
+  if (state.flags & (kLoading | kLoadWanted)) return true;  // one LOAD for all who wait
+  assert(!(state.flags & kSaving));  // an evicted block is clean and not being saved
+  uint64_t reserve = BlockBuffer::ChargeFor(slot->length);
+  Room room = memory_->RoomFor(reserve, key.ino);
+  if (room != Room::kYes) {
+    if (waiter == 0) {  // readahead waits for nobody
+      if (state.flags == 0 && state.waiters.empty()) io_state_.erase(key);
+      return false;
+    }
+    state.flags |= kLoadWanted;
+    pending_loads_.push_back(key);
+    return true;
+  }
+  memory_->Charge(MemoryComponent::kIo, reserve);
+  state.reserved = reserve;
+  state.flags |= kLoading;
+  ++loading_;
+  auto job = std::make_unique<IoJob>();
+  job->kind = IoJob::Kind::kLoad;
+  job->key = key;
+  job->id = BlockId{key.ino, key.index, slot->stored_version};
+  job->where = slot->stored;
+  job->reserved = reserve;
+  ++jobs_in_flight_;
+  if (urgent) {
+    io_->SubmitUrgent(std::move(job));
+  } else {
+    io_->Submit(std::move(job));
+  }
+  return true;
+}
+
+void BlockCache::StartPendingLoads() {
+  if (pending_loads_.empty()) return;
+  std::vector<BlockKey> pending = std::move(pending_loads_);
+  pending_loads_.clear();
+  for (size_t i = 0; i < pending.size(); ++i) {
+    const BlockKey& key = pending[i];
+    auto it = io_state_.find(key);
+    if (it == io_state_.end() || !(it->second.flags & kLoadWanted)) continue;
+    it->second.flags &= ~kLoadWanted;
+    BlockSlot* slot = Slot(key);
+    if (!slot || !slot->evicted()) {
+      // Changed meanwhile: its waiters run again and see.
+      ReleaseWaiters(std::move(it->second.waiters), nullptr);
+      it->second.waiters.clear();
+      if (it->second.flags == 0) io_state_.erase(it);
+      continue;
+    }
+    ScheduleLoad(key, /*waiter=*/1, /*urgent=*/true);
+    auto again = io_state_.find(key);
+    if (again != io_state_.end() && (again->second.flags & kLoadWanted)) {
+      // Still no room: the others wait too, in order.
+      pending_loads_.insert(pending_loads_.end(), pending.begin() + i + 1, pending.end());
+      return;
+    }
+  }
+}
+
+void BlockCache::ApplyLoad(IoJob& job) {
+  IoState& state = io_state_[job.key];
+  state.flags &= ~kLoading;
+  --loading_;
+  memory_->Release(MemoryComponent::kIo, state.reserved);
+  state.reserved = 0;
+  std::vector<uint64_t> waiters = std::move(state.waiters);
+  state.waiters.clear();
+  if (state.flags == 0) io_state_.erase(job.key);
+  if (!job.loaded.ok()) {
+    ++stats_.load_errors;
+    int err = job.loaded.status().code() == ENOMEM ? ENOMEM : EIO;
+    for (uint64_t id : waiters) {
+      auto it = parked_.find(id);
+      if (it == parked_.end()) continue;
+      it->second.request->Abandon(err);
+      Finish(id);
+    }
+    return;
+  }
+  ++stats_.loads;
+  BlockRef installed;
+  BlockSlot* slot = Slot(job.key);
+  Inode* inode = keyspace_->MutableInode(job.key.ino);
+  if (slot && inode->file().Install(job.key.index, std::move(job.loaded).value(), job.where)) {
+    AddClean(job.key, *slot);
+    installed = slot->buffer;
+  }
+  // Not installed (rule 2): the block changed or went while it was loading;
+  // the waiters run again and find what is there now.
+  ReleaseWaiters(std::move(waiters), installed);
+}
+
+void BlockCache::NoteRead(Ino ino, uint64_t offset, size_t size) {
+  uint64_t end = offset + size;
+  auto it = read_ends_.find(ino);
+  bool sequential = it != read_ends_.end() && it->second == offset;
+  if (read_ends_.size() >= kMaxTrackedReaders && it == read_ends_.end()) read_ends_.clear();
+  read_ends_[ino] = end;
+  if (!sequential || options_.readahead_blocks == 0) return;
+  if (memory_->Used() > memory_->limit() * options_.high_watermark) return;
+  uint64_t block_size = keyspace_->block_size();
+  uint64_t first = (end + block_size - 1) / block_size;
+  for (uint64_t index = first; index < first + options_.readahead_blocks; ++index) {
+    BlockKey key{ino, index};
+    const BlockSlot* slot = Slot(key);
+    if (!slot) break;
+    if (!slot->evicted()) continue;
+    auto state = io_state_.find(key);
+    if (state != io_state_.end() && (state->second.flags & (kLoading | kLoadWanted))) continue;
+    if (ScheduleLoad(key, /*waiter=*/0, /*urgent=*/false)) ++stats_.readaheads;
+  }
+}
+
+// --- SAVE ------------------------------------------------------------------------
+
+void BlockCache::SubmitSaves(bool all) {
+  int64_t now = clock_->MonotonicNanos();
+  if (now < retry_saves_at_ns_) return;  // backing off after a failure
+  bool everything = all || pressure_;
+  std::vector<DirtyEntry> deferred;
+  while (jobs_in_flight_ < options_.max_jobs && !dirty_queue_.empty()) {
+    auto job = std::make_unique<IoJob>();
+    job->kind = IoJob::Kind::kSave;
+    uint64_t bytes = 0;
+    while (!dirty_queue_.empty() && job->saves.size() < options_.save_batch_blocks &&
+           bytes < options_.save_batch_bytes) {
+      DirtyEntry entry = dirty_queue_.front();
+      if (!everything && entry.due_ns > now) break;
+      dirty_queue_.pop_front();
+      auto state = io_state_.find(entry.key);
+      if (state == io_state_.end() || !(state->second.flags & kSaveQueued)) continue;  // stale
+      BlockSlot* slot = Slot(entry.key);
+      if (!slot || !slot->resident() || !slot->dirty) {
+        state->second.flags &= ~kSaveQueued;
+        if (state->second.flags == 0 && state->second.waiters.empty()) io_state_.erase(state);
+        continue;
+      }
+      if (state->second.flags & kSaving) {
+        deferred.push_back({entry.key, now});  // after the SAVE in progress (rule 1)
+        continue;
+      }
+      state->second.flags = (state->second.flags & ~kSaveQueued) | kSaving;
+      ++saving_;
+      IoJob::SaveItem item;
+      item.key = entry.key;
+      item.id = BlockId{entry.key.ino, entry.key.index, slot->version};
+      item.buffer = slot->buffer;
+      item.length = slot->length;
+      bytes += slot->length;
+      job->saves.push_back(std::move(item));
+    }
+    if (job->saves.empty()) break;
+    ++jobs_in_flight_;
+    io_->Submit(std::move(job));
+  }
+  for (DirtyEntry& entry : deferred) dirty_queue_.push_back(entry);
+}
+
+void BlockCache::ApplySave(IoJob::SaveItem& item) {
+  auto state = io_state_.find(item.key);
+  if (state != io_state_.end()) {
+    state->second.flags &= ~kSaving;
+    if (state->second.flags == 0 && state->second.waiters.empty()) io_state_.erase(state);
+  }
+  --saving_;
+  BlockSlot* slot = Slot(item.key);
+  int64_t now = clock_->MonotonicNanos();
+  if (!item.saved.ok()) {
+    ++stats_.save_errors;
+    last_save_error_ = item.saved.status();
+    saves_failing_ = true;
+    disk_full_ = item.saved.status().code() == ENOSPC;
+    save_backoff_ns_ = save_backoff_ns_ == 0 ? kFirstSaveRetryNs
+                                             : std::min(save_backoff_ns_ * 2, kMaxSaveRetryNs);
+    retry_saves_at_ns_ = now + save_backoff_ns_;
+    if (now - last_save_error_log_ns_ >= kSaveErrorLogIntervalNs) {
+      last_save_error_log_ns_ = now;
+      spdlog::error("saving blocks to the store failed: {}; they stay in memory, dirty, and "
+                    "are saved again in {:.1f}s (nothing is lost: the journal has them too){}",
+                    item.saved.status().ToString(), save_backoff_ns_ / 1e9,
+                    disk_full_ ? ". The store's filesystem is full: free space there; until "
+                                 "then writes wait, and fail with ENOSPC once memory is full"
+                               : "");
+    }
+    if (slot && slot->resident() && slot->dirty) {
+      IoState& again = io_state_[item.key];
+      if (!(again.flags & kSaveQueued)) {
+        again.flags |= kSaveQueued;
+        dirty_queue_.push_back({item.key, now + save_backoff_ns_});
+      }
+    }
+    return;
+  }
+  const BlockLocation& where = *item.saved;
+  ++stats_.saves;
+  if (saves_failing_) spdlog::info("saving blocks to the store works again");
+  saves_failing_ = disk_full_ = false;
+  save_backoff_ns_ = 0;
+  if (!slot || slot->hole()) {
+    // Gone while it was being saved: nobody recorded this copy (rule 1).
+    QueueDelete(item.key, item.id.version, where);
+    return;
+  }
+  if (slot->stored.valid() && slot->stored_version > item.id.version) {
+    QueueDelete(item.key, item.id.version, where);  // a newer copy exists already
+    return;
+  }
+  if (slot->stored.valid()) QueueDelete(item.key, slot->stored_version, slot->stored);
+  slot->stored = where;
+  slot->stored_version = item.id.version;
+  if (log_ && store_->persistent()) {
+    log_->BlockSaved(item.key.ino, item.key.index, item.id.version, where);
+  }
+  if (slot->dirty && slot->version == item.id.version) {
+    // Unchanged since the SAVE took it (a truncation keeps the version: the
+    // copy cut to the length is still the block, block_slot.h 1).
+    slot->dirty = false;
+    --dirty_blocks_;
+    if (slot->resident()) AddClean(item.key, *slot);
+  }
+}
+
+// --- IO results -------------------------------------------------------------------
+
+void BlockCache::OnIoReady() {
+  for (std::unique_ptr<IoJob>& job : io_->TakeProcessed()) {
+    --jobs_in_flight_;
+    switch (job->kind) {
+      case IoJob::Kind::kLoad:
+        ApplyLoad(*job);
+        break;
+      case IoJob::Kind::kSave:
+        for (IoJob::SaveItem& item : job->saves) ApplySave(item);
+        break;
+      case IoJob::Kind::kDelete:
+        if (!job->status.ok()) spdlog::warn("freeing stored blocks: {}", job->status.ToString());
+        break;
+      case IoJob::Kind::kWork:
+        if (job->done) job->done();
+        break;
+    }
+  }
+  StartPendingLoads();
+  WakeRoomWaiters();
+  RunReady();
+}
+
+void BlockCache::Cron() {
+  BlockBuffer::AdvanceAccessClock(++tick_);
+  uint64_t limit = memory_->limit();
+  if (memory_->Used() > limit * options_.high_watermark) {
+    EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), 0);
+  }
+  // Memory full of dirty blocks: save them now, whatever flush_delay says.
+  if (memory_->Used() > limit * options_.high_watermark) pressure_ = true;
+  if (pressure_ && room_waiters_.empty() && memory_->Used() < limit * options_.low_watermark) {
+    pressure_ = false;
+  }
+  Flush();
+}
+
+void BlockCache::Flush() {
+  SubmitSaves(false);
+  SendDeletes();
+  StartPendingLoads();
+  WakeRoomWaiters();
+  RunReady();
+}
+
+void BlockCache::OnJournalGeneration(uint64_t gen) {
+  generation_ = gen;
+  store_->SetEpoch(gen);
+}
+
+void BlockCache::OnJournalRewritten(uint64_t base_gen) {
+  auto job = std::make_unique<IoJob>();
+  job->kind = IoJob::Kind::kWork;
+  BlockStore* store = store_;
+  auto status = std::make_shared<Status>();
+  job->work = [store, base_gen, status] { *status = store->ReleaseBefore(base_gen); };
+  job->done = [status] {
+    if (!status->ok()) spdlog::warn("giving back the store's dead space: {}", status->ToString());
+  };
+  ++jobs_in_flight_;
+  io_->Submit(std::move(job));
+}
+
+bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) {
+  int64_t deadline = clock_->MonotonicNanos() + timeout_ns;
+  for (;;) {
+    retry_saves_at_ns_ = std::min(retry_saves_at_ns_, clock_->MonotonicNanos());
+    SubmitSaves(/*all=*/true);
+    SendDeletes();
+    if (jobs_in_flight_ == 0) {
+      if (dirty_blocks_ == 0) return true;
+      if (dirty_queue_.empty()) return false;  // dirty but nothing to save: should not be
+    }
+    if (clock_->MonotonicNanos() >= deadline) return false;
+    if (io_->threads() == 0) {
+      io_->RunNext();
+    } else {
+      pollfd fd{io_->wake_fd(), POLLIN, 0};
+      poll(&fd, 1, 100);
+    }
+    OnIoReady();
+    if (saves_failing_) {
+      // Wait out the backoff before trying again.
+      pollfd none{-1, 0, 0};
+      poll(&none, 0, static_cast<int>(std::min<int64_t>(save_backoff_ns_ / 1'000'000, 1000)));
+    }
+  }
+}
+
+// --- eviction ---------------------------------------------------------------------
+
+void BlockCache::AddClean(const BlockKey& key, BlockSlot& slot) {
+  if (slot.resident_pos != 0) return;
+  clean_.push_back(key);
+  slot.resident_pos = static_cast<uint32_t>(clean_.size());
+}
+
+void BlockCache::RemoveClean(BlockSlot& slot) {
+  if (slot.resident_pos == 0) return;
+  size_t at = slot.resident_pos - 1;
+  slot.resident_pos = 0;
+  if (at + 1 != clean_.size()) {
+    clean_[at] = clean_.back();
+    if (BlockSlot* moved = Slot(clean_[at])) moved->resident_pos = static_cast<uint32_t>(at + 1);
+  }
+  clean_.pop_back();
+}
+
+bool BlockCache::Evictable(const BlockKey& key, const BlockSlot& slot) const {
+  if (!slot.resident() || slot.dirty || slot.buffer.use_count() != 1 || !slot.stored.valid()) {
+    return false;
+  }
+  auto state = io_state_.find(key);
+  return state == io_state_.end() || state->second.flags == 0;
+}
+
+void BlockCache::Evict(const BlockKey& key, BlockSlot& slot) {
+  RemoveClean(slot);
+  slot.buffer = nullptr;  // frees it: its charge goes with it
+  ++stats_.evictions;
+}
+
+uint64_t BlockCache::EvictDownTo(uint64_t target, Ino busy) {
+  uint64_t before = memory_->Used();
+  int fruitless = 0;
+  std::uniform_int_distribution<size_t> pick;
+  while (memory_->Used() > target && !clean_.empty() && fruitless < kFruitlessRounds) {
+    BlockSlot* best = nullptr;
+    BlockKey best_key;
+    double best_score = -1;
+    for (int i = 0; i < options_.eviction_samples; ++i) {
+      size_t at = pick(rng_) % clean_.size();
+      BlockKey key = clean_[at];
+      BlockSlot* slot = Slot(key);
+      if (!slot || key.ino == busy || !Evictable(key, *slot)) continue;
+      // Swappability: idle time times log(1 + size), as Redis's VM.
+      double idle = static_cast<double>(tick_ - slot->buffer->touched()) + 1;
+      double score = idle * std::log2(2.0 + slot->length);
+      if (score > best_score) {
+        best_score = score;
+        best = slot;
+        best_key = key;
+      }
+    }
+    if (!best) {
+      ++fruitless;
+      continue;
+    }
+    fruitless = 0;
+    Evict(best_key, *best);
+  }
+  uint64_t after = memory_->Used();
+  return before > after ? before - after : 0;
+}
+
+Room BlockCache::Reclaim(uint64_t bytes, uint64_t busy) {
+  uint64_t limit = memory_->limit();
+  if (bytes > limit) return Room::kNo;
+  // Evict a little more than asked, to the low watermark, so that the next
+  // allocations find room too.
+  uint64_t target = std::min<uint64_t>(limit - bytes, limit * options_.low_watermark);
+  EvictDownTo(target, busy);
+  if (bytes <= memory_->Available()) return Room::kYes;
+  pressure_ = true;
+  if (saves_failing_) return Room::kNo;  // nothing dirty can become clean now
+  // Block memory (dirty blocks being saved, loads, blocks held by replies)
+  // becomes free with time; other memory (the namespace) does not.
+  uint64_t block_memory = memory_->Used(MemoryComponent::kBlocks) + memory_->Used(MemoryComponent::kIo);
+  return block_memory >= bytes ? Room::kLater : Room::kNo;
+}
+
+// --- reporting -----------------------------------------------------------------
+
+std::string BlockCache::StateOf(Ino ino) const {
+  const Inode* inode = keyspace_->FindInode(ino);
+  if (!inode || !inode->is_regular()) return "";
+  const FileData& file = inode->file();
+  uint64_t memory = 0, dirty = 0, saving = 0, on_disk = 0, loading = 0, holes = 0;
+  std::string single;
+  for (size_t i = 0; i < file.block_count(); ++i) {
+    const BlockSlot& slot = file.slot(i);
+    auto state = io_state_.find(BlockKey{ino, i});
+    uint8_t flags = state == io_state_.end() ? 0 : state->second.flags;
+    if (flags & kSaving) {
+      ++saving, single = "saving";
+    } else if (flags & (kLoading | kLoadWanted)) {
+      ++loading, single = "loading";
+    } else if (slot.hole()) {
+      ++holes, single = "hole";
+    } else if (slot.evicted()) {
+      ++on_disk, single = "on-disk";
+    } else if (slot.dirty) {
+      ++dirty, single = "dirty";
+    } else {
+      ++memory, single = "memory";
+    }
+  }
+  if (file.block_count() == 0) return "empty";
+  if (file.block_count() == 1) return single;
+  return fmt::format("blocks:{} memory:{} dirty:{} saving:{} on-disk:{} loading:{} holes:{}",
+                     file.block_count(), memory, dirty, saving, on_disk, loading, holes);
+}
+
+std::string BlockCache::Info() const {
+  std::string out;
+  auto line = [&](std::string_view key, const auto& value) {
+    out += fmt::format("{}:{}\n", key, value);
+  };
+  out += "# Cache\n";
+  line("flush_delay_ms", options_.flush_delay_ns / 1'000'000);
+  line("blocks_resident", resident_blocks());
+  line("blocks_clean", clean_.size());
+  line("blocks_dirty", dirty_blocks_);
+  line("blocks_saving", saving_);
+  line("blocks_loading", loading_);
+  line("cache_hits", stats_.hits);
+  line("cache_misses", stats_.misses);
+  line("loads_total", stats_.loads);
+  line("load_errors", stats_.load_errors);
+  line("saves_total", stats_.saves);
+  line("save_errors", stats_.save_errors);
+  line("last_save_status", saves_failing_ ? last_save_error_.ToString() : std::string("ok"));
+  line("evictions_total", stats_.evictions);
+  line("deletes_total", stats_.deletes);
+  line("readaheads_total", stats_.readaheads);
+  line("parked_requests", parked_.size());
+  line("parked_total", stats_.parked_total);
+  line("interrupted_total", stats_.interrupted);
+  line("waiting_for_memory", room_waiters_.size());
+  line("memory_pressure", pressure_ ? 1 : 0);
+  out += "\n# IO\n";
+  line("io_threads", io_->threads());
+  line("io_queue_length", io_->queued());
+  line("io_processing", io_->processing());
+  line("io_jobs_in_flight", jobs_in_flight_);
+  line("dirty_queue_length", dirty_queue_.size());
+  return out;
+}
+
+}  // namespace keyfs

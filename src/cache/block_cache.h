@@ -1,0 +1,297 @@
+#pragma once
+
+// BlockCache: memory as a cache over a block store (DESIGN §4; Redis's
+// dscache.c, built the way its TODO list says it should have been).
+//
+// The keyspace holds every block's slot (block_slot.h): its bytes when they
+// are in memory, and where the store keeps a copy. This cache decides what
+// moves between the two, and when:
+//
+//  - SAVE. A block that is written becomes dirty (BlockObserver::Dirtied) and
+//    is queued, once however often it is written, to be saved `flush_delay`
+//    later. When its turn comes, the SAVE takes the block's current buffer (a
+//    reference: the buffer is immutable from then on, and a write copies it).
+//    SAVEs go to the IO threads in batches; a batch ends with one Sync, and
+//    only then are its locations used. A block written again while it is
+//    being saved stays dirty and is saved again. A SAVE that fails keeps the
+//    block dirty and is retried with backoff.
+//  - LOAD. A request that needs an evicted block is parked (PendingRequest):
+//    it waits on each missing block, a LOAD is scheduled once however many
+//    requests wait, room for it is set aside when it is scheduled, and the
+//    request runs again when its last block is in, holding the blocks it
+//    waited for so that eviction cannot take them away before it has run.
+//    LOADs go to the head of the IO queue. A LOAD that comes back for a block
+//    that changed or went away meanwhile is not installed; its waiters run
+//    again and find the current state.
+//  - Eviction. From a high watermark down to a low one, in the cron and when
+//    an allocation needs room (Reclaimer), the best of a few sampled resident
+//    blocks is dropped: clean, unshared, not in IO, idle longest for its size
+//    (Redis's swappability, idle × log(1 + size)). Dirty blocks are never
+//    dropped: when memory is full of them, their SAVEs go out at once and
+//    whatever needs memory waits (back-pressure, RoomFor's kLater) until
+//    SAVEs have made blocks clean. ENOSPC only when nothing can free memory:
+//    the budget is full of what cannot be evicted, or the disk takes no more
+//    saves.
+//  - Readahead. A reader going through a file block by block gets the next
+//    blocks loaded before it asks.
+//
+// Rules (DESIGN §4.1), and where they are kept:
+//  1. One job in flight per block (io_ flags): a block is not saved while
+//     its SAVE or LOAD runs, and not loaded while a SAVE of it runs or is
+//     queued (it is resident then anyway). The store never overwrites: a
+//     SAVE writes a new copy at a new location, so a late SAVE cannot bring a
+//     dead block back: when it returns for a block that is gone, its copy is
+//     deleted at once (it was never recorded anywhere).
+//  2. A LOAD's result is installed only if the slot is still the evicted copy
+//     the LOAD read (FileData::Install compares the location).
+//  3. Store and journal. A location is recorded (kBlockSaved, a snapshot)
+//     only after the Sync that made it durable, so the journal never points
+//     at bytes that are not there. The journal needs nothing else from the
+//     store: its records hold every byte until a rewrite replaces them with
+//     locations, and a copy the cache deletes stays on disk until no journal
+//     file can refer to it — its segment is removed only after a rewrite of a
+//     later generation (DiskBlockStore::RemoveRetired; the cache hands the
+//     journal's generation to the store before the rewrite forks). A SAVE
+//     need not wait for the journal to be synced: a copy nobody recorded is
+//     dead space, found at mount.
+//  4. Parked requests own their inputs (the adapter copies a write's payload)
+//     and hold the blocks they waited for until they have run.
+//  5. Room for a LOAD is set aside when it is scheduled (kIo), not when it
+//     returns.
+//  6. At mount, every slot the replayed keyspace holds is counted live in the
+//     store; everything else in the store is dead space (orphans).
+//
+// Threading: the loop thread owns all of it. IO threads see only the jobs
+// (io_queue.h); their results are applied here, in OnIoReady.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <absl/container/flat_hash_map.h>
+
+#include "src/base/clock.h"
+#include "src/base/memory_accountant.h"
+#include "src/cache/io_queue.h"
+#include "src/keyspace/block_slot.h"
+#include "src/keyspace/keyspace.h"
+#include "src/keyspace/mutation_log.h"
+#include "store/block_store.h"
+
+namespace keyfs {
+
+struct CacheOptions {
+  int64_t flush_delay_ns = 1'000'000'000;
+  // Memory (of max_memory) above which eviction starts, and where it stops.
+  double high_watermark = 0.95;
+  double low_watermark = 0.90;
+  // Blocks sampled for each eviction.
+  int eviction_samples = 16;
+  // A SAVE job holds at most this many blocks and bytes (one Sync for all).
+  size_t save_batch_blocks = 64;
+  uint64_t save_batch_bytes = uint64_t{16} << 20;
+  // Jobs in the IO queue at once.
+  size_t max_jobs = 16;
+  // Blocks loaded ahead of a sequential reader.
+  uint32_t readahead_blocks = 4;
+  uint64_t seed = 0x6b657966;  // eviction sampling
+};
+
+// A request that could not finish yet (Keyspace said kNeedBlocks or
+// kNeedRoom): the adapter's, parked here until it can run again.
+class PendingRequest {
+ public:
+  virtual ~PendingRequest() = default;
+  // Runs the request again. OK when it has finished (its reply is queued,
+  // whatever it was); kNeedBlocks (Keyspace::needed() says which) or
+  // kNeedRoom when it must wait again.
+  virtual Status Run() = 0;
+  // Gives up: answers the request with `err` (EINTR when interrupted, EIO
+  // when a block could not be read, ...).
+  virtual void Abandon(int err) = 0;
+  // The inode it changes, or 0 for one that changes nothing (a read).
+  // Changes to one inode run in the order they came (O_APPEND writes).
+  virtual Ino changes() const = 0;
+  // Memory it holds while parked (its payload), charged to kRequests.
+  virtual size_t held_bytes() const = 0;
+};
+
+struct CacheStats {
+  uint64_t hits = 0, misses = 0;  // block reads served from memory / that waited
+  uint64_t loads = 0, load_errors = 0;
+  uint64_t saves = 0, save_errors = 0;
+  uint64_t evictions = 0;
+  uint64_t deletes = 0;
+  uint64_t readaheads = 0;
+  uint64_t parked_total = 0, interrupted = 0;
+};
+
+class BlockCache final : public BlockObserver, public Reclaimer {
+ public:
+  // `log` gets kBlockSaved records when the store persists (may be null).
+  BlockCache(Keyspace* keyspace, BlockStore* store, IoQueue* io, MemoryAccountant* memory,
+             const Clock* clock, const CacheOptions& options, MutationLog* log);
+  ~BlockCache() override;
+  BlockCache(const BlockCache&) = delete;
+  BlockCache& operator=(const BlockCache&) = delete;
+
+  // After replay, before serving: learns every resident block, queues the
+  // dirty ones for saving, and calls `live` for every stored copy the
+  // keyspace refers to (rule 6). Attaches itself to the keyspace and the
+  // memory budget.
+  void Attach(const std::function<void(const BlockLocation&)>& live);
+
+  // --- requests ---------------------------------------------------------------
+  // Runs `request`, or parks it until it can run. Returns the id it is parked
+  // under (for Interrupt), or 0 when it finished at once.
+  uint64_t Submit(std::unique_ptr<PendingRequest> request);
+  // The kernel interrupted parked request `id`: it is answered EINTR now;
+  // the loads it waited for go on.
+  void Interrupt(uint64_t id);
+  // A read of `size` bytes at `offset` of `ino` was served (readahead, hits).
+  void NoteRead(Ino ino, uint64_t offset, size_t size);
+
+  // --- the loop ---------------------------------------------------------------
+  // The IO queue's eventfd is readable: applies what the IO threads did.
+  void OnIoReady();
+  // 10 Hz: due SAVEs, eviction down to the low watermark, retries.
+  void Cron();
+  // End of a loop iteration: sends the IO work the iteration made.
+  void Flush();
+  // A journal rewrite starts generation `gen`: copies deleted from now on
+  // may be in its snapshot (rule 3).
+  void OnJournalGeneration(uint64_t gen);
+  // A rewrite made generation `base_gen` the base: copies deleted before it
+  // started are no longer referred to by any journal file.
+  void OnJournalRewritten(uint64_t base_gen);
+  // Unmount: saves every dirty block and waits for all IO. Blocks the loop
+  // thread; call it after the loop has stopped. False when some blocks could
+  // not be saved (they are still in the journal).
+  bool SaveAllAndDrain(int64_t timeout_ns);
+  // Answers every parked request with `err` (the server stops).
+  void AbandonAll(int err);
+
+  // --- what it holds ------------------------------------------------------------
+  size_t parked() const { return parked_.size(); }
+  uint64_t resident_blocks() const { return clean_.size() + dirty_blocks_; }
+  uint64_t dirty_blocks() const { return dirty_blocks_; }
+  uint64_t saving_blocks() const { return saving_; }
+  uint64_t loading_blocks() const { return loading_; }
+  bool disk_full() const { return disk_full_; }
+  const CacheStats& stats() const { return stats_; }
+  // "memory", "dirty", "saving", "on-disk", "loading", or counts per state
+  // for a file of several blocks (user.keyfs.state).
+  std::string StateOf(Ino ino) const;
+  // INFO lines of the # Cache and # IO sections.
+  std::string Info() const;
+
+  // BlockObserver
+  void Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirty) override;
+  void Dropping(Ino ino, uint64_t index, BlockSlot& slot) override;
+  // Reclaimer
+  Room Reclaim(uint64_t bytes, uint64_t busy) override;
+
+ private:
+  // Per block with IO scheduled or running (DESIGN: the io_queued flags).
+  enum Flag : uint8_t {
+    kSaveQueued = 1,   // in dirty_queue_
+    kSaving = 2,       // in a SAVE job
+    kLoading = 4,      // in a LOAD job
+    kLoadWanted = 8,   // in pending_loads_: waits for room to be loaded
+  };
+  struct IoState {
+    uint8_t flags = 0;
+    uint64_t reserved = 0;            // kLoading: room set aside
+    std::vector<uint64_t> waiters;    // parked requests waiting for its LOAD
+  };
+  struct Parked {
+    std::unique_ptr<PendingRequest> request;
+    size_t waiting = 0;             // blocks still loading
+    bool for_room = false;          // in room_waiters_
+    std::vector<BlockRef> held;     // rule 4
+    size_t charged = 0;
+  };
+  struct DirtyEntry {
+    BlockKey key;
+    int64_t due_ns;
+  };
+
+  BlockSlot* Slot(const BlockKey& key);
+  const BlockSlot* Slot(const BlockKey& key) const;
+
+  // Requests.
+  void Park(uint64_t id, Status why);
+  void RunParked(uint64_t id);
+  void Finish(uint64_t id);
+  void WakeRoomWaiters();
+  // Schedules a LOAD of `key` for request `waiter` (0: readahead). False
+  // when the block need not be loaded (not evicted any more).
+  bool ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent);
+  void StartPendingLoads();
+
+  // SAVEs.
+  void SubmitSaves(bool all);
+  void ApplySave(IoJob::SaveItem& item);
+  void ApplyLoad(IoJob& job);
+  void QueueDelete(const BlockKey& key, uint64_t version, const BlockLocation& where);
+
+  // Eviction: clean_ holds the clean resident blocks, the candidates.
+  void AddClean(const BlockKey& key, BlockSlot& slot);
+  void RemoveClean(BlockSlot& slot);
+  void ReleaseWaiters(std::vector<uint64_t> waiters, const BlockRef& block);
+  void MakeReady(uint64_t id) { ready_.push_back(id); }
+  void RunReady();
+  void SendDeletes();
+  // Evicts until `target` bytes of the budget are used (or nothing more can
+  // go); never blocks of inode `busy`. Returns the bytes freed.
+  uint64_t EvictDownTo(uint64_t target, Ino busy);
+  bool Evictable(const BlockKey& key, const BlockSlot& slot) const;
+  void Evict(const BlockKey& key, BlockSlot& slot);
+
+
+  Keyspace* const keyspace_;
+  BlockStore* const store_;
+  IoQueue* const io_;
+  MemoryAccountant* const memory_;
+  const Clock* const clock_;
+  const CacheOptions options_;
+  MutationLog* const log_;
+  std::mt19937_64 rng_;
+
+  absl::flat_hash_map<BlockKey, IoState> io_state_;
+  std::deque<DirtyEntry> dirty_queue_;   // in due order
+  std::vector<BlockKey> clean_;          // for sampling; slot.resident_pos indexes it
+  std::vector<std::pair<BlockId, BlockLocation>> deletes_;  // to send
+  std::vector<BlockKey> pending_loads_;  // waiting for room to be scheduled
+
+  absl::flat_hash_map<uint64_t, Parked> parked_;
+  std::deque<uint64_t> ready_;  // parked requests to run again, in order
+  uint64_t next_id_ = 1;
+  std::deque<uint64_t> room_waiters_;
+  // Parked requests that change an inode, in arrival order; the first is
+  // the one that waits for blocks or room, the others wait for it.
+  absl::flat_hash_map<Ino, std::deque<uint64_t>> change_order_;
+
+  // Sequential readers: where the last read of an inode ended.
+  absl::flat_hash_map<Ino, uint64_t> read_ends_;
+
+  uint64_t dirty_blocks_ = 0;
+  uint64_t saving_ = 0, loading_ = 0;
+  size_t jobs_in_flight_ = 0;
+  bool pressure_ = false;     // memory is short: save everything now
+  bool disk_full_ = false;    // the last SAVE failed with ENOSPC
+  bool saves_failing_ = false;  // the last SAVE failed
+  int64_t save_backoff_ns_ = 0;
+  int64_t retry_saves_at_ns_ = 0;
+  int64_t last_save_error_log_ns_ = INT64_MIN / 2;
+  Status last_save_error_;
+  uint64_t generation_ = 0;
+  uint32_t tick_ = 0;
+  CacheStats stats_;
+};
+
+}  // namespace keyfs

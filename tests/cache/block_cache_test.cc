@@ -1,0 +1,440 @@
+// The cache's scheduling, with the IO threads stepped by hand (an IoQueue of
+// no threads: RunNext runs one job here) and time on a ManualClock, so each
+// race is set up exactly, without sleeping: one LOAD for many waiters; a SAVE
+// against truncate, unlink, punch hole and overwrite (a dead block never
+// comes back); a LOAD against a write; eviction against waiters;
+// back-pressure that lets writers go as SAVEs finish; an interrupted waiter;
+// failed SAVEs and LOADs; the order of changes to one file; readahead.
+
+#include "src/cache/block_cache.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <functional>
+
+#include <gtest/gtest.h>
+
+#include "src/cache/io_queue.h"
+#include "src/keyspace/keyspace.h"
+#include "tests/store/memory_block_store.h"
+
+namespace keyfs {
+namespace {
+
+constexpr uint32_t kBlock = 4096;
+
+// A request made of a function, as the adapter's are made of handlers.
+class FakeRequest final : public PendingRequest {
+ public:
+  FakeRequest(std::function<Status()> run, Ino changes, int* abandoned)
+      : run_(std::move(run)), changes_(changes), abandoned_(abandoned) {}
+  Status Run() override { return run_(); }
+  void Abandon(int err) override { *abandoned_ = err; }
+  Ino changes() const override { return changes_; }
+  size_t held_bytes() const override { return 0; }
+
+ private:
+  std::function<Status()> run_;
+  Ino changes_;
+  int* abandoned_;
+};
+
+class BlockCacheTest : public ::testing::Test {
+ protected:
+  explicit BlockCacheTest(uint64_t limit = 8 << 20)
+      : memory_(limit),
+        keyspace_(KeyspaceOptions{kBlock}, &memory_, &clock_),
+        io_(&store_, &memory_, /*threads=*/0),
+        cache_(&keyspace_, &store_, &io_, &memory_, &clock_, Options(), nullptr) {
+    cache_.Attach([](const BlockLocation&) {});
+  }
+  static CacheOptions Options() {
+    CacheOptions options;
+    options.flush_delay_ns = 1'000'000'000;
+    options.readahead_blocks = 2;
+    return options;
+  }
+
+  Ino MakeFile(const std::string& name, size_t bytes, char fill) {
+    auto entry = keyspace_.MakeNode(kRootIno, name, S_IFREG | 0644, 0, {});
+    EXPECT_TRUE(entry.ok());
+    if (bytes > 0) {
+      EXPECT_TRUE(keyspace_.Write(entry->ino, 0, std::string(bytes, fill),
+                                  Keyspace::WriteAt::kOffset).ok());
+    }
+    return entry->ino;
+  }
+  const BlockSlot& SlotOf(Ino ino, size_t index) {
+    return keyspace_.FindInode(ino)->file().slot(index);
+  }
+  // Runs every IO job there is, applying results, until nothing is left.
+  void RunAllIo() {
+    do {
+      cache_.Flush();  // what the results made (deletes, loads that had to wait)
+      while (io_.RunNext()) cache_.OnIoReady();
+      cache_.OnIoReady();
+      cache_.Flush();
+    } while (io_.queued() > 0);
+  }
+  // Saves everything dirty (flush delay passed) and runs the IO.
+  void SaveAll() {
+    clock_.AdvanceNanos(2'000'000'000);
+    cache_.Flush();
+    RunAllIo();
+  }
+  // Saves and evicts every block of `ino`.
+  void EvictFile(Ino ino) {
+    SaveAll();
+    FileData& file = keyspace_.MutableInode(ino)->file();
+    for (size_t i = 0; i < file.block_count(); ++i) {
+      ASSERT_FALSE(file.slot(i).dirty);
+    }
+    // Ask for all the memory there is: eviction drops every clean block.
+    cache_.Reclaim(memory_.limit(), 0);
+    for (size_t i = 0; i < file.block_count(); ++i) ASSERT_TRUE(file.slot(i).evicted()) << i;
+  }
+  // A read of `size` bytes at `offset` of `ino` that keeps what it read.
+  std::unique_ptr<PendingRequest> Reader(Ino ino, uint64_t offset, size_t size, std::string* out,
+                                         int* abandoned, int* runs = nullptr) {
+    return std::make_unique<FakeRequest>(
+        [=, this] {
+          if (runs) ++*runs;
+          auto slices = keyspace_.Read(ino, offset, size);
+          if (!slices.ok()) return slices.status();
+          out->clear();
+          for (const ReadSlice& slice : *slices) {
+            out->append(slice.block ? std::string(slice.block->data() + slice.offset, slice.length)
+                                    : std::string(slice.length, '\0'));
+          }
+          return Status::Ok();
+        },
+        0, abandoned);
+  }
+  std::unique_ptr<PendingRequest> Writer(Ino ino, uint64_t offset, std::string data,
+                                         Keyspace::WriteAt at, int* abandoned,
+                                         std::vector<std::string>* log = nullptr) {
+    return std::make_unique<FakeRequest>(
+        [=, this] {
+          auto written = keyspace_.Write(ino, offset, data, at);
+          if (!written.ok() && IsRetryLater(written.status())) return written.status();
+          if (log) log->push_back(data);
+          return Status::Ok();
+        },
+        ino, abandoned);
+  }
+
+  ManualClock clock_;
+  MemoryAccountant memory_;
+  Keyspace keyspace_;
+  MemoryBlockStore store_;
+  IoQueue io_;
+  BlockCache cache_;
+  int abandoned_ = 0;
+};
+
+TEST_F(BlockCacheTest, ADirtyBlockIsSavedOnceAfterFlushDelayHoweverOftenWritten) {
+  Ino ino = MakeFile("f", 100, 'a');
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE(keyspace_.Write(ino, i, "b", Keyspace::WriteAt::kOffset).ok());
+  }
+  cache_.Flush();
+  EXPECT_EQ(io_.queued(), 0u);  // not due yet
+  clock_.AdvanceNanos(1'100'000'000);
+  cache_.Flush();
+  EXPECT_EQ(io_.queued(), 1u);
+  RunAllIo();
+  EXPECT_EQ(store_.Stats().saves, 1u);
+  EXPECT_FALSE(SlotOf(ino, 0).dirty);
+  EXPECT_TRUE(SlotOf(ino, 0).stored.valid());
+  EXPECT_EQ(cache_.dirty_blocks(), 0u);
+}
+
+TEST_F(BlockCacheTest, ABlockWrittenDuringItsSaveStaysDirtyAndIsSavedAgain) {
+  Ino ino = MakeFile("f", 100, 'a');
+  clock_.AdvanceNanos(2'000'000'000);
+  cache_.Flush();  // the SAVE takes the buffer now
+  ASSERT_TRUE(keyspace_.Write(ino, 0, "new", Keyspace::WriteAt::kOffset).ok());
+  RunAllIo();
+  EXPECT_TRUE(SlotOf(ino, 0).dirty);
+  EXPECT_TRUE(SlotOf(ino, 0).stored.valid());  // the old copy, for now
+  SaveAll();
+  EXPECT_FALSE(SlotOf(ino, 0).dirty);
+  EXPECT_EQ(store_.Stats().saves, 2u);
+  RunAllIo();  // the first copy is deleted
+  EXPECT_EQ(store_.block_count(), 1u);
+}
+
+TEST_F(BlockCacheTest, OneLoadForManyWaiters) {
+  Ino ino = MakeFile("f", 3 * kBlock, 'z');
+  EvictFile(ino);
+  std::vector<std::string> got(8);
+  std::vector<int> abandoned(8, 0);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_NE(cache_.Submit(Reader(ino, kBlock, kBlock, &got[i], &abandoned[i])), 0u);
+  }
+  EXPECT_EQ(io_.queued(), 1u);
+  EXPECT_EQ(cache_.parked(), 8u);
+  RunAllIo();
+  EXPECT_EQ(cache_.parked(), 0u);
+  EXPECT_EQ(cache_.stats().loads, 1u);
+  for (int i = 0; i < 8; ++i) {
+    EXPECT_EQ(got[i], std::string(kBlock, 'z'));
+    EXPECT_EQ(abandoned[i], 0);
+  }
+  EXPECT_EQ(cache_.stats().misses, 8u);
+}
+
+TEST_F(BlockCacheTest, AnInterruptedWaiterIsAnsweredAtOnceAndTheLoadGoesOn) {
+  Ino ino = MakeFile("f", kBlock, 'i');
+  EvictFile(ino);
+  std::string got, other;
+  int abandoned = 0, other_abandoned = 0;
+  uint64_t id = cache_.Submit(Reader(ino, 0, 10, &got, &abandoned));
+  cache_.Submit(Reader(ino, 0, 10, &other, &other_abandoned));
+  cache_.Interrupt(id);
+  EXPECT_EQ(abandoned, EINTR);
+  EXPECT_EQ(cache_.parked(), 1u);
+  RunAllIo();
+  EXPECT_EQ(other, std::string(10, 'i'));
+  EXPECT_TRUE(SlotOf(ino, 0).resident());
+  EXPECT_TRUE(got.empty());  // it never ran again
+}
+
+TEST_F(BlockCacheTest, ALoadThatReturnsAfterTheBlockChangedIsNotInstalled) {
+  Ino ino = MakeFile("f", kBlock, 'o');
+  EvictFile(ino);
+  std::string got;
+  int abandoned = 0;
+  cache_.Submit(Reader(ino, 0, 4, &got, &abandoned));
+  // A whole-block write needs no load and makes the block new.
+  ASSERT_TRUE(keyspace_.Write(ino, 0, std::string(kBlock, 'n'), Keyspace::WriteAt::kOffset).ok());
+  RunAllIo();
+  EXPECT_EQ(got, "nnnn");  // the reader ran again and read what is there now
+  EXPECT_EQ(SlotOf(ino, 0).buffer->data()[0], 'n');
+  EXPECT_EQ(cache_.stats().loads, 1u);  // it came back, and was dropped
+}
+
+// A SAVE in flight while the block goes away: its copy must not come back.
+class SaveRaceTest : public BlockCacheTest,
+                     public ::testing::WithParamInterface<std::string> {};
+
+TEST_P(SaveRaceTest, ADeadBlockNeverComesBack) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'd');
+  clock_.AdvanceNanos(2'000'000'000);
+  cache_.Flush();  // the SAVE of both blocks is queued, not yet run
+  const std::string change = GetParam();
+  if (change == "truncate") {
+    SetAttrRequest request;
+    request.size = 0;
+    ASSERT_TRUE(keyspace_.SetAttr(ino, request).ok());
+  } else if (change == "unlink") {
+    ASSERT_TRUE(keyspace_.Unlink(kRootIno, "f").ok());
+    keyspace_.Forget(ino, 1);
+    ASSERT_EQ(keyspace_.FindInode(ino), nullptr);
+  } else if (change == "punch") {
+    ASSERT_TRUE(keyspace_.Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0,
+                                    2 * kBlock).ok());
+  }
+  RunAllIo();
+  RunAllIo();  // and the deletes
+  EXPECT_EQ(store_.block_count(), 0u) << "a copy of a dropped block survived";
+  if (change != "unlink") {
+    const FileData& file = keyspace_.FindInode(ino)->file();
+    for (size_t i = 0; i < file.block_count(); ++i) EXPECT_TRUE(file.slot(i).hole());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Changes, SaveRaceTest, ::testing::Values("truncate", "unlink", "punch"));
+
+TEST_F(BlockCacheTest, AnOverwriteDuringASaveKeepsTheNewBytes) {
+  Ino ino = MakeFile("f", kBlock, 'o');
+  clock_.AdvanceNanos(2'000'000'000);
+  cache_.Flush();
+  ASSERT_TRUE(keyspace_.Write(ino, 0, std::string(kBlock, 'N'), Keyspace::WriteAt::kOffset).ok());
+  RunAllIo();
+  SaveAll();
+  EvictFile(ino);
+  std::string got;
+  cache_.Submit(Reader(ino, 0, kBlock, &got, &abandoned_));
+  RunAllIo();
+  EXPECT_EQ(got, std::string(kBlock, 'N'));
+  RunAllIo();
+  EXPECT_EQ(store_.block_count(), 1u);  // the old copy was deleted
+}
+
+TEST_F(BlockCacheTest, BlocksARequestWaitedForAreNotEvictedBeforeItRuns) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'h');
+  EvictFile(ino);
+  std::string got;
+  cache_.Submit(Reader(ino, 0, 2 * kBlock, &got, &abandoned_));
+  ASSERT_EQ(io_.queued(), 2u);
+  io_.RunNext();
+  cache_.OnIoReady();  // block 0 is in (loads go in file order), held; block 1 is not
+  EXPECT_TRUE(SlotOf(ino, 0).resident());
+  EXPECT_TRUE(SlotOf(ino, 1).evicted());
+  cache_.Reclaim(memory_.limit(), 0);  // everything that can go, goes
+  EXPECT_TRUE(SlotOf(ino, 0).resident()) << "evicted while a waiter held it (livelock)";
+  RunAllIo();
+  EXPECT_EQ(got, std::string(2 * kBlock, 'h'));
+  cache_.Reclaim(memory_.limit(), 0);
+  EXPECT_TRUE(SlotOf(ino, 0).evicted());  // once it has run, it may go
+}
+
+TEST_F(BlockCacheTest, EvictionDropsOnlyCleanBlocks) {
+  Ino clean = MakeFile("clean", 4 * kBlock, 'c');
+  SaveAll();
+  Ino dirty = MakeFile("dirty", 4 * kBlock, 'd');
+  cache_.Reclaim(memory_.limit(), 0);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(SlotOf(clean, i).evicted());
+    EXPECT_TRUE(SlotOf(dirty, i).resident() && SlotOf(dirty, i).dirty);
+  }
+  EXPECT_EQ(cache_.stats().evictions, 4u);
+}
+
+class SmallCacheTest : public BlockCacheTest {
+ protected:
+  SmallCacheTest() : BlockCacheTest(64 << 10) {}
+};
+
+TEST_F(SmallCacheTest, AFullCacheMakesWritersWaitUntilSavesFinish) {
+  std::vector<Ino> files;
+  int parked_writes = 0;
+  std::vector<std::string> done;
+  for (int i = 0; i < 40; ++i) files.push_back(MakeFile("f" + std::to_string(i), 0, 0));
+  for (Ino ino : files) {
+    if (cache_.Submit(Writer(ino, 0, std::string(kBlock, 'w'), Keyspace::WriteAt::kOffset,
+                             &abandoned_, &done)) != 0) {
+      ++parked_writes;
+    }
+  }
+  EXPECT_GT(parked_writes, 0) << "the budget holds 40 blocks?";
+  // Everything but the parked requests' own bookkeeping (charged as they
+  // park, bounded by what the kernel has outstanding) is within the budget.
+  EXPECT_LE(memory_.Used() - memory_.Used(MemoryComponent::kRequests), memory_.limit());
+  EXPECT_EQ(abandoned_, 0);  // waiting, not ENOSPC
+  // The SAVEs were pushed at once (no flush delay under pressure); as they
+  // finish, blocks become clean, are evicted, and the writers go.
+  for (int round = 0; round < 100 && cache_.parked() > 0; ++round) {
+    cache_.Flush();
+    RunAllIo();
+  }
+  EXPECT_EQ(cache_.parked(), 0u);
+  EXPECT_EQ(done.size(), 40u);
+  EXPECT_LE(memory_.Used(), memory_.limit());
+  for (Ino ino : files) {
+    std::string got;
+    cache_.Submit(Reader(ino, 0, kBlock, &got, &abandoned_));
+    RunAllIo();
+    EXPECT_EQ(got, std::string(kBlock, 'w'));
+  }
+}
+
+TEST_F(SmallCacheTest, ENoSpaceOnlyWhenTheDiskIsFullToo) {
+  std::vector<Ino> files;
+  for (int i = 0; i < 40; ++i) files.push_back(MakeFile("f" + std::to_string(i), 0, 0));
+  store_.FailAllSaves(ENOSPC);  // the disk is full
+  std::vector<int> refused(files.size(), 0);
+  std::vector<std::string> done;
+  for (size_t i = 0; i < files.size(); ++i) {
+    cache_.Submit(Writer(files[i], 0, std::string(kBlock, 'x'), Keyspace::WriteAt::kOffset,
+                         &refused[i], &done));
+    RunAllIo();
+  }
+  // Memory filled with dirty blocks that cannot be saved: then, and only
+  // then, writers get ENOSPC (the Writer records a refusal as done).
+  EXPECT_TRUE(cache_.disk_full());
+  EXPECT_LE(memory_.Used(), memory_.limit());
+  EXPECT_EQ(done.size(), files.size());
+  auto refusal = keyspace_.Write(files[0], 5000, std::string(kBlock, 'y'), Keyspace::WriteAt::kOffset);
+  EXPECT_EQ(refusal.status().code(), ENOSPC);
+  // The disk gets room: the SAVEs go through, and writes work again.
+  store_.FailAllSaves(0);
+  clock_.AdvanceNanos(20'000'000'000);
+  RunAllIo();
+  EXPECT_FALSE(cache_.disk_full());
+  int again = 0;
+  cache_.Submit(Writer(files[0], 5000, std::string(kBlock, 'y'), Keyspace::WriteAt::kOffset, &again));
+  for (int round = 0; round < 20 && cache_.parked() > 0; ++round) {
+    clock_.AdvanceNanos(1'000'000'000);
+    RunAllIo();
+  }
+  EXPECT_EQ(cache_.parked(), 0u);
+}
+
+TEST_F(BlockCacheTest, AFailedSaveKeepsTheBlockDirtyAndIsRetried) {
+  Ino ino = MakeFile("f", 100, 'e');
+  store_.FailNextSave(EIO);
+  SaveAll();
+  EXPECT_TRUE(SlotOf(ino, 0).dirty);
+  EXPECT_EQ(cache_.stats().save_errors, 1u);
+  clock_.AdvanceNanos(500'000'000);  // past the backoff
+  SaveAll();
+  EXPECT_FALSE(SlotOf(ino, 0).dirty);
+  EXPECT_EQ(cache_.stats().saves, 1u);
+}
+
+TEST_F(BlockCacheTest, AFailedLoadAnswersItsWaitersWithEio) {
+  Ino ino = MakeFile("f", kBlock, 'e');
+  EvictFile(ino);
+  std::string got;
+  int abandoned = 0;
+  store_.FailNextLoad(EIO);
+  cache_.Submit(Reader(ino, 0, 10, &got, &abandoned));
+  RunAllIo();
+  EXPECT_EQ(abandoned, EIO);
+  EXPECT_TRUE(SlotOf(ino, 0).evicted());
+  // The next reader tries again.
+  cache_.Submit(Reader(ino, 0, 10, &got, &abandoned));
+  RunAllIo();
+  EXPECT_EQ(got, std::string(10, 'e'));
+}
+
+TEST_F(BlockCacheTest, ChangesToOneFileRunInTheOrderTheyCame) {
+  Ino ino = MakeFile("f", 2 * kBlock, 's');
+  EvictFile(ino);
+  std::vector<std::string> done;
+  // A partial write of an evicted block waits for its LOAD; the appends
+  // after it must wait behind it, though they need nothing.
+  cache_.Submit(Writer(ino, 10, "first", Keyspace::WriteAt::kOffset, &abandoned_, &done));
+  cache_.Submit(Writer(ino, 0, "-second", Keyspace::WriteAt::kEnd, &abandoned_, &done));
+  cache_.Submit(Writer(ino, 0, "-third", Keyspace::WriteAt::kEnd, &abandoned_, &done));
+  EXPECT_EQ(done.size(), 0u);
+  RunAllIo();
+  RunAllIo();
+  ASSERT_EQ(done, (std::vector<std::string>{"first", "-second", "-third"}));
+  std::string tail;
+  cache_.Submit(Reader(ino, 2 * kBlock, 13, &tail, &abandoned_));
+  RunAllIo();
+  EXPECT_EQ(tail, "-second-third");
+}
+
+TEST_F(BlockCacheTest, ASequentialReaderGetsTheNextBlocksLoadedAhead) {
+  Ino ino = MakeFile("f", 6 * kBlock, 'r');
+  EvictFile(ino);
+  std::string got;
+  cache_.Submit(Reader(ino, 0, kBlock, &got, &abandoned_));
+  RunAllIo();
+  cache_.NoteRead(ino, 0, kBlock);
+  cache_.Submit(Reader(ino, kBlock, kBlock, &got, &abandoned_));
+  RunAllIo();
+  cache_.NoteRead(ino, kBlock, kBlock);  // sequential: blocks 2 and 3 are loaded ahead
+  EXPECT_EQ(io_.queued(), 2u);
+  RunAllIo();
+  EXPECT_TRUE(SlotOf(ino, 2).resident());
+  EXPECT_TRUE(SlotOf(ino, 3).resident());
+  EXPECT_TRUE(SlotOf(ino, 4).evicted());
+  EXPECT_EQ(cache_.stats().readaheads, 2u);
+}
+
+TEST_F(BlockCacheTest, SaveAllAndDrainLeavesNothingDirty) {
+  for (int i = 0; i < 10; ++i) MakeFile("f" + std::to_string(i), 3 * kBlock, 'u');
+  EXPECT_EQ(cache_.dirty_blocks(), 30u);
+  EXPECT_TRUE(cache_.SaveAllAndDrain(5'000'000'000));
+  EXPECT_EQ(cache_.dirty_blocks(), 0u);
+  EXPECT_EQ(io_.in_flight(), 0u);
+}
+
+}  // namespace
+}  // namespace keyfs
