@@ -5,6 +5,8 @@
 
 #include <sys/xattr.h>
 
+#include <unistd.h>
+
 #include <new>
 #include <string>
 
@@ -77,6 +79,15 @@ fuse_lowlevel_ops MakeOperations() {
 
 }  // namespace
 
+FuseAdapter::FuseAdapter(Keyspace* keyspace, ReplyQueue* replies, ServerControl* control,
+                         AdapterConfig config, BlockCache* cache)
+    : keyspace_(keyspace), replies_(replies), control_(control), config_(config), cache_(cache) {
+  timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  controls_ = std::make_unique<ControlFiles>([control] { return control->InfoText(); },
+                                             getuid(), getgid(), now);
+}
+
 const fuse_lowlevel_ops& FuseAdapter::Operations() {
   static const fuse_lowlevel_ops ops = MakeOperations();
   return ops;
@@ -106,7 +117,70 @@ void FuseAdapter::Init(fuse_conn_info* conn) {
 
 void FuseAdapter::ReplyError(fuse_req_t req, const Status& status) {
   int err = status.code();
+  if (IsRetryLater(status) || err < 0 || err >= 4096) {
+    // Not an errno: a code of the keyspace's that must never reach the kernel.
+    spdlog::error("internal status {} reached the FUSE reply; answering EIO", err);
+    err = EIO;
+  }
   replies_->Defer([req, err] { fuse_reply_err(req, err); });
+}
+
+// --- waiting ---------------------------------------------------------------------
+
+Status FuseAdapter::ReplyOrWait(fuse_req_t req, const Status& status) {
+  if (IsRetryLater(status)) return status;
+  ReplyError(req, status);
+  return Status::Ok();
+}
+
+void FuseAdapter::OnInterrupt(fuse_req_t req, void* data) {
+  // Called by libfuse on the loop thread when INTERRUPT arrives (or at once,
+  // if it came first). The request is answered through the reply queue, not
+  // from inside libfuse's lock.
+  auto* self = static_cast<FuseAdapter*>(fuse_req_userdata(req));
+  if (self->cache_) self->cache_->Interrupt(reinterpret_cast<uintptr_t>(data));
+}
+
+void FuseAdapter::Dispatch(fuse_req_t req, Ino changes, FuseRequest::Work work,
+                           std::string_view payload) {
+  if (!cache_) {
+    Status status = work(payload);
+    if (IsRetryLater(status)) ReplyError(req, Status::Errno(EIO));
+    return;
+  }
+  auto request = std::make_unique<FuseRequest>(
+      req, changes, payload, std::move(work),
+      [this](fuse_req_t r, int err) { ReplyError(r, Status::Errno(err)); });
+  uint64_t id = cache_->Submit(std::move(request));
+  if (id != 0) fuse_req_interrupt_func(req, &FuseAdapter::OnInterrupt, reinterpret_cast<void*>(id));
+}
+
+// --- the control directory ------------------------------------------------------
+
+bool FuseAdapter::RefuseControl(fuse_req_t req, Ino parent, std::string_view name) {
+  if (!ControlFiles::Reserved(parent, name)) return false;
+  ReplyError(req, Status::Errno(EPERM));
+  return true;
+}
+
+bool FuseAdapter::RefuseControl(fuse_req_t req, Ino ino) {
+  if (!ControlFiles::Owns(ino)) return false;
+  ReplyError(req, Status::Errno(EPERM));
+  return true;
+}
+
+void FuseAdapter::ReplyControlEntry(fuse_req_t req, const Result<ControlFiles::Entry>& entry) {
+  fuse_entry_param param{};
+  if (!entry.ok()) {
+    param.entry_timeout = 0;  // a miss in the control directory is not cached
+  } else {
+    param.ino = entry->ino;
+    param.attr = entry->attr;
+    param.attr_timeout = param.entry_timeout = entry->timeout;
+  }
+  replies_->Defer([this, req, param] {
+    if (fuse_reply_entry(req, &param) != 0 && param.ino != 0) controls_->Forget(param.ino, 1);
+  });
 }
 
 fuse_entry_param FuseAdapter::EntryParam(const Entry& entry) const {
@@ -154,6 +228,7 @@ Caller FuseAdapter::CallerOf(fuse_req_t req) {
 // --- namespace ----------------------------------------------------------------
 
 void FuseAdapter::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (auto control = controls_->Lookup(parent, name)) return ReplyControlEntry(req, *control);
   auto entry = keyspace_->Lookup(parent, name);
   if (!entry.ok() && entry.status().code() == ENOENT) {
     // ino 0 with a timeout: the kernel caches the miss (negative dentry).
@@ -166,16 +241,32 @@ void FuseAdapter::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void FuseAdapter::Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  keyspace_->Forget(ino, nlookup);
+  if (ControlFiles::Owns(ino)) {
+    controls_->Forget(ino, nlookup);
+  } else {
+    keyspace_->Forget(ino, nlookup);
+  }
   fuse_reply_none(req);  // sends nothing: no need to wait for before-sleep
 }
 
 void FuseAdapter::ForgetMulti(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  for (size_t i = 0; i < count; ++i) keyspace_->Forget(forgets[i].ino, forgets[i].nlookup);
+  for (size_t i = 0; i < count; ++i) {
+    if (ControlFiles::Owns(forgets[i].ino)) {
+      controls_->Forget(forgets[i].ino, forgets[i].nlookup);
+    } else {
+      keyspace_->Forget(forgets[i].ino, forgets[i].nlookup);
+    }
+  }
   fuse_reply_none(req);
 }
 
 void FuseAdapter::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  if (ControlFiles::Owns(ino)) {
+    auto attr = controls_->GetAttr(ino);
+    if (!attr.ok()) return ReplyError(req, attr.status());
+    struct stat st = *attr;
+    return replies_->Defer([req, st] { fuse_reply_attr(req, &st, 0); });
+  }
   auto attr = keyspace_->GetAttr(ino);
   if (!attr.ok()) return ReplyError(req, attr.status());
   ReplyAttr(req, *attr);
@@ -183,6 +274,7 @@ void FuseAdapter::GetAttr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
 
 void FuseAdapter::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                           fuse_file_info*) {
+  if (RefuseControl(req, ino)) return;
   SetAttrRequest request;
   if (to_set & FUSE_SET_ATTR_MODE) request.mode = attr->st_mode;
   if (to_set & FUSE_SET_ATTR_UID) request.uid = attr->st_uid;
@@ -205,6 +297,7 @@ void FuseAdapter::SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int
 }
 
 void FuseAdapter::ReadLink(fuse_req_t req, fuse_ino_t ino) {
+  if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EINVAL));
   auto target = keyspace_->ReadLink(ino);
   if (!target.ok()) return ReplyError(req, target.status());
   replies_->Defer([req, target = std::move(target).value()] {
@@ -212,44 +305,78 @@ void FuseAdapter::ReadLink(fuse_req_t req, fuse_ino_t ino) {
   });
 }
 
+// Creating takes memory for the inode and the name; when memory is full of
+// blocks being saved, the request waits (names are copied: the receive
+// buffer is reused).
 void FuseAdapter::MakeNode(fuse_req_t req, fuse_ino_t parent, const char* name,
                            mode_t mode, dev_t rdev) {
-  ReplyEntry(req, keyspace_->MakeNode(parent, name, mode, rdev, CallerOf(req)));
+  if (RefuseControl(req, parent, name)) return;
+  Caller caller = CallerOf(req);
+  Dispatch(req, 0, [=, this, name = std::string(name)](std::string_view) {
+    auto entry = keyspace_->MakeNode(parent, name, mode, rdev, caller);
+    if (!entry.ok()) return ReplyOrWait(req, entry.status());
+    ReplyEntry(req, entry);
+    return Status::Ok();
+  });
 }
 
 void FuseAdapter::MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* name,
                                 mode_t mode) {
-  ReplyEntry(req, keyspace_->MakeDirectory(parent, name, mode, CallerOf(req)));
+  if (RefuseControl(req, parent, name)) return;
+  Caller caller = CallerOf(req);
+  Dispatch(req, 0, [=, this, name = std::string(name)](std::string_view) {
+    auto entry = keyspace_->MakeDirectory(parent, name, mode, caller);
+    if (!entry.ok()) return ReplyOrWait(req, entry.status());
+    ReplyEntry(req, entry);
+    return Status::Ok();
+  });
 }
 
 void FuseAdapter::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (RefuseControl(req, parent, name)) return;
   ReplyError(req, keyspace_->Unlink(parent, name));
 }
 
 void FuseAdapter::RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  if (RefuseControl(req, parent, name)) return;
   ReplyError(req, keyspace_->RemoveDirectory(parent, name));
 }
 
 void FuseAdapter::Symlink(fuse_req_t req, const char* target, fuse_ino_t parent,
                           const char* name) {
-  ReplyEntry(req, keyspace_->MakeSymlink(parent, name, target, CallerOf(req)));
+  if (RefuseControl(req, parent, name)) return;
+  Caller caller = CallerOf(req);
+  Dispatch(req, 0, [=, this, name = std::string(name), target = std::string(target)](
+                       std::string_view) {
+    auto entry = keyspace_->MakeSymlink(parent, name, target, caller);
+    if (!entry.ok()) return ReplyOrWait(req, entry.status());
+    ReplyEntry(req, entry);
+    return Status::Ok();
+  });
 }
 
 void FuseAdapter::Rename(fuse_req_t req, fuse_ino_t parent, const char* name,
                          fuse_ino_t new_parent, const char* new_name, unsigned int flags) {
+  if (RefuseControl(req, parent, name) || RefuseControl(req, new_parent, new_name)) return;
   ReplyError(req, keyspace_->Rename(parent, name, new_parent, new_name, flags));
 }
 
 void FuseAdapter::Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent,
                        const char* new_name) {
-  ReplyEntry(req, keyspace_->Link(ino, new_parent, new_name));
+  if (RefuseControl(req, ino) || RefuseControl(req, new_parent, new_name)) return;
+  Dispatch(req, 0, [=, this, new_name = std::string(new_name)](std::string_view) {
+    auto entry = keyspace_->Link(ino, new_parent, new_name);
+    if (!entry.ok()) return ReplyOrWait(req, entry.status());
+    ReplyEntry(req, entry);
+    return Status::Ok();
+  });
 }
 
 // --- attributes -----------------------------------------------------------------
 
 void FuseAdapter::StatFs(fuse_req_t req, fuse_ino_t) {
   constexpr uint64_t kUnit = 4096;
-  FsStats stats = keyspace_->StatFs();
+  FsStats stats = control_->StatFs();
   struct statvfs st {};
   st.f_bsize = kUnit;
   st.f_frsize = kUnit;
@@ -271,22 +398,30 @@ void FuseAdapter::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     if (ino != FUSE_ROOT_ID) return ReplyError(req, Status::Errno(EPERM));
     return ReplyError(req, control_->SetControl(name, std::string_view(value, size)));
   }
-  ReplyError(req, keyspace_->SetXattr(ino, name, std::string_view(value, size), mode));
+  if (RefuseControl(req, ino)) return;
+  Dispatch(req, 0,
+           [=, this, name = std::string(name), value = std::string(value, size)](std::string_view) {
+             return ReplyOrWait(req, keyspace_->SetXattr(ino, name, value, mode));
+           });
 }
 
 void FuseAdapter::GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
-    if (ino != FUSE_ROOT_ID) return ReplyError(req, Status::Errno(ENODATA));
-    auto value = control_->GetControl(name);
+    auto value = ino == FUSE_ROOT_ID ? control_->GetControl(name) : Status::Errno(ENODATA);
+    if (!value.ok() && value.status().code() == ENODATA && !ControlFiles::Owns(ino)) {
+      value = control_->GetFileControl(ino, name);  // user.keyfs.state, on any file
+    }
     if (!value.ok()) return ReplyError(req, value.status());
     return ReplyXattrValue(req, std::move(value).value(), size);
   }
+  if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(ENODATA));
   auto value = keyspace_->GetXattr(ino, name);
   if (!value.ok()) return ReplyError(req, value.status());
   ReplyXattrValue(req, std::move(value).value(), size);
 }
 
 void FuseAdapter::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  if (ControlFiles::Owns(ino)) return ReplyXattrValue(req, std::string(), size);
   auto list = keyspace_->ListXattr(ino);
   if (!list.ok()) return ReplyError(req, list.status());
   ReplyXattrValue(req, std::move(list).value(), size);
@@ -296,6 +431,7 @@ void FuseAdapter::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) 
   if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
     return ReplyError(req, Status::Errno(EPERM));
   }
+  if (RefuseControl(req, ino)) return;
   ReplyError(req, keyspace_->RemoveXattr(ino, name));
 }
 

@@ -9,10 +9,19 @@
 // trampolines turn one into ENOMEM/EIO.
 //
 // Handles: files are not opened (Open answers ENOSYS, so the kernel stops
-// asking); a created file's handle is its inode number. A directory handle is a number naming the
-// DirListing taken at opendir; the adapter owns the listings, so those the
-// kernel never released (keyfs stopped while a directory was open) are freed
-// with it.
+// asking); a created file's handle is its inode number. A directory handle is
+// a number naming the DirListing taken at opendir; the adapter owns the
+// listings, so those the kernel never released (keyfs stopped while a
+// directory was open) are freed with it.
+//
+// Waiting: a handler whose keyspace operation needs evicted blocks or memory
+// the cache is freeing (kNeedBlocks, kNeedRoom) goes to the block cache as a
+// FuseRequest (Dispatch): parked, and run again when it can, with an
+// interrupt handler registered so that Ctrl-C answers it with EINTR at once.
+// Every other request keeps being served meanwhile.
+//
+// The `.keyfs/` control directory (control_files.h) is answered here, before
+// the keyspace sees the request.
 //
 // Threading: every handler runs on the event-loop thread (the session fd is
 // read there), as does every queued reply.
@@ -24,6 +33,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "fuse/control_files.h"
+#include "fuse/fuse_request.h"
+#include "src/cache/block_cache.h"
 #include "src/keyspace/keyspace.h"
 #include "src/loop/reply_queue.h"
 
@@ -42,6 +54,12 @@ class ServerControl {
   virtual void RequestSync() = 0;
   virtual Result<std::string> GetControl(std::string_view name) = 0;
   virtual Status SetControl(std::string_view name, std::string_view value) = 0;
+  // A control attribute of a file (user.keyfs.state): ENODATA for unknown names.
+  virtual Result<std::string> GetFileControl(Ino ino, std::string_view name) = 0;
+  // The text of .keyfs/info.
+  virtual std::string InfoText() = 0;
+  // What df shows: the store's disk, and the namespace's room.
+  virtual FsStats StatFs() = 0;
 };
 
 // How keyfs talks to the kernel (DESIGN §7; measured in docs/benchmarks.md).
@@ -64,9 +82,11 @@ struct AdapterConfig {
 
 class FuseAdapter {
  public:
+  // `cache`: where requests that must wait are parked (null: none can wait;
+  // they fail with EIO).
   FuseAdapter(Keyspace* keyspace, ReplyQueue* replies, ServerControl* control,
-              AdapterConfig config)
-      : keyspace_(keyspace), replies_(replies), control_(control), config_(config) {}
+              AdapterConfig config, BlockCache* cache = nullptr);
+  void set_cache(BlockCache* cache) { cache_ = cache; }
 
   // The operation table for fuse_session_new(); its userdata must be `this`.
   static const fuse_lowlevel_ops& Operations();
@@ -123,14 +143,31 @@ class FuseAdapter {
   void ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                      fuse_file_info* fi, bool plus);
   fuse_entry_param EntryParam(const Entry& entry) const;
+  void ReplySlices(fuse_req_t req, std::vector<ReadSlice> slices);
   static Caller CallerOf(fuse_req_t req);
 
   DirListing* FindListing(const fuse_file_info* fi);
+
+  // Runs `work` through the block cache: now, or when what it waits for is
+  // there. `changes`: the inode it changes (0: none), whose changes keep
+  // their order. `payload` is kept (copied) only if it must wait.
+  void Dispatch(fuse_req_t req, Ino changes, FuseRequest::Work work,
+                std::string_view payload = {});
+  // The work of a handler: replies and returns OK, or returns the
+  // kNeedBlocks / kNeedRoom `status` without replying.
+  Status ReplyOrWait(fuse_req_t req, const Status& status);
+  static void OnInterrupt(fuse_req_t req, void* data);
+  // Control files: true when the request was about them (and answered).
+  bool RefuseControl(fuse_req_t req, Ino parent, std::string_view name);
+  bool RefuseControl(fuse_req_t req, Ino ino);
+  void ReplyControlEntry(fuse_req_t req, const Result<ControlFiles::Entry>& entry);
 
   Keyspace* const keyspace_;
   ReplyQueue* const replies_;
   ServerControl* const control_;
   const AdapterConfig config_;
+  BlockCache* cache_ = nullptr;
+  std::unique_ptr<ControlFiles> controls_;
   std::unordered_map<uint64_t, std::unique_ptr<DirListing>> listings_;
   uint64_t next_listing_ = 1;
 };

@@ -43,28 +43,49 @@ void FuseAdapter::Open(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
 
 void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
                          mode_t mode, fuse_file_info* fi) {
-  auto entry = keyspace_->Create(parent, name, mode, fi->flags, CallerOf(req));
-  if (!entry.ok()) return ReplyError(req, entry.status());
-  fuse_entry_param param = EntryParam(*entry);
-  // The created file lives by the entry's lookup reference, like every open
-  // file (keyspace.h, Open): the kernel sends RELEASE for it only while OPEN
-  // has not yet been answered with ENOSYS, so nothing may wait for one.
-  fuse_file_info reply = *fi;
-  reply.fh = entry->ino;
-  reply.keep_cache = 1;
-  replies_->Defer([this, req, param, reply] {
-    if (fuse_reply_create(req, &param, &reply) != 0) keyspace_->Forget(param.ino, 1);
+  if (RefuseControl(req, parent, name)) return;
+  Caller caller = CallerOf(req);
+  fuse_file_info info = *fi;
+  Dispatch(req, 0, [=, this, name = std::string(name)](std::string_view) {
+    auto entry = keyspace_->Create(parent, name, mode, info.flags, caller);
+    if (!entry.ok()) return ReplyOrWait(req, entry.status());
+    fuse_entry_param param = EntryParam(*entry);
+    // The created file lives by the entry's lookup reference, like every open
+    // file (keyspace.h, Open): the kernel sends RELEASE for it only while OPEN
+    // has not yet been answered with ENOSYS, so nothing may wait for one.
+    fuse_file_info reply = info;
+    reply.fh = entry->ino;
+    reply.keep_cache = 1;
+    replies_->Defer([this, req, param, reply] {
+      if (fuse_reply_create(req, &param, &reply) != 0) keyspace_->Forget(param.ino, 1);
+    });
+    return Status::Ok();
   });
 }
 
 void FuseAdapter::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                        fuse_file_info*) {
   if (off < 0) return ReplyError(req, Status::Errno(EINVAL));
-  auto slices = keyspace_->Read(ino, static_cast<uint64_t>(off), size);
-  if (!slices.ok()) return ReplyError(req, slices.status());
+  if (ControlFiles::Owns(ino)) {
+    auto text = controls_->Read(ino, static_cast<uint64_t>(off), size);
+    if (!text.ok()) return ReplyError(req, text.status());
+    return replies_->Defer([req, text = std::string(*text)] {
+      fuse_reply_buf(req, text.data(), text.size());
+    });
+  }
+  Dispatch(req, 0, [=, this](std::string_view) {
+    auto slices = keyspace_->Read(ino, static_cast<uint64_t>(off), size);
+    if (!slices.ok()) return ReplyOrWait(req, slices.status());
+    if (cache_) cache_->NoteRead(ino, static_cast<uint64_t>(off), size);
+    ReplySlices(req, std::move(slices).value());
+    return Status::Ok();
+  });
+}
+
+void FuseAdapter::ReplySlices(fuse_req_t req, std::vector<ReadSlice> slices) {
   // The slices hold references to the blocks, so a write before the reply goes
   // out copies the block instead of changing the bytes under it.
-  replies_->Defer([req, slices = std::move(slices).value()] {
+  replies_->Defer([req, slices = std::move(slices)] {
     std::vector<iovec> iov;
     iov.reserve(slices.size());
     for (const ReadSlice& slice : slices) {
@@ -82,14 +103,23 @@ void FuseAdapter::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
   });
 }
 
+// A write that must wait for a block or for room keeps its order among the
+// changes to its file (O_APPEND), and its payload is copied then (rule 4).
 void FuseAdapter::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size,
                         off_t off, fuse_file_info* fi) {
   if (off < 0) return ReplyError(req, Status::Errno(EINVAL));
-  auto written = keyspace_->Write(ino, static_cast<uint64_t>(off),
-                                  std::string_view(buf, size), WriteAtOf(fi));
-  if (!written.ok()) return ReplyError(req, written.status());
-  size_t count = *written;
-  replies_->Defer([req, count] { fuse_reply_write(req, count); });
+  if (RefuseControl(req, ino)) return;
+  Keyspace::WriteAt at = WriteAtOf(fi);
+  Dispatch(
+      req, ino,
+      [=, this](std::string_view data) {
+        auto written = keyspace_->Write(ino, static_cast<uint64_t>(off), data, at);
+        if (!written.ok()) return ReplyOrWait(req, written.status());
+        size_t count = *written;
+        replies_->Defer([req, count] { fuse_reply_write(req, count); });
+        return Status::Ok();
+      },
+      std::string_view(buf, size));
 }
 
 void FuseAdapter::Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
@@ -108,12 +138,21 @@ void FuseAdapter::Fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) {
 void FuseAdapter::Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
                             off_t length, fuse_file_info*) {
   if (offset < 0 || length <= 0) return ReplyError(req, Status::Errno(EINVAL));
-  ReplyError(req, keyspace_->Fallocate(ino, mode, static_cast<uint64_t>(offset),
-                                       static_cast<uint64_t>(length)));
+  if (RefuseControl(req, ino)) return;
+  Dispatch(req, ino, [=, this](std::string_view) {
+    return ReplyOrWait(req, keyspace_->Fallocate(ino, mode, static_cast<uint64_t>(offset),
+                                                 static_cast<uint64_t>(length)));
+  });
 }
 
 void FuseAdapter::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  auto listing = keyspace_->OpenDirectory(ino);
+  Result<DirListing> listing =
+      ino == ControlFiles::kDirIno
+          ? Result<DirListing>(DirListing(keyspace_->mutable_memory(),
+                                          {{".", ino, S_IFDIR},
+                                           {"..", kRootIno, S_IFDIR},
+                                           {std::string(ControlFiles::kInfoName), 0, S_IFREG}}))
+          : keyspace_->OpenDirectory(ino);
   if (!listing.ok()) return ReplyError(req, listing.status());
   fuse_file_info reply = *fi;
   reply.fh = next_listing_++;
@@ -171,6 +210,11 @@ void FuseAdapter::ReadDirectory(fuse_req_t req, fuse_ino_t ino, size_t size, off
         // ino 0: the kernel takes no reference for these two.
         param.attr.st_ino = entry.ino;
         param.attr.st_mode = entry.type;
+      } else if (ino == ControlFiles::kDirIno) {
+        auto control = controls_->Lookup(ino, entry.name);
+        if (!control || !control->ok()) continue;
+        param.ino = (*control)->ino;
+        param.attr = (*control)->attr;
       } else {
         // Look the name up now, counting the kernel's new reference; skip it if
         // it was removed since the listing was taken.

@@ -16,7 +16,9 @@ namespace keyfs {
 
 namespace {
 
-constexpr uint64_t kMinMaxMemory = 1 << 20;  // 1 MiB
+constexpr uint64_t kMinMaxMemory = 4 << 20;  // 4 MiB: a few blocks and a FUSE write
+constexpr int kMaxIoThreads = 64;
+constexpr double kMaxFlushDelay = 3600;
 constexpr uint32_t kMinBlockSize = 4096;
 constexpr uint32_t kMaxBlockSize = 16 << 20;
 constexpr double kMaxTimeout = 365 * 24 * 3600;  // a year
@@ -34,9 +36,25 @@ constexpr std::string_view kFstabOnly[] = {"defaults", "auto", "noauto", "user",
                                            "users", "nouser", "nofail", "_netdev"};
 // Options of DESIGN.md §8 whose subsystem this build does not have yet. They
 // are refused rather than silently ignored.
-constexpr std::string_view kNotYet[] = {
-    "mode", "flush_delay", "io_threads", "swap_file", "swap_size", "page_size",
-    "compression"};
+constexpr std::string_view kNotYet[] = {"swap_file", "swap_size", "page_size"};
+
+// "1s", "250ms", "0", "1.5" (seconds) -> nanoseconds.
+Result<int64_t> ParseDuration(std::string_view value) {
+  double scale = 1e9;
+  if (value.ends_with("ms")) {
+    scale = 1e6;
+    value.remove_suffix(2);
+  } else if (value.ends_with("s")) {
+    value.remove_suffix(1);
+  }
+  double number = 0;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), number);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || !(number >= 0) ||
+      number * scale > kMaxFlushDelay * 1e9) {
+    return Status::InvalidArgument("must be a duration from 0 to 3600s (examples: 1s, 250ms, 0)");
+  }
+  return static_cast<int64_t>(number * scale);
+}
 
 template <size_t N>
 bool Contains(const std::string_view (&list)[N], std::string_view value) {
@@ -111,7 +129,7 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     RETURN_IF_ERROR(need_value());
     auto bytes = ParseMemory(value, facts);
     if (!bytes.ok()) return OptionError(key, bytes.status().message());
-    if (*bytes < kMinMaxMemory) return OptionError(key, "must be at least 1M");
+    if (*bytes < kMinMaxMemory) return OptionError(key, "must be at least 4M");
     options->max_memory = *bytes;
   } else if (key == "block_size") {
     RETURN_IF_ERROR(need_value());
@@ -121,6 +139,30 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
       return OptionError(key, "must be a power of two from 4K to 16M");
     }
     options->block_size = static_cast<uint32_t>(*bytes);
+  } else if (key == "mode") {
+    RETURN_IF_ERROR(need_value());
+    if (value == "swap") {
+      return OptionError(key, "swap is not available yet in this build (mode=disk is)");
+    }
+    if (value != "disk") return OptionError(key, "must be disk (or, later, swap)");
+  } else if (key == "flush_delay") {
+    RETURN_IF_ERROR(need_value());
+    auto delay = ParseDuration(value);
+    if (!delay.ok()) return OptionError(key, delay.status().message());
+    options->flush_delay_ns = *delay;
+  } else if (key == "io_threads") {
+    RETURN_IF_ERROR(need_value());
+    int threads = 0;
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), threads);
+    if (ec != std::errc() || end != value.data() + value.size() || threads < 1 ||
+        threads > kMaxIoThreads) {
+      return OptionError(key, "must be a whole number from 1 to 64");
+    }
+    options->io_threads = threads;
+  } else if (key == "compression") {
+    RETURN_IF_ERROR(need_value());
+    if (value != "lz4" && value != "none") return OptionError(key, "must be lz4 or none");
+    options->compress = value == "lz4";
   } else if (key == "appendfsync") {
     RETURN_IF_ERROR(need_value());
     if (value == "always") {
@@ -202,8 +244,8 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
   } else if (Contains(kFstabOnly, key) || key.starts_with("x-")) {
     // Ignored on purpose, see kFstabOnly.
   } else if (Contains(kNotYet, key)) {
-    return OptionError(key, "is not available yet: this build of keyfs keeps all "
-                            "data in memory, made durable by its journal (see README, 'Status')");
+    return OptionError(key, "belongs to mode=swap, which is not available yet in this build "
+                            "(see README, 'Status')");
   } else {
     return OptionError(key, "unknown option (see keyfs --help)");
   }
@@ -316,14 +358,24 @@ std::string UsageText(const MachineFacts& facts) {
          "Unmount with 'fusermount3 -u MOUNTPOINT' (or umount, or SIGTERM).\n"
          "\n"
          "keyfs options (-o):\n"
-         "  store=DIR              store directory: lock, journal, log; one per mount.\n"
+         "  store=DIR              store directory: lock, journal, block store, log; one\n"
+         "                         per mount.\n"
          "                         default: $XDG_DATA_HOME/keyfs/<mountpoint with / as ->\n"
          "                         or ~/.local/share/keyfs/<...>\n"
-         "  max_memory=SIZE        memory budget for everything keyfs holds; writes past it\n"
-         "                         fail with ENOSPC. SIZE takes K, M, G, T or a percentage\n"
-         "                         of RAM (25%). default: 25% of RAM (currently "
+         "  max_memory=SIZE        the cache: memory for everything keyfs holds; file data\n"
+         "                         that does not fit lives in the store. SIZE takes K, M, G,\n"
+         "                         T (1.5G) or a percentage of RAM (25%); at least 4M.\n"
+         "                         default: 25% of RAM (currently "
       << FormatSize(facts.physical_memory / 4)
       << ")\n"
+         "  mode=disk              where data that is not in memory lives: the disk store in\n"
+         "                         the store directory (mode=swap is not available yet)\n"
+         "  flush_delay=TIME       how long a written block waits before it is saved to the\n"
+         "                         store (1s, 250ms, 0); rewrites within it are saved once.\n"
+         "                         default: 1s\n"
+         "  io_threads=N           threads that load and save blocks, 1..64. default: 2\n"
+         "  compression=lz4|none   compress stored blocks with lz4 when that is smaller.\n"
+         "                         default: lz4\n"
          "  block_size=SIZE        unit of caching and IO, power of two, 4K..16M. default: 256K\n"
          "  appendfsync=POLICY     when the journal is fdatasynced: always (before every\n"
          "                         reply to a change), everysec (once a second, in the\n"
@@ -365,8 +417,8 @@ std::string UsageText(const MachineFacts& facts) {
          "  -h, --help             this text\n"
          "  -V, --version          the version\n"
          "\n"
-         "Not available yet (refused with an error): mode, flush_delay, io_threads,\n"
-         "swap_file, swap_size, page_size, compression.\n";
+         "Not available yet (refused with an error): mode=swap, swap_file, swap_size,\n"
+         "page_size.\n";
   return out.str();
 }
 

@@ -41,6 +41,11 @@ struct MountOptions {
   bool foreground = false;
   bool debug = false;  // -d: foreground, debug logs, libfuse's request trace
   bool read_only = false;
+  // The cache (DESIGN §4): how long a dirty block waits before it is saved,
+  // how many IO threads, and whether stored blocks are lz4-compressed.
+  int64_t flush_delay_ns = 1'000'000'000;
+  int io_threads = 2;
+  bool compress = true;
   bool mount_over = false;  // nonempty: mount even where something is mounted
   JournalOptions journal;  // appendfsync, auto_rewrite_*, journal_load_truncated
   AdapterConfig adapter;   // *_timeout, writeback_cache, max_background

@@ -1,5 +1,6 @@
 #include "fuse/server.h"
 
+#include <algorithm>
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,6 +23,17 @@ constexpr double kMemoryWarningRatio = 0.9;
 constexpr int64_t kMemoryWarningIntervalNs = 60'000'000'000;
 // Refused changes are reported at once, then at most every 10 seconds.
 constexpr int64_t kRefusalWarningIntervalNs = 10'000'000'000;
+// Unmount waits this long for the dirty blocks to be saved.
+constexpr int64_t kDrainTimeoutNs = 60'000'000'000;
+
+// Segments of the disk store: big enough to write in long runs, small enough
+// that reclaiming one (at most its size in free space) works on a small disk.
+uint64_t SegmentBytesFor(Env* env, const std::string& dir) {
+  constexpr uint64_t kMax = uint64_t{32} << 20, kMin = uint64_t{1} << 20;
+  auto space = env->GetSpace(dir);
+  if (!space.ok()) return kMax;
+  return std::clamp(space->total / 32, kMin, kMax);
+}
 
 }  // namespace
 
@@ -43,11 +55,33 @@ Result<std::unique_ptr<Server>> Server::Start(
     const MountOptions& options, Env* env,
     const std::function<void(const LoadedJournal&)>& replayed) {
   std::unique_ptr<Server> server(new Server(options));
+  server->env_ = env;
   ASSIGN_OR_RETURN(server->loop_, EventLoop::Create());
+  DiskStoreOptions store_options;
+  store_options.compress = options.compress;
+  store_options.segment_bytes = SegmentBytesFor(env, options.store_dir);
+  ASSIGN_OR_RETURN(server->store_, DiskBlockStore::Open(env, options.store_dir, store_options));
+  server->io_ = std::make_unique<IoQueue>(server->store_.get(), &server->memory_, options.io_threads);
   ASSIGN_OR_RETURN(server->journal_,
                    Journal::Open(env, options.store_dir, options.journal, &server->keyspace_,
-                                 server->loop_.get(), &server->memory_, server->clock_));
+                                 server->loop_.get(), &server->memory_, server->clock_,
+                                 server->store_.get()));
   replayed(server->journal_->loaded());
+
+  // The cache learns every block replay left (rule 6 of block_cache.h: what
+  // the keyspace refers to is live in the store, the rest is dead space).
+  Server* raw = server.get();
+  CacheOptions cache_options;
+  cache_options.flush_delay_ns = options.flush_delay_ns;
+  raw->cache_ = std::make_unique<BlockCache>(&raw->keyspace_, raw->store_.get(), raw->io_.get(),
+                                             &raw->memory_, raw->clock_, cache_options,
+                                             raw->journal_.get());
+  raw->cache_->OnJournalGeneration(raw->journal_->generation());
+  raw->cache_->Attach([raw](const BlockLocation& where) { raw->store_->MarkLive(where); });
+  raw->store_->FinishRecovery();
+  raw->journal_->set_generation_listener([raw](uint64_t gen) { raw->cache_->OnJournalGeneration(gen); });
+  raw->journal_->set_rewritten_listener([raw](uint64_t base) { raw->cache_->OnJournalRewritten(base); });
+  raw->adapter_.set_cache(raw->cache_.get());
 
   std::vector<std::string> kernel_options = options.kernel_options;
   kernel_options.push_back("default_permissions");
@@ -63,8 +97,8 @@ Result<std::unique_ptr<Server>> Server::Start(
                    FuseSession::Mount(options.mountpoint, kernel_options, options.debug,
                                       FuseAdapter::Operations(), &server->adapter_));
 
-  Server* raw = server.get();
   raw->started_ns_ = raw->clock_->MonotonicNanos();
+  RETURN_IF_ERROR(raw->loop_->WatchReadable(raw->io_->wake_fd(), [raw] { raw->cache_->OnIoReady(); }));
   RETURN_IF_ERROR(raw->loop_->WatchReadable(raw->session_->fd(), [raw] {
     if (!raw->session_->ProcessAvailable(kRequestBudget)) {
       spdlog::info("{} was unmounted", raw->options_.mountpoint);
@@ -76,17 +110,31 @@ Result<std::unique_ptr<Server>> Server::Start(
   RETURN_IF_ERROR(raw->loop_->AddTimer(kCronInterval, [raw] { raw->Cron(); }));
   raw->loop_->AddBeforeSleep([raw] { raw->BeforeSleep(); });
 
-  spdlog::info("keyfs mounted {} (store {}, max_memory {}, block_size {}, appendfsync {}, "
-               "{} inodes)",
+  BlockStoreStats stored = raw->store_->Stats();
+  spdlog::info("keyfs mounted {} (store {}, mode disk, max_memory {}, block_size {}, "
+               "flush_delay {}ms, io_threads {}, compression {}, appendfsync {}; {} inodes, "
+               "{} in the store)",
                options.mountpoint, options.store_dir, FormatSize(options.max_memory),
-               FormatSize(options.block_size), AppendFsyncName(options.journal.appendfsync),
-               raw->keyspace_.inode_count());
+               FormatSize(options.block_size), options.flush_delay_ns / 1'000'000,
+               options.io_threads, options.compress ? "lz4" : "none",
+               AppendFsyncName(options.journal.appendfsync), raw->keyspace_.inode_count(),
+               FormatSize(stored.live_bytes));
   return server;
 }
 
 Status Server::Run(const std::function<void()>& on_stopping) {
   Status status = loop_->Run();
   on_stopping();
+  // Everything dirty goes to the store, so the next mount replays little.
+  // Should the store refuse (a full or failing disk), nothing is lost: the
+  // journal holds those blocks' bytes.
+  if (!cache_->SaveAllAndDrain(kDrainTimeoutNs)) {
+    spdlog::warn("unmounting with {} blocks not saved to the store ({}); they are in the "
+                 "journal and come back at the next mount",
+                 cache_->dirty_blocks(), cache_->Info().find("last_save_status:ok") != std::string::npos
+                                             ? "time ran out" : "saving failed");
+  }
+  cache_->AbandonAll(EIO);
   Status closed = journal_->Close();
   if (closed.ok()) replies_.ReleaseParked();
   replies_.Flush();
@@ -96,9 +144,11 @@ Status Server::Run(const std::function<void()>& on_stopping) {
   return closed;
 }
 
-// The journal first: no reply of this iteration may leave before the
-// records of its changes are written (and synced, when that is due).
+// The cache's IO first (what requests that ran again queued), then the
+// journal: no reply of this iteration may leave before the records of its
+// changes are written (and synced, when that is due).
 void Server::BeforeSleep() {
+  cache_->Flush();
   if (!journal_->Commit()) replies_.Park();
   if (journal_->durable()) replies_.ReleaseParked();
   replies_.Flush();
@@ -128,13 +178,47 @@ std::string Server::Info() const {
   out += fmt::format("inodes:{}\n", keyspace_.inode_count());
   out += fmt::format("block_size:{}\n", keyspace_.block_size());
   out += "\n# Memory\n" + MemoryInfo();
+  out += "\n" + cache_->Info();
+  BlockStoreStats stats = store_->Stats();
+  out += "\n# Store\n";
+  out += "mode:disk\n";
+  out += fmt::format("compression:{}\n", options_.compress ? "lz4" : "none");
+  out += fmt::format("store_bytes:{}\n", stats.saved_bytes);
+  out += fmt::format("store_live_bytes:{}\n", stats.live_bytes);
+  out += fmt::format("store_dead_bytes:{}\n", stats.saved_bytes - std::min(stats.saved_bytes, stats.live_bytes));
+  out += fmt::format("store_segments:{}\n", stats.segments);
+  out += fmt::format("store_retired_segments:{}\n", stats.retired_segments);
+  out += fmt::format("store_saved_raw_bytes:{}\n", stats.raw_bytes_saved);
+  out += fmt::format("store_saved_stored_bytes:{}\n", stats.stored_bytes_saved);
+  out += fmt::format("store_damaged_blocks:{}\n", stats.damaged);
   out += "\n# Journal\n" + journal_->Info();
   return out;
+}
+
+Result<std::string> Server::GetFileControl(Ino ino, std::string_view name) {
+  name.remove_prefix(kPrefix.size());
+  if (name == "state") {
+    std::string state = cache_->StateOf(ino);
+    if (!state.empty()) return state;
+  }
+  return Status::Errno(ENODATA);
+}
+
+FsStats Server::StatFs() {
+  FsStats stats = keyspace_.StatFs();
+  // The size is the store's disk (what the data can grow to), not the cache.
+  auto space = env_->GetSpace(options_.store_dir);
+  if (space.ok()) {
+    stats.bytes_limit = space->total;
+    stats.bytes_used = space->total - std::min(space->total, space->available);
+  }
+  return stats;
 }
 
 Result<std::string> Server::GetControl(std::string_view name) {
   name.remove_prefix(kPrefix.size());
   if (name == "info") return Info();
+  if (name == "cache") return cache_->Info();
   if (name == "journal") return journal_->Info();
   if (name == "memory") return MemoryInfo();
   return Status::Errno(ENODATA);
@@ -157,6 +241,7 @@ void Server::OnSignal(int signo) {
 
 void Server::Cron() {
   journal_->Cron();
+  cache_->Cron();
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
   WarnAboutMemory();
 }
@@ -179,20 +264,27 @@ void Server::WarnAboutMemory() {
   uint64_t refusals = memory_.refusals();
   if (refusals > logged_refusals_ && now - last_refusal_warning_ >= kRefusalWarningIntervalNs) {
     last_refusal_warning_ = now;
-    spdlog::warn("{} change(s) refused with ENOSPC because max_memory is full: {} of {} in use "
-                 "({}). Delete files, or mount with a larger max_memory (-o max_memory=SIZE)",
-                 refusals - logged_refusals_, FormatSize(used), FormatSize(memory_.limit()),
-                 MemoryBreakdown());
+    spdlog::warn("{} change(s) refused with ENOSPC: {}. {} of max_memory {} in use ({}).",
+                 refusals - logged_refusals_,
+                 cache_->disk_full()
+                     ? "memory is full of blocks that cannot be saved because the store's disk "
+                       "is full; free space on it"
+                     : "max_memory is full of what cannot be evicted (the namespace: inodes, "
+                       "names, xattrs); delete files, or mount with a larger max_memory",
+                 FormatSize(used), FormatSize(memory_.limit()), MemoryBreakdown());
     logged_refusals_ = refusals;
     last_memory_warning_ = now;
     return;
   }
-  if (used < memory_.limit() * kMemoryWarningRatio) return;
+  // Blocks are a cache: a full budget is normal. What is not evicted is.
+  uint64_t fixed = used - memory_.Used(MemoryComponent::kBlocks) - memory_.Used(MemoryComponent::kIo);
+  if (fixed < memory_.limit() * kMemoryWarningRatio) return;
   if (now - last_memory_warning_ < kMemoryWarningIntervalNs) return;
   last_memory_warning_ = now;
-  spdlog::warn("memory {} of max_memory {} in use ({}); changes fail with ENOSPC when it is "
-               "full: delete files, or mount with a larger max_memory",
-               FormatSize(used), FormatSize(memory_.limit()), MemoryBreakdown());
+  spdlog::warn("the namespace (inodes, names, xattrs, requests) takes {} of max_memory {} "
+               "({}); new files fail with ENOSPC when it is full: delete files, or mount with a "
+               "larger max_memory",
+               FormatSize(fixed), FormatSize(memory_.limit()), MemoryBreakdown());
 }
 
 }  // namespace keyfs

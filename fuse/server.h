@@ -1,11 +1,14 @@
 #pragma once
 
 // Server: one mounted keyfs. Owns, in this order of construction, the memory
-// budget, the keyspace, the event loop, the journal, the reply queue, the
-// FUSE adapter and the mounted session, and wires them: the journal is
-// replayed before the session is mounted; the session fd and signals go into
-// the loop; before-sleep commits the journal and then sends the replies it
-// allows; cron runs on a 10 Hz timer.
+// budget, the keyspace, the event loop, the block store, the IO threads, the
+// journal, the block cache, the reply queue, the FUSE adapter and the mounted
+// session, and wires them: the journal is replayed (loading from the store
+// what it needs) before the cache learns the blocks and the session is
+// mounted; the session fd, the IO threads' eventfd and signals go into the
+// loop; before-sleep sends the cache's IO, then commits the journal, then
+// sends the replies it allows; cron runs on a 10 Hz timer. At the end every
+// dirty block is saved before the journal is closed.
 //
 // Threading: created and run on the main thread, which then is the loop thread.
 
@@ -17,7 +20,10 @@
 #include "fuse/options.h"
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
+#include "src/cache/block_cache.h"
+#include "src/cache/io_queue.h"
 #include "src/journal/journal.h"
+#include "store/disk_block_store.h"
 #include "src/keyspace/keyspace.h"
 #include "src/loop/event_loop.h"
 #include "src/loop/reply_queue.h"
@@ -44,6 +50,9 @@ class Server final : public ServerControl {
   void RequestSync() override { journal_->RequestSync(); }
   Result<std::string> GetControl(std::string_view name) override;
   Status SetControl(std::string_view name, std::string_view value) override;
+  Result<std::string> GetFileControl(Ino ino, std::string_view name) override;
+  std::string InfoText() override { return Info(); }
+  FsStats StatFs() override;
 
  private:
   explicit Server(const MountOptions& options);
@@ -62,7 +71,11 @@ class Server final : public ServerControl {
   MemoryAccountant memory_;
   Keyspace keyspace_;
   std::unique_ptr<EventLoop> loop_;
+  Env* env_ = nullptr;
+  std::unique_ptr<DiskBlockStore> store_;
+  std::unique_ptr<IoQueue> io_;
   std::unique_ptr<Journal> journal_;
+  std::unique_ptr<BlockCache> cache_;
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;

@@ -133,6 +133,7 @@ uint64_t BlockCache::Submit(std::unique_ptr<PendingRequest> request) {
     }
     if (status.ok()) return 0;
   }
+  request->Keep();
   Parked& parked = parked_[id];
   parked.request = std::move(request);
   parked.charged = kParkedCost + parked.request->held_bytes();
@@ -275,7 +276,9 @@ bool BlockCache::ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent)
   if (state.flags & (kLoading | kLoadWanted)) return true;  // one LOAD for all who wait
   assert(!(state.flags & kSaving));  // an evicted block is clean and not being saved
   uint64_t reserve = BlockBuffer::ChargeFor(slot->length);
-  Room room = memory_->RoomFor(reserve, key.ino);
+  // Any clean block may make room, this file's too: the blocks a waiting
+  // request already has are held, so cannot go (rule 4).
+  Room room = memory_->RoomFor(reserve, /*busy=*/0);
   if (room != Room::kYes) {
     if (waiter == 0) {  // readahead waits for nobody
       if (state.flags == 0 && state.waiters.empty()) io_state_.erase(key);

@@ -116,6 +116,9 @@ class PendingRequest {
   // The inode it changes, or 0 for one that changes nothing (a read).
   // Changes to one inode run in the order they came (O_APPEND writes).
   virtual Ino changes() const = 0;
+  // It is being parked: it must copy whatever it refers to that lives only
+  // for the first try (a write's payload in the receive buffer).
+  virtual void Keep() {}
   // Memory it holds while parked (its payload), charged to kRequests.
   virtual size_t held_bytes() const = 0;
 };

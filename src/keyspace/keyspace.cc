@@ -53,8 +53,12 @@ Result<Inode*> Keyspace::DirectoryForNewEntry(Ino parent,
 }
 
 Status Keyspace::Reserve(uint64_t bytes) const {
-  if (!accountant_->HasRoomFor(bytes)) return Status::Errno(ENOSPC);
-  return Status::Ok();
+  switch (accountant_->RoomFor(bytes)) {
+    case Room::kYes: return Status::Ok();
+    case Room::kLater: return Status::Errno(kNeedRoom);
+    case Room::kNo: break;
+  }
+  return Status::Errno(ENOSPC);
 }
 
 Status Keyspace::CheckWritable(SpaceEffect effect) const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "src/base/heap_size.h"
+#include "src/keyspace/block_slot.h"
 
 namespace keyfs {
 
@@ -57,8 +58,10 @@ Status XattrMap::Set(std::string_view name, std::string_view value, SetMode mode
   }
   size_t old_cost = it == attrs_.end() ? 0 : Cost(name, old_value);
   size_t new_cost = Cost(name, value.size());
-  if (new_cost > old_cost && !accountant_->HasRoomFor(new_cost - old_cost)) {
-    return Status::Errno(ENOSPC);
+  if (new_cost > old_cost) {
+    Room room = accountant_->RoomFor(new_cost - old_cost);
+    if (room == Room::kLater) return Status::Errno(kNeedRoom);
+    if (room == Room::kNo) return Status::Errno(ENOSPC);
   }
 
   if (it == attrs_.end()) {

@@ -109,7 +109,7 @@ TEST_F(OptionsTest, BadInputIsOneClearMessage) {
             "option 'bogus': unknown option (see keyfs --help)");
   EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=lots"}),
             "option 'max_memory': 'lots' is not a size (examples: 4096, 64K, 1.5G, 512M)");
-  EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=10K"}), "option 'max_memory': must be at least 1M");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=10K"}), "option 'max_memory': must be at least 4M");
   EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory=0%"}),
             "option 'max_memory': '0%' is not a percentage between 1% and 100%");
   EXPECT_EQ(ErrorOf({"/m", "-o", "max_memory"}),
@@ -130,7 +130,30 @@ TEST_F(OptionsTest, BadInputIsOneClearMessage) {
 
 TEST_F(OptionsTest, OptionsOfLaterVersionsAreRefusedNotIgnored) {
   std::string error = ErrorOf({"/m", "-o", "swap_file=/tmp/x"});
-  EXPECT_NE(error.find("option 'swap_file': is not available yet"), std::string::npos);
+  EXPECT_NE(error.find("option 'swap_file': belongs to mode=swap, which is not available yet"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap"}).find("not available yet"), std::string::npos);
+}
+
+TEST_F(OptionsTest, CacheOptions) {
+  ASSERT_TRUE(Parse({"/m"}).ok());
+  EXPECT_EQ(options_.flush_delay_ns, 1'000'000'000);
+  EXPECT_EQ(options_.io_threads, 2);
+  EXPECT_TRUE(options_.compress);
+  ASSERT_TRUE(Parse({"/m", "-o", "mode=disk,flush_delay=250ms,io_threads=4,compression=none"}).ok());
+  EXPECT_EQ(options_.flush_delay_ns, 250'000'000);
+  EXPECT_EQ(options_.io_threads, 4);
+  EXPECT_FALSE(options_.compress);
+  ASSERT_TRUE(Parse({"/m", "-o", "flush_delay=0"}).ok());
+  EXPECT_EQ(options_.flush_delay_ns, 0);
+  ASSERT_TRUE(Parse({"/m", "-o", "flush_delay=2.5s"}).ok());
+  EXPECT_EQ(options_.flush_delay_ns, 2'500'000'000);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=tape"}).find("must be disk"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "flush_delay=soon"}).find("must be a duration"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "flush_delay=-1s"}).find("must be a duration"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "io_threads=0"}).find("from 1 to 64"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "io_threads=65"}).find("from 1 to 64"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "compression=zstd"}).find("lz4 or none"), std::string::npos);
 }
 
 TEST_F(OptionsTest, JournalOptions) {

@@ -19,7 +19,7 @@ refused() {
 
 refused "unknown option" "option 'bogus': unknown option" "$MNT" -o bogus
 refused "malformed size" "option 'max_memory': 'ten' is not a size" "$MNT" -o max_memory=ten
-refused "size too small" "must be at least 1M" "$MNT" -o max_memory=100K
+refused "size too small" "must be at least 4M" "$MNT" -o max_memory=100K
 refused "bad block size" "power of two" "$MNT" -o block_size=5000
 refused "bad log level" "is not a log level" "$MNT" -o log_level=chatty
 refused "option of a later version" "is not available yet" "$MNT" -o swap_file=/tmp/swap

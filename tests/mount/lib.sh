@@ -56,10 +56,17 @@ wait_until() {
   done
 }
 
+# Options every keyfs of the test gets last, so they win: the CMake tests
+# run some scripts a second time with a tiny cache (KEYFS_TEST_OPTIONS=
+# max_memory=16M,block_size=64K,flush_delay=0), so that eviction, loading
+# and back-pressure sit under everything they check.
+TEST_OPTIONS=()
+[ -n "${KEYFS_TEST_OPTIONS:-}" ] && TEST_OPTIONS=(-o "$KEYFS_TEST_OPTIONS")
+
 # start_keyfs [ARGS...]: runs keyfs in the foreground (-f) in the background,
 # with the store in $STORE, and waits for the mount.
 start_keyfs() {
-  "$KEYFS" "$MNT" -f -o "store=$STORE" "$@" 2>"$WORK/keyfs.stderr" &
+  "$KEYFS" "$MNT" -f -o "store=$STORE" "$@" "${TEST_OPTIONS[@]}" 2>"$WORK/keyfs.stderr" &
   KEYFS_PID=$!
   if ! wait_until 20 is_serving "$MNT"; then
     echo "keyfs did not mount; its stderr:" >&2
