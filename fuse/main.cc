@@ -1,5 +1,6 @@
 // keyfs: mounts a key-value store as a filesystem. See README.md and --help.
 
+#include <malloc.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,7 +70,20 @@ void ReportUncleanStop(const StoreDir& store, const LoadedJournal& loaded) {
                loaded.records, FormatSize(loaded.bytes), torn);
 }
 
+// glibc's malloc, made to honour the budget (measured: docs/benchmarks.md).
+// Left alone, it gives each thread that allocates its own arena (the IO
+// threads allocate the blocks they load, the loop thread frees them) and
+// raises its mmap threshold after the first large free, so freed blocks
+// stay in arenas: a 64M cache then ran at 137 MB resident. One arena and a
+// fixed threshold (blocks of 128 KiB and more get pages of their own, given
+// back when freed) keep it at the budget plus about 10 MiB.
+void TuneMalloc() {
+  mallopt(M_ARENA_MAX, 1);
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+}
+
 int Main(int argc, char** argv) {
+  TuneMalloc();
   MachineFacts facts = MachineFacts::FromEnvironment();
   MountOptions options;
   auto action = ParseCommandLine(argc, argv, facts, &options);
