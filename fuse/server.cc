@@ -79,8 +79,20 @@ Result<std::unique_ptr<Server>> Server::Start(
   raw->cache_->OnJournalGeneration(raw->journal_->generation());
   raw->cache_->Attach([raw](const BlockLocation& where) { raw->store_->MarkLive(where); });
   raw->store_->FinishRecovery();
+  CompactorOptions compactor_options;
+  compactor_options.reserve_bytes = std::min<uint64_t>(store_options.segment_bytes, 8 << 20);
+  raw->compactor_ = std::make_unique<Compactor>(&raw->keyspace_, raw->store_.get(),
+                                                raw->cache_.get(), raw->journal_.get(),
+                                                raw->clock_, compactor_options);
   raw->journal_->set_generation_listener([raw](uint64_t gen) { raw->cache_->OnJournalGeneration(gen); });
-  raw->journal_->set_rewritten_listener([raw](uint64_t base) { raw->cache_->OnJournalRewritten(base); });
+  raw->journal_->set_rewritten_listener([raw](uint64_t base) {
+    raw->cache_->OnJournalRewritten(base, [raw] { raw->compactor_->OnReleased(); });
+  });
+  // When blocks cannot be saved for want of disk space, changes that add
+  // data are refused at once (ENOSPC means the disk is full), so what waits
+  // in memory unsaved stays small.
+  raw->MeasureDisk();
+  raw->journal_->set_space_check([raw] { return raw->CheckDiskRoom(); });
   raw->adapter_.set_cache(raw->cache_.get());
 
   std::vector<std::string> kernel_options = options.kernel_options;
@@ -191,6 +203,7 @@ std::string Server::Info() const {
   out += fmt::format("store_saved_raw_bytes:{}\n", stats.raw_bytes_saved);
   out += fmt::format("store_saved_stored_bytes:{}\n", stats.stored_bytes_saved);
   out += fmt::format("store_damaged_blocks:{}\n", stats.damaged);
+  out += compactor_->Info();
   out += "\n# Journal\n" + journal_->Info();
   return out;
 }
@@ -227,6 +240,7 @@ Result<std::string> Server::GetControl(std::string_view name) {
 Status Server::SetControl(std::string_view name, std::string_view) {
   name.remove_prefix(kPrefix.size());
   if (name == "rewrite") return journal_->StartRewrite();
+  if (name == "compact") return compactor_->Start("asked for");
   if (name == "sync") {
     journal_->RequestSync();
     return Status::Ok();
@@ -239,9 +253,52 @@ void Server::OnSignal(int signo) {
   loop_->Stop();
 }
 
+// --- room on the disk -------------------------------------------------------------
+//
+// Every byte written goes to the journal at once and to the store when its
+// block is saved; a journal rewrite then gives the journal's copy back. So a
+// change that adds data is accepted only while the store's disk keeps room
+// to save every block memory holds unsaved (and the new bytes), beyond the
+// reserve kept for a rewrite (Compactor). Then a full disk never strands
+// dirty blocks, and deleting files in keyfs always gets space back. The
+// disk is measured 10 times a second; in between, what keyfs wrote since is
+// taken off.
+
+void Server::MeasureDisk() {
+  auto space = env_->GetSpace(options_.store_dir);
+  disk_available_ = space.ok() ? space->available : UINT64_MAX;
+  disk_total_ = space.ok() ? space->total : 0;
+  journal_bytes_measured_ = journal_ ? journal_->size() : 0;
+  store_bytes_measured_ = store_->Stats().saved_bytes;
+}
+
+Status Server::CheckDiskRoom() {
+  if (disk_available_ == UINT64_MAX) return Status::Ok();
+  // A write's record and its block, with room to spare; less on a tiny disk.
+  uint64_t margin = std::clamp<uint64_t>(disk_total_ / 16, 256 << 10, 3 << 20);
+  uint64_t written = (journal_->size() - std::min(journal_->size(), journal_bytes_measured_)) +
+                     (store_->Stats().saved_bytes -
+                      std::min(store_->Stats().saved_bytes, store_bytes_measured_));
+  uint64_t available = disk_available_ > written ? disk_available_ - written : 0;
+  uint64_t needed = cache_->dirty_bytes() + margin;
+  if (available >= needed && !cache_->disk_full()) return Status::Ok();
+  int64_t now = clock_->MonotonicNanos();
+  if (now - last_disk_warning_ >= kRefusalWarningIntervalNs) {
+    last_disk_warning_ = now;
+    spdlog::warn("changes that add data fail with ENOSPC: the store's disk ({}) has {} free, and "
+                 "keyfs keeps room to save the {} in memory not yet saved{}; free space there, "
+                 "or delete files in keyfs (that works on a full disk, and gives the space back)",
+                 options_.store_dir, FormatSize(available), FormatSize(cache_->dirty_bytes()),
+                 cache_->disk_full() ? " (saving fails for want of space)" : "");
+  }
+  return Status::Errno(ENOSPC, "the store's disk is full");
+}
+
 void Server::Cron() {
+  MeasureDisk();
   journal_->Cron();
   cache_->Cron();
+  compactor_->Cron();
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
   WarnAboutMemory();
 }

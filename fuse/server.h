@@ -21,6 +21,7 @@
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
 #include "src/cache/block_cache.h"
+#include "src/cache/compactor.h"
 #include "src/cache/io_queue.h"
 #include "src/journal/journal.h"
 #include "store/disk_block_store.h"
@@ -59,6 +60,10 @@ class Server final : public ServerControl {
   void BeforeSleep();
   void Cron();
   void OnSignal(int signo);
+  // Whether the store's disk keeps room for what changes need (see
+  // server.cc, "room on the disk"); ENOSPC with the reason when not.
+  Status CheckDiskRoom();
+  void MeasureDisk();
   // Logs (rate-limited) changes refused for lack of memory, and a nearly
   // full budget, with the figures and what to do.
   void WarnAboutMemory();
@@ -76,6 +81,7 @@ class Server final : public ServerControl {
   std::unique_ptr<IoQueue> io_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<BlockCache> cache_;
+  std::unique_ptr<Compactor> compactor_;
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;
@@ -83,6 +89,13 @@ class Server final : public ServerControl {
   int64_t last_refusal_warning_ = INT64_MIN / 2;
   uint64_t logged_refusals_ = 0;
   uint64_t cron_ticks_ = 0;
+  // The store's disk as last measured (MeasureDisk), and what keyfs had
+  // written by then.
+  uint64_t disk_available_ = UINT64_MAX;
+  uint64_t disk_total_ = 0;
+  uint64_t journal_bytes_measured_ = 0;
+  uint64_t store_bytes_measured_ = 0;
+  int64_t last_disk_warning_ = INT64_MIN / 2;
   int64_t started_ns_ = 0;  // monotonic, when serving began
 };
 

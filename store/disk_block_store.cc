@@ -53,6 +53,7 @@ Result<std::unique_ptr<DiskBlockStore>> DiskBlockStore::Open(Env* env,
   RETURN_IF_ERROR(env->CreateDirs(dir));
   std::unique_ptr<DiskBlockStore> store(new DiskBlockStore(env, dir, options));
   ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+  store->reserve_held_ = env->FileExists(dir + "/reserve");
   MutexLock lock(&store->mu_);
   for (const std::string& name : names) {
     std::optional<uint32_t> id = SegmentIdOf(name);
@@ -299,6 +300,26 @@ Result<BlockLocation> DiskBlockStore::Relocate(const BlockId& id, const BlockLoc
     return verified;
   }
   return Append(record);
+}
+
+Status DiskBlockStore::KeepReserve(uint64_t bytes) {
+  if (reserve_held_) return Status::Ok();
+  std::string path = dir_ + "/reserve";
+  ASSIGN_OR_RETURN(auto file, env_->OpenRandomAccessFile(path, true));
+  Status status = file->Reserve(0, bytes);
+  if (!status.ok()) {
+    file.reset();
+    (void)env_->RemoveFile(path);
+    return status;
+  }
+  reserve_held_ = true;
+  return Status::Ok();
+}
+
+bool DiskBlockStore::DropReserve() {
+  if (!reserve_held_) return false;
+  reserve_held_ = false;
+  return env_->RemoveFile(dir_ + "/reserve").ok();
 }
 
 void DiskBlockStore::set_epoch(uint64_t epoch) {

@@ -103,6 +103,15 @@ class DiskBlockStore final : public BlockStore {
   // Segments retired from now on are tagged with `epoch` (the journal's
   // generation).
   void set_epoch(uint64_t epoch) EXCLUDES(mu_);
+
+  // --- the reserve ---------------------------------------------------------
+  // Space set aside (blocks/reserve, allocated, empty) so that a full disk
+  // can still be emptied: giving space back takes a journal rewrite, which
+  // must write a little. DropReserve frees it for that; KeepReserve takes it
+  // again when there is room. From the loop thread (file IO, but small).
+  Status KeepReserve(uint64_t bytes);
+  bool DropReserve();
+  bool has_reserve() const { return reserve_held_; }
   // Removes the files of segments retired before `epoch`; their bytes come
   // back to the filesystem.
   Status RemoveRetired(uint64_t epoch) EXCLUDES(mu_);
@@ -133,6 +142,7 @@ class DiskBlockStore final : public BlockStore {
 
   Env* const env_;
   const std::string dir_;  // STORE/blocks
+  bool reserve_held_ = false;  // loop thread only
   const DiskStoreOptions options_;
 
   Mutex sync_mu_;  // one Sync at a time, so that each covers what came before it

@@ -60,6 +60,7 @@ void BlockCache::Attach(const std::function<void(const BlockLocation&)>& live) {
       if (!slot.resident()) continue;
       if (slot.dirty) {
         ++dirty_blocks_;
+        CountDirty(slot);
         io_state_[key].flags |= kSaveQueued;
         dirty_queue_.push_back({key, now});
       } else {
@@ -79,6 +80,7 @@ void BlockCache::Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirt
     ++dirty_blocks_;
     RemoveClean(slot);
   }
+  CountDirty(slot);
   IoState& state = io_state_[key];
   if (!(state.flags & kSaveQueued)) {
     state.flags |= kSaveQueued;
@@ -90,6 +92,7 @@ void BlockCache::Dropping(Ino ino, uint64_t index, BlockSlot& slot) {
   BlockKey key{ino, index};
   RemoveClean(slot);
   if (slot.dirty) --dirty_blocks_;
+  UncountDirty(slot);
   if (slot.stored.valid()) QueueDelete(key, slot.stored_version, slot.stored);
   auto it = io_state_.find(key);
   if (it == io_state_.end()) return;
@@ -493,6 +496,7 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
     // copy cut to the length is still the block, block_slot.h 1).
     slot->dirty = false;
     --dirty_blocks_;
+    UncountDirty(*slot);
     if (slot->resident()) AddClean(item.key, *slot);
   }
 }
@@ -524,6 +528,11 @@ void BlockCache::OnIoReady() {
 
 void BlockCache::Cron() {
   BlockBuffer::AdvanceAccessClock(++tick_);
+  // A full disk is noticed by a failed SAVE and forgotten by a good one;
+  // with nothing left to save, try again after the backoff.
+  if (saves_failing_ && dirty_blocks_ == 0 && clock_->MonotonicNanos() >= retry_saves_at_ns_) {
+    saves_failing_ = disk_full_ = false;
+  }
   uint64_t limit = memory_->limit();
   if (memory_->Used() > limit * options_.high_watermark) {
     EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), 0);
@@ -544,22 +553,30 @@ void BlockCache::Flush() {
   RunReady();
 }
 
+void BlockCache::SubmitWork(std::function<void()> work, std::function<void()> done) {
+  auto job = std::make_unique<IoJob>();
+  job->kind = IoJob::Kind::kWork;
+  job->work = std::move(work);
+  job->done = std::move(done);
+  ++jobs_in_flight_;
+  io_->Submit(std::move(job));
+}
+
 void BlockCache::OnJournalGeneration(uint64_t gen) {
   generation_ = gen;
   store_->SetEpoch(gen);
 }
 
-void BlockCache::OnJournalRewritten(uint64_t base_gen) {
-  auto job = std::make_unique<IoJob>();
-  job->kind = IoJob::Kind::kWork;
+void BlockCache::OnJournalRewritten(uint64_t base_gen, std::function<void()> released) {
   BlockStore* store = store_;
   auto status = std::make_shared<Status>();
-  job->work = [store, base_gen, status] { *status = store->ReleaseBefore(base_gen); };
-  job->done = [status] {
-    if (!status->ok()) spdlog::warn("giving back the store's dead space: {}", status->ToString());
-  };
-  ++jobs_in_flight_;
-  io_->Submit(std::move(job));
+  SubmitWork([store, base_gen, status] { *status = store->ReleaseBefore(base_gen); },
+             [status, released = std::move(released)] {
+               if (!status->ok()) {
+                 spdlog::warn("giving back the store's dead space: {}", status->ToString());
+               }
+               if (released) released();
+             });
 }
 
 bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) {
@@ -589,6 +606,20 @@ bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) {
 }
 
 // --- eviction ---------------------------------------------------------------------
+
+// Bytes that must still be saved: what the disk must keep room for. A
+// truncated dirty block counts its old length until it is saved.
+void BlockCache::CountDirty(BlockSlot& slot) {
+  if (slot.length > slot.dirty_counted) {
+    dirty_bytes_ += slot.length - slot.dirty_counted;
+    slot.dirty_counted = slot.length;
+  }
+}
+
+void BlockCache::UncountDirty(BlockSlot& slot) {
+  dirty_bytes_ -= std::min<uint64_t>(dirty_bytes_, slot.dirty_counted);
+  slot.dirty_counted = 0;
+}
 
 void BlockCache::AddClean(const BlockKey& key, BlockSlot& slot) {
   if (slot.resident_pos != 0) return;
@@ -712,6 +743,7 @@ std::string BlockCache::Info() const {
   line("blocks_resident", resident_blocks());
   line("blocks_clean", clean_.size());
   line("blocks_dirty", dirty_blocks_);
+  line("dirty_bytes", dirty_bytes_);
   line("blocks_saving", saving_);
   line("blocks_loading", loading_);
   line("cache_hits", stats_.hits);

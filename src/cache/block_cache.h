@@ -169,19 +169,30 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // may be in its snapshot (rule 3).
   void OnJournalGeneration(uint64_t gen);
   // A rewrite made generation `base_gen` the base: copies deleted before it
-  // started are no longer referred to by any journal file.
-  void OnJournalRewritten(uint64_t base_gen);
+  // started are no longer referred to by any journal file, and their space
+  // is given back (on an IO thread; then `released` runs).
+  void OnJournalRewritten(uint64_t base_gen, std::function<void()> released = nullptr);
   // Unmount: saves every dirty block and waits for all IO. Blocks the loop
   // thread; call it after the loop has stopped. False when some blocks could
   // not be saved (they are still in the journal).
   bool SaveAllAndDrain(int64_t timeout_ns);
   // Answers every parked request with `err` (the server stops).
   void AbandonAll(int err);
+  // Runs `work` on an IO thread, then `done` here (compaction's steps).
+  void SubmitWork(std::function<void()> work, std::function<void()> done);
+  // The stored copy of `key` at `where` is no longer needed.
+  void DeleteCopy(const BlockKey& key, uint64_t version, const BlockLocation& where) {
+    QueueDelete(key, version, where);
+  }
+  // Block slot `key`, or null when the block is not there.
+  BlockSlot* FindSlot(const BlockKey& key) { return Slot(key); }
 
   // --- what it holds ------------------------------------------------------------
   size_t parked() const { return parked_.size(); }
   uint64_t resident_blocks() const { return clean_.size() + dirty_blocks_; }
   uint64_t dirty_blocks() const { return dirty_blocks_; }
+  // Bytes of dirty blocks (at most: a truncated one counts its old length).
+  uint64_t dirty_bytes() const { return dirty_bytes_; }
   uint64_t saving_blocks() const { return saving_; }
   uint64_t loading_blocks() const { return loading_; }
   bool disk_full() const { return disk_full_; }
@@ -247,6 +258,8 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   void RemoveClean(BlockSlot& slot);
   void ReleaseWaiters(std::vector<uint64_t> waiters, const BlockRef& block);
   void MakeReady(uint64_t id) { ready_.push_back(id); }
+  void CountDirty(BlockSlot& slot);
+  void UncountDirty(BlockSlot& slot);
   void RunReady();
   void SendDeletes();
   // Evicts until `target` bytes of the budget are used (or nothing more can
@@ -283,6 +296,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   absl::flat_hash_map<Ino, uint64_t> read_ends_;
 
   uint64_t dirty_blocks_ = 0;
+  uint64_t dirty_bytes_ = 0;
   uint64_t saving_ = 0, loading_ = 0;
   size_t jobs_in_flight_ = 0;
   bool pressure_ = false;     // memory is short: save everything now

@@ -202,6 +202,11 @@ constexpr int64_t kReserveRetry = 100'000'000;  // 100 ms after a refusal
 // record only, and may eat into the reserve the others leave.
 Status Journal::Writable(SpaceEffect effect) {
   if (!error_.ok()) return error_;
+  if (effect == SpaceEffect::kAdds && space_check_) {
+    Status space = space_check_();
+    space_check_failed_ = !space.ok();
+    RETURN_IF_ERROR(space);
+  }
   return ReserveRoom(effect);
 }
 

@@ -100,6 +100,16 @@ class Journal final : public MutationLog {
   std::string Info() const;
   const LoadedJournal& loaded() const { return loaded_; }
   bool rewrite_running() const { return child_pid_ > 0; }
+  // The disk has no room for what the journal must take (changes that add
+  // data fail with ENOSPC).
+  bool out_of_space() const {
+    return reserve_error_.code() == ENOSPC || error_.code() == ENOSPC || space_check_failed_;
+  }
+  // Asked before every change that adds data: a refusal (the store's disk
+  // is full, so blocks cannot be saved) fails it with its error.
+  void set_space_check(std::function<Status()> check) { space_check_ = std::move(check); }
+  // Bytes of the journal's files.
+  uint64_t size() const { return JournalBytes(); }
   // The generation of the live segment; a rewrite starts the next one.
   uint64_t generation() const { return gen_; }
   // The generation of the base (0 without one).
@@ -183,6 +193,8 @@ class Journal final : public MutationLog {
   BackgroundWorker worker_;
   std::function<void(uint64_t)> on_generation_;
   std::function<void(uint64_t)> on_rewritten_;
+  std::function<Status()> space_check_;
+  bool space_check_failed_ = false;
 
   LoadedJournal loaded_;
   std::unique_ptr<JournalWriter> writer_;  // the live incr

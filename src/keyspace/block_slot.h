@@ -68,6 +68,7 @@ struct BlockSlot {
   uint64_t stored_version = 0;
   uint32_t length = 0;
   uint32_t resident_pos = 0;  // the cache's: 1 + index in its resident set, 0 if not there
+  uint32_t dirty_counted = 0;  // the cache's: the bytes it counts as dirty for this block
   bool dirty = false;
 
   bool hole() const { return !buffer && !stored.valid(); }

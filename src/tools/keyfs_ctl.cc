@@ -4,6 +4,7 @@
 //   keyfs-ctl rewrite MOUNTPOINT   rewrite the journal now; waits for the end
 //   keyfs-ctl sync MOUNTPOINT      returns when everything written so far is
 //                                  durable in the journal
+//   keyfs-ctl compact MOUNTPOINT   give the store's dead space back; waits
 //   keyfs-ctl status MOUNTPOINT    the daemon's figures in Redis's INFO style:
 //                                  store, pid, uptime, inodes, memory, journal
 //
@@ -26,6 +27,7 @@ constexpr const char* kUsage =
     "usage: keyfs-ctl COMMAND MOUNTPOINT\n"
     "  rewrite   compact the journal in the background and wait until it is done\n"
     "  sync      wait until everything written so far is durable\n"
+    "  compact   give the store's dead space back now, and wait until it is done\n"
     "  status    print the daemon's figures (store, pid, uptime, inodes, memory, journal)\n";
 
 bool Get(const std::string& mount, const char* name, std::string* out) {
@@ -85,6 +87,39 @@ int Rewrite(const std::string& mount) {
   return 0;
 }
 
+// Compaction: starts it, waits for it (it ends with a journal rewrite and
+// the release of the dead segments), prints what it gave back.
+int Compact(const std::string& mount) {
+  std::string info;
+  if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
+  long before = std::stol(Field(info, "compactions"));
+  std::string bytes_before = Field(info, "store_bytes");
+  if (setxattr(mount.c_str(), "user.keyfs.compact", "1", 1, 0) != 0) {
+    if (errno != EBUSY) {
+      std::fprintf(stderr, "keyfs-ctl: cannot start a compaction: %s\n", std::strerror(errno));
+      return 1;
+    }
+    std::printf("a compaction is already running; waiting for it\n");
+  }
+  for (int ticks = 0;; ++ticks) {
+    if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
+    if (Field(info, "compaction_in_progress") == "0" && std::stol(Field(info, "compactions")) > before) {
+      break;
+    }
+    if (ticks > 0 && ticks % 250 == 0) {
+      std::printf("compacting: %s segments compacted, %s blocks moved so far\n",
+                  Field(info, "segments_compacted").c_str(), Field(info, "blocks_relocated").c_str());
+      std::fflush(stdout);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::printf("store compacted: %s bytes before, %s after (%s live)\n", bytes_before.c_str(),
+              Field(info, "store_bytes").c_str(), Field(info, "store_live_bytes").c_str());
+  std::string error = Field(info, "last_compaction_error");
+  if (error != "none") std::printf("note: %s\n", error.c_str());
+  return 0;
+}
+
 int Sync(const std::string& mount) {
   // The reply to this setxattr leaves only after the journal was synced.
   if (setxattr(mount.c_str(), "user.keyfs.sync", "1", 1, 0) != 0) {
@@ -116,6 +151,7 @@ int main(int argc, char** argv) {
   std::string command = argv[1], mount = argv[2];
   if (command == "rewrite") return Rewrite(mount);
   if (command == "sync") return Sync(mount);
+  if (command == "compact") return Compact(mount);
   if (command == "status") return Status(mount);
   std::fprintf(stderr, "keyfs-ctl: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
