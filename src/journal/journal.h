@@ -62,6 +62,9 @@ struct JournalOptions {
   // last one (0: never automatically) and is at least auto_rewrite_min_size.
   uint32_t auto_rewrite_percentage = 100;
   uint64_t auto_rewrite_min_size = uint64_t{64} << 20;
+  // Rewrites run in a forked child. Tests turn it off to run the same steps
+  // in this process, through their Env, one at a time.
+  bool fork_rewrite = true;
 };
 
 class Journal final : public MutationLog {

@@ -46,26 +46,31 @@ void WriteAll(int fd, const std::string& text) {
   }
 }
 
-// In the child: writes the snapshot, renames it into place, syncs the
-// directory, reports on `fd`. Never returns.
-[[noreturn]] void RunRewriteChild(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                  const std::string& dir, uint64_t gen, bool store_persists,
-                                  pid_t parent, int fd) {
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(2);  // the parent died before prctl
+// The rewrite's own work: writes the snapshot, renames it into place, syncs
+// the directory. Returns the line to report: "ok <inodes> <records> <bytes>"
+// or the error.
+std::string WriteBase(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
+                      const std::string& dir, uint64_t gen, bool store_persists) {
   std::string final_path = dir + "/" + JournalBaseName(gen);
   std::string tmp_path = final_path + ".tmp";
   Result<SnapshotStats> stats = WriteSnapshot(keyspace, covers_seq, env, tmp_path, store_persists);
   Status status = stats.status();
   if (status.ok()) status = env->RenameFile(tmp_path, final_path);
   if (status.ok()) status = env->SyncDir(dir);
-  if (!status.ok()) {
-    WriteAll(fd, status.ToString());
-    _exit(1);
-  }
-  WriteAll(fd, "ok " + std::to_string(stats->inodes) + " " + std::to_string(stats->records) +
-                   " " + std::to_string(stats->bytes));
-  _exit(0);
+  if (!status.ok()) return status.ToString();
+  return "ok " + std::to_string(stats->inodes) + " " + std::to_string(stats->records) + " " +
+         std::to_string(stats->bytes);
+}
+
+// In the child: WriteBase, reported on `fd`. Never returns.
+[[noreturn]] void RunRewriteChild(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
+                                  const std::string& dir, uint64_t gen, bool store_persists,
+                                  pid_t parent, int fd) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(2);  // the parent died before prctl
+  std::string line = WriteBase(keyspace, covers_seq, env, dir, gen, store_persists);
+  WriteAll(fd, line);
+  _exit(line.starts_with("ok ") ? 0 : 1);
 }
 
 }  // namespace
@@ -102,6 +107,18 @@ Status Journal::StartRewrite(std::string_view why) {
   // Whatever goes dead from now on may still be referred to by the
   // snapshot about to be taken: it belongs to the new generation.
   if (on_generation_) on_generation_(gen_);
+  bool store_persists = store_ == nullptr || store_->persistent();
+  if (!options_.fork_rewrite) {
+    // Tests: the same steps in this process, so that every file operation
+    // goes through the test's Env and a crash can be simulated between any
+    // two of them.
+    child_gen_ = next_gen;
+    rewrite_started_ns_ = clock_->MonotonicNanos();
+    rewrite_logged_ = LogThisRewrite();
+    std::string line = WriteBase(*keyspace_, covers_seq, env_, dir_, next_gen, store_persists);
+    FinishRewrite(line.starts_with("ok "), line);
+    return Status::Ok();
+  }
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) return Status::Errno(errno, "pipe for the rewrite");
   pid_t parent = getpid();
@@ -114,8 +131,8 @@ Status Journal::StartRewrite(std::string_view why) {
   }
   if (pid == 0) {
     close(fds[0]);
-    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen,
-                    store_ == nullptr || store_->persistent(), parent, fds[1]);
+    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen, store_persists, parent,
+                    fds[1]);
   }
   close(fds[1]);
   child_pid_ = pid;

@@ -133,19 +133,25 @@ Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::OpenRandomAccessFil
   return std::unique_ptr<RandomAccessFile>(new FaultRandomAccessFile(this, path, std::move(file)));
 }
 
-void FaultInjectionEnv::FailNth(unsigned ops, int n, int err) {
+void FaultInjectionEnv::FailNth(unsigned ops, int n, int err, std::string only) {
   MutexLock lock(&mu_);
-  failures_.push_back({ops, n, err});
+  failures_.push_back({ops, n, err, std::move(only)});
 }
 
-void FaultInjectionEnv::FailFrom(unsigned ops, int err) {
+void FaultInjectionEnv::FailFrom(unsigned ops, int err, std::string only) {
   MutexLock lock(&mu_);
-  failures_.push_back({ops, -1, err});
+  failures_.push_back({ops, -1, err, std::move(only)});
 }
 
 void FaultInjectionEnv::ClearFailures() {
   MutexLock lock(&mu_);
   failures_.clear();
+  crash_countdown_ = -1;
+}
+
+void FaultInjectionEnv::CrashAfter(int n) {
+  MutexLock lock(&mu_);
+  crash_countdown_ = n;
 }
 
 int FaultInjectionEnv::calls(unsigned ops) const {
@@ -160,8 +166,11 @@ int FaultInjectionEnv::calls(unsigned ops) const {
 Status FaultInjectionEnv::Inject(Op op, const std::string& path) {
   MutexLock lock(&mu_);
   ++calls_[op];
+  if (crash_countdown_ == 0) return Status::Errno(EIO, path + " (crashed)");
+  if (crash_countdown_ > 0) --crash_countdown_;
   for (auto it = failures_.begin(); it != failures_.end(); ++it) {
     if (!(it->ops & op)) continue;
+    if (!it->only.empty() && path.find(it->only) == std::string::npos) continue;
     if (it->countdown < 0) return Status::Errno(it->err, path + " (injected)");
     if (--it->countdown == 0) {
       int err = it->err;

@@ -45,9 +45,13 @@ class FaultInjectionEnv final : public Env {
   explicit FaultInjectionEnv(Env* base);
   ~FaultInjectionEnv() override;
 
-  void FailNth(unsigned ops, int n, int err) EXCLUDES(mu_);
-  void FailFrom(unsigned ops, int err) EXCLUDES(mu_);
+  // `only`: when not empty, only calls on paths containing it fail.
+  void FailNth(unsigned ops, int n, int err, std::string only = {}) EXCLUDES(mu_);
+  void FailFrom(unsigned ops, int err, std::string only = {}) EXCLUDES(mu_);
   void ClearFailures() EXCLUDES(mu_);
+  // The process dies after `n` more calls: every call from then on fails
+  // with EIO (nothing more reaches the disk) until ClearFailures.
+  void CrashAfter(int n) EXCLUDES(mu_);
   // Matching calls made so far (failed ones included).
   int calls(unsigned ops) const EXCLUDES(mu_);
 
@@ -102,6 +106,7 @@ class FaultInjectionEnv final : public Env {
     unsigned ops;
     int countdown;  // fails when it reaches 0; -1: every time (sticky)
     int err;
+    std::string only;
   };
   // A namespace change not yet made durable by SyncDir.
   struct PendingChange {
@@ -113,6 +118,7 @@ class FaultInjectionEnv final : public Env {
   Env* const base_;
   mutable Mutex mu_;
   std::vector<Failure> failures_ GUARDED_BY(mu_);
+  int crash_countdown_ GUARDED_BY(mu_) = -1;  // -1: no crash coming
   std::map<unsigned, int> calls_ GUARDED_BY(mu_);
   std::map<std::string, uint64_t> synced_size_ GUARDED_BY(mu_);
   std::set<std::string> unsynced_creations_ GUARDED_BY(mu_);
