@@ -81,7 +81,7 @@ Result<std::unique_ptr<Server>> Server::Start(
   raw->store_->FinishRecovery();
   CompactorOptions compactor_options;
   compactor_options.reserve_bytes = std::min<uint64_t>(store_options.segment_bytes, 8 << 20);
-  raw->compactor_ = std::make_unique<Compactor>(&raw->keyspace_, raw->store_.get(),
+  raw->compactor_ = std::make_unique<Compactor>(raw->store_.get(),
                                                 raw->cache_.get(), raw->journal_.get(),
                                                 raw->clock_, compactor_options);
   raw->journal_->set_generation_listener([raw](uint64_t gen) { raw->cache_->OnJournalGeneration(gen); });

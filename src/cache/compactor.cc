@@ -17,9 +17,9 @@ constexpr int64_t kRetryNs = 10'000'000'000;
 
 }  // namespace
 
-Compactor::Compactor(Keyspace* keyspace, DiskBlockStore* store, BlockCache* cache,
-                     Journal* journal, const Clock* clock, const CompactorOptions& options)
-    : keyspace_(keyspace), store_(store), cache_(cache), journal_(journal), clock_(clock),
+Compactor::Compactor(DiskBlockStore* store, BlockCache* cache, Journal* journal,
+                     const Clock* clock, const CompactorOptions& options)
+    : store_(store), cache_(cache), journal_(journal), clock_(clock),
       options_(options) {}
 
 bool Compactor::DiskFull() const { return cache_->disk_full() || journal_->out_of_space(); }

@@ -52,8 +52,8 @@ struct CompactorOptions {
 
 class Compactor {
  public:
-  Compactor(Keyspace* keyspace, DiskBlockStore* store, BlockCache* cache, Journal* journal,
-            const Clock* clock, const CompactorOptions& options);
+  Compactor(DiskBlockStore* store, BlockCache* cache, Journal* journal, const Clock* clock,
+            const CompactorOptions& options);
 
   // Starts a compaction of every segment with dead space in it (keyfs-ctl
   // compact). EBUSY while one runs.
@@ -81,7 +81,6 @@ class Compactor {
   void RequestRewrite();
   bool DiskFull() const;
 
-  Keyspace* const keyspace_;
   DiskBlockStore* const store_;
   BlockCache* const cache_;
   Journal* const journal_;

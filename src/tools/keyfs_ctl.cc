@@ -87,31 +87,46 @@ int Rewrite(const std::string& mount) {
   return 0;
 }
 
-// Compaction: starts it, waits for it (it ends with a journal rewrite and
-// the release of the dead segments), prints what it gave back.
-int Compact(const std::string& mount) {
-  std::string info;
-  if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
-  long before = std::stol(Field(info, "compactions"));
-  std::string bytes_before = Field(info, "store_bytes");
-  if (setxattr(mount.c_str(), "user.keyfs.compact", "1", 1, 0) != 0) {
-    if (errno != EBUSY) {
-      std::fprintf(stderr, "keyfs-ctl: cannot start a compaction: %s\n", std::strerror(errno));
-      return 1;
-    }
-    std::printf("a compaction is already running; waiting for it\n");
-  }
+// Waits until the compaction counter passes `before` and none is running,
+// printing progress every 5 s. False if the mount went away.
+bool WaitForCompaction(const std::string& mount, long before, std::string* info) {
   for (int ticks = 0;; ++ticks) {
-    if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
-    if (Field(info, "compaction_in_progress") == "0" && std::stol(Field(info, "compactions")) > before) {
-      break;
+    if (!Get(mount, "user.keyfs.info", info)) return false;
+    if (Field(*info, "compaction_in_progress") == "0" &&
+        std::stol(Field(*info, "compactions")) > before) {
+      return true;
     }
     if (ticks > 0 && ticks % 250 == 0) {
       std::printf("compacting: %s segments compacted, %s blocks moved so far\n",
-                  Field(info, "segments_compacted").c_str(), Field(info, "blocks_relocated").c_str());
+                  Field(*info, "segments_compacted").c_str(),
+                  Field(*info, "blocks_relocated").c_str());
       std::fflush(stdout);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+// Compaction: starts it, waits for it (it ends with a journal rewrite and
+// the release of the dead segments), prints what it gave back. One already
+// running (started by keyfs itself) chose its segments before this request:
+// wait for it, then compact again, so that everything dead by now goes.
+int Compact(const std::string& mount) {
+  std::string info;
+  if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
+  std::string bytes_before = Field(info, "store_bytes");
+  for (int attempt = 0;; ++attempt) {
+    long before = std::stol(Field(info, "compactions"));
+    if (setxattr(mount.c_str(), "user.keyfs.compact", "1", 1, 0) == 0) {
+      if (!WaitForCompaction(mount, before, &info)) return NotKeyfs(mount);
+      break;
+    }
+    if (errno != EBUSY || attempt == 3) {
+      std::fprintf(stderr, "keyfs-ctl: cannot start a compaction: %s\n", std::strerror(errno));
+      return 1;
+    }
+    std::printf("a compaction is already running; waiting for it, then compacting again\n");
+    std::fflush(stdout);
+    if (!WaitForCompaction(mount, before, &info)) return NotKeyfs(mount);
   }
   std::printf("store compacted: %s bytes before, %s after (%s live)\n", bytes_before.c_str(),
               Field(info, "store_bytes").c_str(), Field(info, "store_live_bytes").c_str());

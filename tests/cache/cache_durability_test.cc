@@ -69,7 +69,7 @@ struct Mount {
     cache->OnJournalGeneration(journal->generation());
     cache->Attach([this](const BlockLocation& where) { store->MarkLive(where); });
     store->FinishRecovery();
-    compactor = std::make_unique<Compactor>(&keyspace, store.get(), cache.get(), journal.get(),
+    compactor = std::make_unique<Compactor>(store.get(), cache.get(), journal.get(),
                                             clock, CompactorOptions{});
     journal->set_generation_listener([this](uint64_t gen) { cache->OnJournalGeneration(gen); });
     journal->set_rewritten_listener([this](uint64_t base) {

@@ -3,7 +3,9 @@
 // peers scripts/bench compares it with. Prints one number on stdout; an error
 // is a line on stderr and exit status 1.
 //
-//   fs_bench seqwrite FILE MIB            MiB/s: MIB writes of 1 MiB, fsync, close
+//   fs_bench seqwrite FILE MIB [random]   MiB/s: MIB writes of 1 MiB, fsync, close;
+//                                         the bytes repeat every 256 (compress
+//                                         well) or, with "random", do not
 //   fs_bench seqread FILE cached|uncached MiB/s: read the file in 1 MiB reads
 //   fs_bench randread FILE cached|uncached COUNT
 //                                         reads/s: COUNT 4 KiB preads at random
@@ -13,6 +15,12 @@
 //   fs_bench read DIR N                   files/s: open + read + close
 //   fs_bench readdir DIR                  entries/s: whole listings, repeated
 //   fs_bench unlink DIR N                 unlinks/s
+//   fs_bench latency FILE COUNT           "p50 p99" in microseconds of COUNT
+//                                         4 KiB preads at random offsets of a
+//                                         file read once first, each page
+//                                         dropped from the kernel's cache
+//                                         before it is read, so that the
+//                                         filesystem itself answers
 //
 // "uncached" drops the file's pages with posix_fadvise(POSIX_FADV_DONTNEED)
 // first (only this file, not the machine's caches); "cached" reads the whole
@@ -25,6 +33,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -91,12 +100,25 @@ void Prepare(int fd, const std::string& cache, std::vector<char>* buffer) {
   }
 }
 
-double SeqWrite(const std::string& path, uint64_t mib) {
+// xorshift64: cheap enough to make fresh bytes for every write.
+uint64_t NextRandom(uint64_t* x) {
+  *x ^= *x << 13, *x ^= *x >> 7, *x ^= *x << 17;
+  return *x;
+}
+
+double SeqWrite(const std::string& path, uint64_t mib, bool random) {
   std::vector<char> buffer(kMiB);
   for (size_t i = 0; i < buffer.size(); ++i) buffer[i] = static_cast<char>(i * 131 + 7);
+  uint64_t x = 0x9E3779B97F4A7C15ull;
   double start = Now();
   int fd = OpenOrFail(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
   for (uint64_t i = 0; i < mib; ++i) {
+    if (random) {
+      for (size_t j = 0; j + 8 <= kMiB; j += 8) {
+        uint64_t word = NextRandom(&x);
+        std::memcpy(buffer.data() + j, &word, 8);
+      }
+    }
     buffer[0] = static_cast<char>(i);  // no two blocks alike
     if (write(fd, buffer.data(), kMiB) != static_cast<ssize_t>(kMiB)) Fail("write");
   }
@@ -116,9 +138,8 @@ double SeqRead(const std::string& path, const std::string& cache) {
   return static_cast<double>(bytes) / kMiB / seconds;
 }
 
-double RandRead(const std::string& path, const std::string& cache, uint64_t count) {
-  std::vector<char> buffer(kMiB);
-  int fd = OpenOrFail(path, O_RDONLY);
+// The whole 4 KiB pages of an open file; fails on a file shorter than one.
+uint64_t PagesOf(int fd, const std::string& path) {
   struct stat st;
   if (fstat(fd, &st) != 0) Fail("fstat");
   uint64_t pages = static_cast<uint64_t>(st.st_size) / 4096;
@@ -126,17 +147,46 @@ double RandRead(const std::string& path, const std::string& cache, uint64_t coun
     errno = EINVAL;
     Fail(path + " is shorter than 4 KiB");
   }
+  return pages;
+}
+
+double RandRead(const std::string& path, const std::string& cache, uint64_t count) {
+  std::vector<char> buffer(kMiB);
+  int fd = OpenOrFail(path, O_RDONLY);
+  uint64_t pages = PagesOf(fd, path);
   Prepare(fd, cache, &buffer);
-  uint64_t x = 0x9E3779B97F4A7C15ull;  // xorshift64: the same offsets for every target
+  uint64_t x = 0x9E3779B97F4A7C15ull;  // fixed: the same offsets for every target
   double start = Now();
   for (uint64_t i = 0; i < count; ++i) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    off_t off = static_cast<off_t>((x % pages) * 4096);
+    off_t off = static_cast<off_t>((NextRandom(&x) % pages) * 4096);
     if (pread(fd, buffer.data(), 4096, off) != 4096) Fail("pread");
   }
   double seconds = Now() - start;
   close(fd);
   return static_cast<double>(count) / seconds;
+}
+
+// Per-read latency of 4 KiB reads the filesystem answers from its own memory:
+// what another process's cold read may delay.
+std::pair<double, double> Latency(const std::string& path, uint64_t count) {
+  std::vector<char> buffer(kMiB);
+  int fd = OpenOrFail(path, O_RDONLY);
+  uint64_t pages = PagesOf(fd, path);
+  Prepare(fd, "cached", &buffer);
+  std::vector<double> micros;
+  micros.reserve(count);
+  uint64_t x = 0x2545F4914F6CDD1Dull;
+  for (uint64_t i = 0; i < count; ++i) {
+    off_t off = static_cast<off_t>((NextRandom(&x) % pages) * 4096);
+    errno = posix_fadvise(fd, off, 4096, POSIX_FADV_DONTNEED);
+    if (errno != 0) Fail("posix_fadvise");
+    double start = Now();
+    if (pread(fd, buffer.data(), 4096, off) != 4096) Fail("pread");
+    micros.push_back((Now() - start) * 1e6);
+  }
+  close(fd);
+  std::sort(micros.begin(), micros.end());
+  return {micros[micros.size() / 2], micros[micros.size() * 99 / 100]};
 }
 
 double Create(const std::string& dir, int n) {
@@ -218,9 +268,10 @@ double Unlink(const std::string& dir, int n) {
 
 [[noreturn]] void Usage() {
   std::fprintf(stderr,
-               "usage: fs_bench seqwrite FILE MIB | seqread FILE cached|uncached |\n"
+               "usage: fs_bench seqwrite FILE MIB [random] | seqread FILE cached|uncached |\n"
                "       randread FILE cached|uncached COUNT | create DIR N |\n"
-               "       stat DIR N once|repeat | read DIR N | readdir DIR | unlink DIR N\n");
+               "       stat DIR N once|repeat | read DIR N | readdir DIR | unlink DIR N |\n"
+               "       latency FILE COUNT\n");
   std::exit(2);
 }
 
@@ -235,8 +286,13 @@ int main(int argc, char** argv) {
   };
   auto number = [&](int i) { return std::strtoull(arg(i).c_str(), nullptr, 10); };
   double value;
+  if (op == "latency") {
+    auto [p50, p99] = Latency(path, number(3));
+    std::printf("%.1f %.1f\n", p50, p99);
+    return 0;
+  }
   if (op == "seqwrite") {
-    value = SeqWrite(path, number(3));
+    value = SeqWrite(path, number(3), argc > 4 && arg(4) == "random");
   } else if (op == "seqread") {
     value = SeqRead(path, arg(3));
   } else if (op == "randread") {
