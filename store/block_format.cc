@@ -15,10 +15,13 @@ Status Damaged(const std::string& where, std::string_view what) {
   return Status::Errno(EIO, fmt::format("damaged block at {}: {}", where, what));
 }
 
-uint32_t RecordCrc(std::string_view record) {
-  uint32_t crc = crc32c::Value(record.data(), kCrcOffset);
-  crc = crc32c::Extend(crc, record.data() + kHeaderSize, record.size() - kHeaderSize);
+uint32_t RecordCrc(std::string_view header, std::string_view payload) {
+  uint32_t crc = crc32c::Value(header.data(), kCrcOffset);
+  crc = crc32c::Extend(crc, payload.data(), payload.size());
   return crc32c::Mask(crc);
+}
+uint32_t RecordCrc(std::string_view record) {
+  return RecordCrc(record.substr(0, kHeaderSize), record.substr(kHeaderSize));
 }
 
 }  // namespace
@@ -89,18 +92,29 @@ Status Verify(std::string_view record, const std::string& where) {
   return Status::Ok();
 }
 
-Result<RefPtr<BlockBuffer>> Decode(std::string_view record, const BlockId& expected,
-                                   MemoryAccountant* accountant, const std::string& where) {
-  RETURN_IF_ERROR(Verify(record, where));
-  ASSIGN_OR_RETURN(Header header, ParseHeader(record, where));
+Status VerifyParts(std::string_view header_bytes, const Header& header,
+                   std::string_view payload, const BlockId& expected, const std::string& where) {
+  if (payload.size() != header.payload_length) {
+    return Damaged(where, "record length does not match its header");
+  }
+  if (DecodeFixed32(header_bytes.data() + kCrcOffset) != RecordCrc(header_bytes, payload)) {
+    return Damaged(where, "checksum mismatch");
+  }
   if (!(header.id == expected)) {
     return Damaged(where, fmt::format("it holds block {} of inode {} version {}, not block {} "
                                       "of inode {} version {}",
                                       header.id.index, header.id.ino, header.id.version,
                                       expected.index, expected.ino, expected.version));
   }
-  RefPtr<BlockBuffer> buffer =
-      BlockBuffer::Create(accountant, header.raw_length, header.raw_length);
+  return Status::Ok();
+}
+
+Result<RefPtr<BlockBuffer>> Decode(std::string_view record, const BlockId& expected,
+                                   MemoryAccountant* accountant, const std::string& where) {
+  ASSIGN_OR_RETURN(Header header, ParseHeader(record, where));
+  RETURN_IF_ERROR(VerifyParts(record.substr(0, kHeaderSize), header, record.substr(kHeaderSize),
+                              expected, where));
+  RefPtr<BlockBuffer> buffer = BlockBuffer::CreateForFill(accountant, header.raw_length);
   const char* payload = record.data() + kHeaderSize;
   if (header.codec == kNone) {
     std::memcpy(buffer->mutable_data(), payload, header.raw_length);

@@ -57,6 +57,12 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& where);
 Result<RefPtr<BlockBuffer>> Decode(std::string_view record, const BlockId& expected,
                                    MemoryAccountant* accountant, const std::string& where);
 
+// Checks a record read in two parts (a raw payload read straight into the
+// block's buffer): the header's bytes, as parsed into `header`, and the
+// payload, for their CRC and for being block `expected`. EIO naming `where`.
+Status VerifyParts(std::string_view header_bytes, const Header& header,
+                   std::string_view payload, const BlockId& expected, const std::string& where);
+
 // Checks the CRC of a whole record without decoding it (a compaction copies
 // records as they are).
 Status Verify(std::string_view record, const std::string& where);

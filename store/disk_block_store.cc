@@ -127,8 +127,20 @@ Result<BlockLocation> DiskBlockStore::Append(std::string_view record) {
   return where;
 }
 
+namespace {
+// Each IO thread encodes and reads records in a buffer of its own that keeps
+// its size: a fresh allocation of a block's size is an mmap of fresh pages
+// (glibc's threshold, fuse/main.cc), and their page faults cost more than
+// the copy.
+std::string& Scratch() {
+  thread_local std::string scratch;
+  return scratch;
+}
+}  // namespace
+
 Result<BlockLocation> DiskBlockStore::Save(const BlockId& id, std::string_view bytes) {
-  std::string record;
+  std::string& record = Scratch();
+  record.clear();
   block_format::Encode(id, bytes, options_.compress, &record);
   ASSIGN_OR_RETURN(BlockLocation where, Append(record));
   MutexLock lock(&mu_);
@@ -138,24 +150,26 @@ Result<BlockLocation> DiskBlockStore::Save(const BlockId& id, std::string_view b
   return where;
 }
 
-Result<std::string> DiskBlockStore::ReadRecord(const BlockLocation& where) {
-  std::shared_ptr<RandomAccessFile> file;
-  {
-    MutexLock lock(&mu_);
-    auto it = segments_.find(where.segment);
-    if (it == segments_.end()) {
-      return Status::Errno(EIO, fmt::format("damaged block at {}: segment {} is missing",
-                                            SegmentPath(where.segment), where.segment));
-    }
-    file = it->second.file;
+Result<std::shared_ptr<RandomAccessFile>> DiskBlockStore::SegmentFile(const BlockLocation& where) {
+  MutexLock lock(&mu_);
+  auto it = segments_.find(where.segment);
+  if (it == segments_.end()) {
+    return Status::Errno(EIO, fmt::format("damaged block at {}: segment {} is missing",
+                                          SegmentPath(where.segment), where.segment));
   }
-  std::string record(where.size, '\0');
+  return it->second.file;
+}
+
+Result<std::string_view> DiskBlockStore::ReadRecord(const BlockLocation& where) {
+  ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, SegmentFile(where));
+  std::string& record = Scratch();
+  if (record.size() < where.size) record.resize(where.size);
   ASSIGN_OR_RETURN(size_t got, file->ReadAt(where.offset, where.size, record.data()));
   if (got != where.size) {
     return Status::Errno(EIO, fmt::format("damaged block at {} offset {}: the file ends first",
                                           SegmentPath(where.segment), where.offset));
   }
-  return record;
+  return std::string_view(record.data(), where.size);
 }
 
 void DiskBlockStore::CountDamage(const Status& status) {
@@ -166,20 +180,53 @@ void DiskBlockStore::CountDamage(const Status& status) {
 
 Result<RefPtr<BlockBuffer>> DiskBlockStore::Load(const BlockId& id, const BlockLocation& where,
                                                  MemoryAccountant* accountant) {
-  std::string place = fmt::format("{} offset {}", SegmentPath(where.segment), where.offset);
-  auto record = ReadRecord(where);
-  if (!record.ok()) {
-    if (record.status().code() == EIO) CountDamage(record.status());
-    return record.status();
-  }
-  auto block = block_format::Decode(*record, id, accountant, place);
+  auto block = ReadBlock(id, where, accountant);
   if (!block.ok()) {
-    CountDamage(block.status());
+    if (block.status().code() == EIO) CountDamage(block.status());
     return block.status();
   }
   MutexLock lock(&mu_);
   ++counters_.loads;
   return block;
+}
+
+// A raw payload (most blocks: lz4 is kept only when it saves space) is read
+// straight into the block's buffer, after its header: one copy from the page
+// cache, not two. A compressed one is read whole and decompressed.
+Result<RefPtr<BlockBuffer>> DiskBlockStore::ReadBlock(const BlockId& id, const BlockLocation& where,
+                                                      MemoryAccountant* accountant) {
+  std::string place = fmt::format("{} offset {}", SegmentPath(where.segment), where.offset);
+  ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, SegmentFile(where));
+  auto read_exactly = [&](uint64_t offset, size_t n, char* into) -> Status {
+    ASSIGN_OR_RETURN(size_t got, file->ReadAt(offset, n, into));
+    if (got != n) return Status::Errno(EIO, "damaged block at " + place + ": the file ends first");
+    return Status::Ok();
+  };
+  if (where.size < block_format::kHeaderSize) {
+    return Status::Errno(EIO, "damaged block at " + place + ": shorter than a block header");
+  }
+  char header_bytes[block_format::kHeaderSize];
+  RETURN_IF_ERROR(read_exactly(where.offset, sizeof header_bytes, header_bytes));
+  std::string_view header_view(header_bytes, sizeof header_bytes);
+  ASSIGN_OR_RETURN(block_format::Header header, block_format::ParseHeader(header_view, place));
+  if (header.codec != block_format::kNone) {
+    std::string& record = Scratch();
+    if (record.size() < where.size) record.resize(where.size);
+    std::memcpy(record.data(), header_bytes, sizeof header_bytes);
+    size_t rest = where.size - sizeof header_bytes;
+    RETURN_IF_ERROR(read_exactly(where.offset + sizeof header_bytes, rest,
+                                 record.data() + sizeof header_bytes));
+    return block_format::Decode(std::string_view(record.data(), where.size), id, accountant, place);
+  }
+  if (where.size != block_format::kHeaderSize + header.payload_length) {
+    return Status::Errno(EIO, "damaged block at " + place + ": record length does not match its header");
+  }
+  RefPtr<BlockBuffer> buffer = BlockBuffer::CreateForFill(accountant, header.raw_length);
+  RETURN_IF_ERROR(read_exactly(where.offset + sizeof header_bytes, header.payload_length,
+                               buffer->mutable_data()));
+  RETURN_IF_ERROR(block_format::VerifyParts(
+      header_view, header, std::string_view(buffer->data(), header.payload_length), id, place));
+  return buffer;
 }
 
 void DiskBlockStore::MaybeRetire(Segment* segment) {
@@ -289,7 +336,7 @@ Result<std::vector<std::pair<BlockId, BlockLocation>>> DiskBlockStore::ListSegme
 
 Result<BlockLocation> DiskBlockStore::Relocate(const BlockId& id, const BlockLocation& from) {
   std::string place = fmt::format("{} offset {}", SegmentPath(from.segment), from.offset);
-  ASSIGN_OR_RETURN(std::string record, ReadRecord(from));
+  ASSIGN_OR_RETURN(std::string_view record, ReadRecord(from));
   Status verified = block_format::Verify(record, place);
   if (verified.ok()) {
     auto header = block_format::ParseHeader(record, place);

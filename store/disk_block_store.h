@@ -136,7 +136,12 @@ class DiskBlockStore final : public BlockStore {
   // full); returns the segment and the offset.
   Result<std::pair<Segment*, uint64_t>> Allot(uint64_t bytes) REQUIRES(mu_);
   Result<BlockLocation> Append(std::string_view record) EXCLUDES(mu_);
-  Result<std::string> ReadRecord(const BlockLocation& where) EXCLUDES(mu_);
+  Result<std::shared_ptr<RandomAccessFile>> SegmentFile(const BlockLocation& where) EXCLUDES(mu_);
+  Result<RefPtr<BlockBuffer>> ReadBlock(const BlockId& id, const BlockLocation& where,
+                                        MemoryAccountant* accountant) EXCLUDES(mu_);
+  // The record at `where`, in this thread's scratch buffer: valid until the
+  // thread's next Save, Load or Relocate.
+  Result<std::string_view> ReadRecord(const BlockLocation& where) EXCLUDES(mu_);
   void MaybeRetire(Segment* segment) REQUIRES(mu_);
   void CountDamage(const Status& status) EXCLUDES(mu_);
 

@@ -10,16 +10,31 @@ std::atomic<uint32_t> BlockBuffer::access_clock_{0};
 
 BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity) {
   assert(capacity <= UINT32_MAX);
-  void* memory = ::operator new(sizeof(BlockBuffer) + capacity);
-  accountant->Charge(MemoryComponent::kBlocks, ChargeFor(capacity));
+  size_t request = sizeof(BlockBuffer) + capacity;
+  size_t charge = ChargeFor(capacity);  // HeapChunk(request)
+  BufferPool* pool = accountant->buffer_pool();
+  void* memory = pool ? pool->Take(request) : nullptr;
+  if (!memory) {
+    // Idle pooled buffers make room for this one first (buffer_pool.h).
+    if (pool) {
+      uint64_t after = accountant->Used() + charge;
+      if (after > accountant->limit()) pool->Trim(after - accountant->limit());
+    }
+    memory = ::operator new(request);
+  }
+  accountant->Charge(MemoryComponent::kBlocks, charge);
   return new (memory) BlockBuffer(accountant, static_cast<uint32_t>(capacity));
 }
 
 void BlockBuffer::Unref() const {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  accountant_->Release(MemoryComponent::kBlocks, ChargedBytes());
+  size_t request = sizeof(BlockBuffer) + capacity_;
+  MemoryAccountant* accountant = accountant_;
+  accountant->Release(MemoryComponent::kBlocks, ChargedBytes());
   this->~BlockBuffer();
-  ::operator delete(const_cast<BlockBuffer*>(this));
+  void* memory = const_cast<BlockBuffer*>(this);
+  BufferPool* pool = accountant->buffer_pool();
+  if (!pool || !pool->Give(memory, request)) ::operator delete(memory);
 }
 
 RefPtr<BlockBuffer> BlockBuffer::Create(MemoryAccountant* accountant, size_t capacity,
@@ -27,6 +42,12 @@ RefPtr<BlockBuffer> BlockBuffer::Create(MemoryAccountant* accountant, size_t cap
   assert(length <= capacity);
   RefPtr<BlockBuffer> buffer(Allocate(accountant, capacity));
   std::memset(buffer->mutable_data(), 0, length);
+  buffer->length_ = static_cast<uint32_t>(length);
+  return buffer;
+}
+
+RefPtr<BlockBuffer> BlockBuffer::CreateForFill(MemoryAccountant* accountant, size_t length) {
+  RefPtr<BlockBuffer> buffer(Allocate(accountant, length));
   buffer->length_ = static_cast<uint32_t>(length);
   return buffer;
 }

@@ -33,6 +33,9 @@ class BlockBuffer {
   // A buffer of `length` bytes, all zero, with room for `capacity`.
   static RefPtr<BlockBuffer> Create(MemoryAccountant* accountant, size_t capacity,
                                     size_t length);
+  // A buffer of `length` bytes that the caller fills before anyone else sees
+  // it (a block read from the store): no zeroing first.
+  static RefPtr<BlockBuffer> CreateForFill(MemoryAccountant* accountant, size_t length);
   // A buffer holding a copy of `length` bytes of `source`, room for `capacity`.
   static RefPtr<BlockBuffer> CopyOf(MemoryAccountant* accountant, const BlockBuffer& source,
                                     size_t length, size_t capacity);

@@ -24,7 +24,10 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string_view>
+
+#include "src/base/buffer_pool.h"
 
 namespace keyfs {
 
@@ -37,6 +40,8 @@ enum class MemoryComponent : int {
   kRequests,    // deferred replies and parked requests, their payloads
   kJournal,     // journal records not yet written
   kIo,          // IO jobs and flags; room set aside for blocks being loaded
+  kPool,        // freed block buffers kept for reuse (buffer_pool.h): free
+                // for the budget, given back when something else needs room
   kCount,
 };
 
@@ -44,13 +49,26 @@ std::string_view MemoryComponentName(MemoryComponent component);
 
 enum class Room { kYes, kLater, kNo };
 
+// The blocks a change is about to use, which making room for it must leave
+// alone: blocks first..last of inode `ino` (none when `ino` is 0). The
+// change has checked them (resident or not, what they cost) before asking;
+// the other blocks of the same file may go (a long write of one file evicts
+// that file's earlier blocks).
+struct BusyBlocks {
+  uint64_t ino = 0;
+  uint64_t first = 0, last = 0;
+  bool Contains(uint64_t i, uint64_t index) const {
+    return i == ino && ino != 0 && index >= first && index <= last;
+  }
+};
+
 // What can give memory back when the budget is full (the block cache).
 class Reclaimer {
  public:
   virtual ~Reclaimer() = default;
-  // Frees at least `bytes` if it can do so now (evicting clean blocks, none
-  // of inode `busy`, which the caller is changing), and says what to expect.
-  virtual Room Reclaim(uint64_t bytes, uint64_t busy) = 0;
+  // Frees at least `bytes` if it can do so now (evicting clean blocks other
+  // than `busy`), and says what to expect.
+  virtual Room Reclaim(uint64_t bytes, const BusyBlocks& busy) = 0;
 };
 
 class MemoryAccountant {
@@ -69,18 +87,29 @@ class MemoryAccountant {
   uint64_t Used(MemoryComponent component) const {
     return counters_[Index(component)].load(std::memory_order_relaxed);
   }
+  // Everything charged, idle pooled buffers included: what is resident.
   uint64_t Used() const;
+  // What is held for data: Used() less the idle pooled buffers, which are
+  // freed at once for whatever needs their room.
+  uint64_t InUse() const { return Used() - Used(MemoryComponent::kPool); }
   uint64_t limit() const { return limit_; }
   uint64_t Available() const {
-    uint64_t used = Used();
+    uint64_t used = InUse();
     return used >= limit_ ? 0 : limit_ - used;
   }
 
+  // Keeps freed block buffers for reuse, up to `max_bytes` (the server does;
+  // tests mostly do not). Before any buffer is made.
+  void EnableBufferPool(uint64_t max_bytes) {
+    pool_ = std::make_unique<BufferPool>(this, max_bytes);
+  }
+  BufferPool* buffer_pool() const { return pool_.get(); }
+
   void set_reclaimer(Reclaimer* reclaimer) { reclaimer_ = reclaimer; }
-  // Whether `bytes` more fit (see the top of this file). `busy`: an inode
-  // whose blocks must not be evicted for it. Every kNo is a refused change
-  // (ENOSPC) and is counted, for the log.
-  Room RoomFor(uint64_t bytes, uint64_t busy = 0) {
+  // Whether `bytes` more fit (see the top of this file). `busy`: blocks that
+  // must not be evicted for it. Every kNo is a refused change (ENOSPC) and
+  // is counted, for the log.
+  Room RoomFor(uint64_t bytes, const BusyBlocks& busy = {}) {
     if (bytes <= Available()) return Room::kYes;
     Room room = reclaimer_ ? reclaimer_->Reclaim(bytes, busy) : Room::kNo;
     if (room == Room::kYes && bytes > Available()) room = Room::kLater;
@@ -99,6 +128,8 @@ class MemoryAccountant {
       counters_{};
   std::atomic<uint64_t> refusals_{0};
   Reclaimer* reclaimer_ = nullptr;
+  // Last: destroyed first, while the counters it releases are still there.
+  std::unique_ptr<BufferPool> pool_;
 };
 
 }  // namespace keyfs

@@ -281,7 +281,7 @@ bool BlockCache::ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent)
   uint64_t reserve = BlockBuffer::ChargeFor(slot->length);
   // Any clean block may make room, this file's too: the blocks a waiting
   // request already has are held, so cannot go (rule 4).
-  Room room = memory_->RoomFor(reserve, /*busy=*/0);
+  Room room = memory_->RoomFor(reserve);
   if (room != Room::kYes) {
     if (waiter == 0) {  // readahead waits for nobody
       if (state.flags == 0 && state.waiters.empty()) io_state_.erase(key);
@@ -377,7 +377,8 @@ void BlockCache::NoteRead(Ino ino, uint64_t offset, size_t size) {
   if (read_ends_.size() >= kMaxTrackedReaders && it == read_ends_.end()) read_ends_.clear();
   read_ends_[ino] = end;
   if (!sequential || options_.readahead_blocks == 0) return;
-  if (memory_->Used() > memory_->limit() * options_.high_watermark) return;
+  // A full cache does not stop readahead: ScheduleLoad evicts clean blocks
+  // for it, or skips it when there is no room now.
   uint64_t block_size = keyspace_->block_size();
   uint64_t first = (end + block_size - 1) / block_size;
   for (uint64_t index = first; index < first + options_.readahead_blocks; ++index) {
@@ -397,6 +398,9 @@ void BlockCache::SubmitSaves(bool all) {
   int64_t now = clock_->MonotonicNanos();
   if (now < retry_saves_at_ns_) return;  // backing off after a failure
   bool everything = all || pressure_;
+  // Unsaved dirty bytes past this are saved now, due or not.
+  uint64_t background = static_cast<uint64_t>(memory_->limit() * options_.dirty_background);
+  uint64_t unsaved = dirty_bytes_ - std::min(dirty_bytes_, saving_bytes_);
   std::vector<DirtyEntry> deferred;
   while (jobs_in_flight_ < options_.max_jobs && !dirty_queue_.empty()) {
     auto job = std::make_unique<IoJob>();
@@ -405,7 +409,7 @@ void BlockCache::SubmitSaves(bool all) {
     while (!dirty_queue_.empty() && job->saves.size() < options_.save_batch_blocks &&
            bytes < options_.save_batch_bytes) {
       DirtyEntry entry = dirty_queue_.front();
-      if (!everything && entry.due_ns > now) break;
+      if (!everything && entry.due_ns > now && unsaved <= background) break;
       dirty_queue_.pop_front();
       auto state = io_state_.find(entry.key);
       if (state == io_state_.end() || !(state->second.flags & kSaveQueued)) continue;  // stale
@@ -421,6 +425,8 @@ void BlockCache::SubmitSaves(bool all) {
       }
       state->second.flags = (state->second.flags & ~kSaveQueued) | kSaving;
       ++saving_;
+      saving_bytes_ += slot->length;
+      unsaved -= std::min<uint64_t>(unsaved, slot->length);
       IoJob::SaveItem item;
       item.key = entry.key;
       item.id = BlockId{entry.key.ino, entry.key.index, slot->version};
@@ -443,6 +449,7 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
     if (state->second.flags == 0 && state->second.waiters.empty()) io_state_.erase(state);
   }
   --saving_;
+  saving_bytes_ -= item.length;
   BlockSlot* slot = Slot(item.key);
   int64_t now = clock_->MonotonicNanos();
   if (!item.saved.ok()) {
@@ -534,12 +541,12 @@ void BlockCache::Cron() {
     saves_failing_ = disk_full_ = false;
   }
   uint64_t limit = memory_->limit();
-  if (memory_->Used() > limit * options_.high_watermark) {
-    EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), 0);
+  if (memory_->InUse() > limit * options_.high_watermark) {
+    EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), {});
   }
   // Memory full of dirty blocks: save them now, whatever flush_delay says.
-  if (memory_->Used() > limit * options_.high_watermark) pressure_ = true;
-  if (pressure_ && room_waiters_.empty() && memory_->Used() < limit * options_.low_watermark) {
+  if (memory_->InUse() > limit * options_.high_watermark) pressure_ = true;
+  if (pressure_ && room_waiters_.empty() && memory_->InUse() < limit * options_.low_watermark) {
     pressure_ = false;
   }
   Flush();
@@ -652,11 +659,11 @@ void BlockCache::Evict(const BlockKey& key, BlockSlot& slot) {
   ++stats_.evictions;
 }
 
-uint64_t BlockCache::EvictDownTo(uint64_t target, Ino busy) {
-  uint64_t before = memory_->Used();
+uint64_t BlockCache::EvictDownTo(uint64_t target, const BusyBlocks& busy) {
+  uint64_t before = memory_->InUse();
   int fruitless = 0;
   std::uniform_int_distribution<size_t> pick;
-  while (memory_->Used() > target && !clean_.empty() && fruitless < kFruitlessRounds) {
+  while (memory_->InUse() > target && !clean_.empty() && fruitless < kFruitlessRounds) {
     BlockSlot* best = nullptr;
     BlockKey best_key;
     double best_score = -1;
@@ -664,7 +671,7 @@ uint64_t BlockCache::EvictDownTo(uint64_t target, Ino busy) {
       size_t at = pick(rng_) % clean_.size();
       BlockKey key = clean_[at];
       BlockSlot* slot = Slot(key);
-      if (!slot || key.ino == busy || !Evictable(key, *slot)) continue;
+      if (!slot || busy.Contains(key.ino, key.index) || !Evictable(key, *slot)) continue;
       // Swappability: idle time times log(1 + size), as Redis's VM.
       double idle = static_cast<double>(tick_ - slot->buffer->touched()) + 1;
       double score = idle * std::log2(2.0 + slot->length);
@@ -681,11 +688,11 @@ uint64_t BlockCache::EvictDownTo(uint64_t target, Ino busy) {
     fruitless = 0;
     Evict(best_key, *best);
   }
-  uint64_t after = memory_->Used();
+  uint64_t after = memory_->InUse();
   return before > after ? before - after : 0;
 }
 
-Room BlockCache::Reclaim(uint64_t bytes, uint64_t busy) {
+Room BlockCache::Reclaim(uint64_t bytes, const BusyBlocks& busy) {
   uint64_t limit = memory_->limit();
   if (bytes > limit) return Room::kNo;
   // Evict a little more than asked, to the low watermark, so that the next

@@ -14,7 +14,9 @@
 //    SAVEs go to the IO threads in batches; a batch ends with one Sync, and
 //    only then are its locations used. A block written again while it is
 //    being saved stays dirty and is saved again. A SAVE that fails keeps the
-//    block dirty and is retried with backoff.
+//    block dirty and is retried with backoff. Once dirty blocks not yet in a
+//    SAVE fill `dirty_background` of the budget, the oldest are saved at
+//    once, before their delay is up.
 //  - LOAD. A request that needs an evicted block is parked (PendingRequest):
 //    it waits on each missing block, a LOAD is scheduled once however many
 //    requests wait, room for it is set aside when it is scheduled, and the
@@ -89,6 +91,11 @@ struct CacheOptions {
   // Memory (of max_memory) above which eviction starts, and where it stops.
   double high_watermark = 0.95;
   double low_watermark = 0.90;
+  // Dirty bytes (of max_memory) above which the oldest dirty blocks are
+  // saved before their flush_delay is up, so that a writer faster than the
+  // delay finds clean blocks to evict instead of waiting for SAVEs to start
+  // (the kernel's dirty_background_ratio).
+  double dirty_background = 0.25;
   // Blocks sampled for each eviction.
   int eviction_samples = 16;
   // A SAVE job holds at most this many blocks and bytes (one Sync for all).
@@ -207,7 +214,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   void Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirty) override;
   void Dropping(Ino ino, uint64_t index, BlockSlot& slot) override;
   // Reclaimer
-  Room Reclaim(uint64_t bytes, uint64_t busy) override;
+  Room Reclaim(uint64_t bytes, const BusyBlocks& busy) override;
 
  private:
   // Per block with IO scheduled or running (DESIGN: the io_queued flags).
@@ -263,8 +270,8 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   void RunReady();
   void SendDeletes();
   // Evicts until `target` bytes of the budget are used (or nothing more can
-  // go); never blocks of inode `busy`. Returns the bytes freed.
-  uint64_t EvictDownTo(uint64_t target, Ino busy);
+  // go); never the `busy` blocks. Returns the bytes freed.
+  uint64_t EvictDownTo(uint64_t target, const BusyBlocks& busy);
   bool Evictable(const BlockKey& key, const BlockSlot& slot) const;
   void Evict(const BlockKey& key, BlockSlot& slot);
 
@@ -298,6 +305,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   uint64_t dirty_blocks_ = 0;
   uint64_t dirty_bytes_ = 0;
   uint64_t saving_ = 0, loading_ = 0;
+  uint64_t saving_bytes_ = 0;  // of the blocks in SAVE jobs
   size_t jobs_in_flight_ = 0;
   bool pressure_ = false;     // memory is short: save everything now
   bool disk_full_ = false;    // the last SAVE failed with ENOSPC

@@ -42,8 +42,8 @@ namespace keyfs {
 struct CompactorOptions {
   // Compact by itself when this much of the store is dead (and at least
   // min_dead_bytes).
-  double dead_ratio = 0.5;
-  uint64_t min_dead_bytes = uint64_t{64} << 20;
+  double dead_ratio = 0.25;
+  uint64_t min_dead_bytes = uint64_t{32} << 20;
   // A segment is worth compacting when at least this much of it is dead.
   double segment_dead_ratio = 0.5;
   // Space kept back for a rewrite on a full disk.

@@ -58,9 +58,9 @@ void FileData::SetLength(BlockSlot& slot, uint32_t length) {
   slot.length = length;
 }
 
-Status FileData::Room(int64_t bytes, Ino ino) {
+Status FileData::Room(int64_t bytes, const BusyBlocks& busy) {
   if (bytes <= 0) return Status::Ok();
-  switch (accountant_->RoomFor(static_cast<uint64_t>(bytes), ino)) {
+  switch (accountant_->RoomFor(static_cast<uint64_t>(bytes), busy)) {
     case keyfs::Room::kYes: return Status::Ok();
     case keyfs::Room::kLater: return Status::Errno(kNeedRoom);
     case keyfs::Room::kNo: break;
@@ -192,7 +192,7 @@ Result<size_t> FileData::Write(uint64_t offset, std::string_view data, const Blo
         std::min<uint64_t>(offset + data.size() - block_start, block_size_));
     cost += WriteCost(index, end);
   }
-  RETURN_IF_ERROR(Room(cost, change.ino));
+  RETURN_IF_ERROR(Room(cost, BusyBlocks{change.ino, first, last}));
   // 3. Nothing can fail from here on.
   EnsureSlots(last + 1);
   size_t written = 0;
@@ -260,7 +260,8 @@ Status FileData::PunchHole(uint64_t offset, uint64_t length, const BlockChange& 
     }
   }
   if (missing->size() > missing_before) return Status::Errno(kNeedBlocks);
-  RETURN_IF_ERROR(Room(cost, change.ino));
+  RETURN_IF_ERROR(Room(cost, BusyBlocks{change.ino, offset / block_size_,
+                                        end == 0 ? 0 : (end - 1) / block_size_}));
   for (size_t index : drops) Drop(index, change.ino, change.observer);
   for (const Cut& cut : cuts) {
     BlockBuffer* block = WritableBlock(cut.index, blocks_[cut.index].length);

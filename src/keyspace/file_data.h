@@ -115,7 +115,7 @@ class FileData {
   static size_t SlotBytes(size_t capacity);  // heap bytes of the slot array
   size_t GrownCapacity(size_t current_capacity, size_t end) const;
   // The room `bytes` more need: OK, or kNeedRoom / ENOSPC.
-  Status Room(int64_t bytes, Ino ino);
+  Status Room(int64_t bytes, const BusyBlocks& busy);
   void MarkChanged(size_t index, const BlockChange& change);
 
   MemoryAccountant* accountant_;

@@ -91,7 +91,7 @@ class BlockCacheTest : public ::testing::Test {
       ASSERT_FALSE(file.slot(i).dirty);
     }
     // Ask for all the memory there is: eviction drops every clean block.
-    cache_.Reclaim(memory_.limit(), 0);
+    cache_.Reclaim(memory_.limit(), {});
     for (size_t i = 0; i < file.block_count(); ++i) ASSERT_TRUE(file.slot(i).evicted()) << i;
   }
   // A read of `size` bytes at `offset` of `ino` that keeps what it read.
@@ -273,11 +273,11 @@ TEST_F(BlockCacheTest, BlocksARequestWaitedForAreNotEvictedBeforeItRuns) {
   cache_.OnIoReady();  // block 0 is in (loads go in file order), held; block 1 is not
   EXPECT_TRUE(SlotOf(ino, 0).resident());
   EXPECT_TRUE(SlotOf(ino, 1).evicted());
-  cache_.Reclaim(memory_.limit(), 0);  // everything that can go, goes
+  cache_.Reclaim(memory_.limit(), {});  // everything that can go, goes
   EXPECT_TRUE(SlotOf(ino, 0).resident()) << "evicted while a waiter held it (livelock)";
   RunAllIo();
   EXPECT_EQ(got, std::string(2 * kBlock, 'h'));
-  cache_.Reclaim(memory_.limit(), 0);
+  cache_.Reclaim(memory_.limit(), {});
   EXPECT_TRUE(SlotOf(ino, 0).evicted());  // once it has run, it may go
 }
 
@@ -285,7 +285,7 @@ TEST_F(BlockCacheTest, EvictionDropsOnlyCleanBlocks) {
   Ino clean = MakeFile("clean", 4 * kBlock, 'c');
   SaveAll();
   Ino dirty = MakeFile("dirty", 4 * kBlock, 'd');
-  cache_.Reclaim(memory_.limit(), 0);
+  cache_.Reclaim(memory_.limit(), {});
   for (size_t i = 0; i < 4; ++i) {
     EXPECT_TRUE(SlotOf(clean, i).evicted());
     EXPECT_TRUE(SlotOf(dirty, i).resident() && SlotOf(dirty, i).dirty);
@@ -329,6 +329,55 @@ TEST_F(SmallCacheTest, AFullCacheMakesWritersWaitUntilSavesFinish) {
     RunAllIo();
     EXPECT_EQ(got, std::string(kBlock, 'w'));
   }
+}
+
+// One file written from start to end through a cache smaller than it: the
+// file's own saved blocks make room for its next ones at once, with no cron
+// in between (eviction must spare only the blocks the write itself touches).
+TEST_F(SmallCacheTest, ALongWriteOfOneFileEvictsItsOwnEarlierBlocks) {
+  Ino ino = MakeFile("long", 0, 0);
+  const size_t blocks = 64;  // 256 KiB through a 64 KiB budget
+  for (size_t i = 0; i < blocks; ++i) {
+    int parked = 0;
+    while (true) {
+      auto written = keyspace_.Write(ino, i * kBlock, std::string(kBlock, char('a' + i % 26)),
+                                     Keyspace::WriteAt::kOffset);
+      if (written.ok()) break;
+      ASSERT_TRUE(IsRetryLater(written.status())) << i << ": " << written.status().ToString();
+      // Full of dirty blocks: their SAVEs finish (no clock, no cron).
+      ASSERT_LT(++parked, 3) << "block " << i << " waits for room that does not come";
+      cache_.Flush();
+      RunAllIo();
+    }
+    EXPECT_LE(memory_.Used(), memory_.limit());
+  }
+  EXPECT_GT(cache_.stats().evictions, 0u);
+  SaveAll();
+  for (size_t i = 0; i < blocks; i += 13) {
+    std::string got;
+    cache_.Submit(Reader(ino, i * kBlock, kBlock, &got, &abandoned_));
+    RunAllIo();
+    EXPECT_EQ(got, std::string(kBlock, char('a' + i % 26))) << "block " << i;
+  }
+}
+
+// A writer faster than flush_delay: once a quarter of the budget is dirty,
+// the oldest blocks are saved before their delay is up.
+TEST_F(SmallCacheTest, DirtyBlocksPastTheBackgroundShareAreSavedEarly) {
+  Ino ino = MakeFile("f", 0, 0);
+  const uint64_t quarter = memory_.limit() / 4;
+  size_t blocks = 0;
+  while (cache_.dirty_bytes() <= quarter) {
+    ASSERT_TRUE(keyspace_.Write(ino, blocks * kBlock, std::string(kBlock, 'd'),
+                                Keyspace::WriteAt::kOffset).ok());
+    ++blocks;
+  }
+  cache_.Flush();  // no time has passed: nothing is due
+  EXPECT_GT(cache_.saving_blocks(), 0u);
+  EXPECT_LT(cache_.saving_blocks(), blocks);  // only the excess, the oldest first
+  RunAllIo();
+  EXPECT_TRUE(!SlotOf(ino, 0).dirty);
+  EXPECT_TRUE(SlotOf(ino, blocks - 1).dirty);
 }
 
 TEST_F(SmallCacheTest, ENoSpaceOnlyWhenTheDiskIsFullToo) {
