@@ -81,25 +81,30 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& where) {
   return header;
 }
 
-Status Verify(std::string_view record, const std::string& where) {
-  ASSIGN_OR_RETURN(Header header, ParseHeader(record, where));
-  if (record.size() != kHeaderSize + header.payload_length) {
-    return Damaged(where, "record length does not match its header");
-  }
-  if (DecodeFixed32(record.data() + kCrcOffset) != RecordCrc(record)) {
-    return Damaged(where, "checksum mismatch");
-  }
-  return Status::Ok();
-}
-
-Status VerifyParts(std::string_view header_bytes, const Header& header,
-                   std::string_view payload, const BlockId& expected, const std::string& where) {
+namespace {
+// What Verify and VerifyParts both check: the payload has the header's
+// length, and the CRC over both holds.
+Status CheckLengthAndCrc(std::string_view header_bytes, const Header& header,
+                         std::string_view payload, const std::string& where) {
   if (payload.size() != header.payload_length) {
     return Damaged(where, "record length does not match its header");
   }
   if (DecodeFixed32(header_bytes.data() + kCrcOffset) != RecordCrc(header_bytes, payload)) {
     return Damaged(where, "checksum mismatch");
   }
+  return Status::Ok();
+}
+}  // namespace
+
+Status Verify(std::string_view record, const std::string& where) {
+  ASSIGN_OR_RETURN(Header header, ParseHeader(record, where));
+  return CheckLengthAndCrc(record.substr(0, kHeaderSize), header, record.substr(kHeaderSize),
+                           where);
+}
+
+Status VerifyParts(std::string_view header_bytes, const Header& header,
+                   std::string_view payload, const BlockId& expected, const std::string& where) {
+  RETURN_IF_ERROR(CheckLengthAndCrc(header_bytes, header, payload, where));
   if (!(header.id == expected)) {
     return Damaged(where, fmt::format("it holds block {} of inode {} version {}, not block {} "
                                       "of inode {} version {}",

@@ -210,13 +210,8 @@ Result<RefPtr<BlockBuffer>> DiskBlockStore::ReadBlock(const BlockId& id, const B
   std::string_view header_view(header_bytes, sizeof header_bytes);
   ASSIGN_OR_RETURN(block_format::Header header, block_format::ParseHeader(header_view, place));
   if (header.codec != block_format::kNone) {
-    std::string& record = Scratch();
-    if (record.size() < where.size) record.resize(where.size);
-    std::memcpy(record.data(), header_bytes, sizeof header_bytes);
-    size_t rest = where.size - sizeof header_bytes;
-    RETURN_IF_ERROR(read_exactly(where.offset + sizeof header_bytes, rest,
-                                 record.data() + sizeof header_bytes));
-    return block_format::Decode(std::string_view(record.data(), where.size), id, accountant, place);
+    ASSIGN_OR_RETURN(std::string_view record, ReadRecord(where));
+    return block_format::Decode(record, id, accountant, place);
   }
   if (where.size != block_format::kHeaderSize + header.payload_length) {
     return Status::Errno(EIO, "damaged block at " + place + ": record length does not match its header");
