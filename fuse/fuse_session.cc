@@ -1,8 +1,10 @@
 #include "fuse/fuse_session.h"
 
 #include <fcntl.h>
+#include <linux/fuse.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -55,18 +57,51 @@ FuseSession::~FuseSession() {
 }
 
 bool FuseSession::ProcessAvailable(int budget) {
+  if (set_aside_.size() < static_cast<size_t>(budget)) set_aside_.resize(budget);
+  bool open = true;
   for (int i = 0; i < budget; ++i) {
     int res = fuse_session_receive_buf(session_, &buffer_);
-    if (res == -EAGAIN) return true;  // drained
+    if (res == -EAGAIN) break;  // drained
     if (res == -EINTR) continue;
     if (res <= 0 || fuse_session_exited(session_)) {
       // 0 (or ENODEV, which libfuse turns into 0): unmounted from outside.
       if (res < 0) spdlog::error("reading from /dev/fuse failed: {}", strerror(-res));
-      return false;
+      open = false;
+      break;
+    }
+    if (IsBulkRead(static_cast<size_t>(res))) {
+      std::memcpy(set_aside_[set_aside_count_++].data(), buffer_.mem, static_cast<size_t>(res));
+      continue;
     }
     fuse_session_process_buf(session_, &buffer_);
   }
-  return true;
+  AnswerSetAsideReads();
+  return open;
+}
+
+bool FuseSession::IsBulkRead(size_t bytes) const {
+  // Only a request that is in memory (not spliced) and of a READ's size.
+  if ((buffer_.flags & FUSE_BUF_IS_FD) || bytes > sizeof(SetAsideRead) ||
+      bytes < sizeof(fuse_in_header) + sizeof(fuse_read_in)) {
+    return false;
+  }
+  fuse_in_header header;
+  fuse_read_in read;
+  std::memcpy(&header, buffer_.mem, sizeof(header));
+  std::memcpy(&read, static_cast<const char*>(buffer_.mem) + sizeof(header), sizeof(read));
+  return header.opcode == FUSE_READ && header.len == bytes && read.size > kBulkReadBytes;
+}
+
+void FuseSession::AnswerSetAsideReads() {
+  for (size_t i = 0; i < set_aside_count_; ++i) {
+    fuse_in_header header;
+    std::memcpy(&header, set_aside_[i].data(), sizeof(header));
+    fuse_buf request{};
+    request.size = header.len;
+    request.mem = set_aside_[i].data();
+    fuse_session_process_buf(session_, &request);
+  }
+  set_aside_count_ = 0;
 }
 
 void FuseSession::Unmount() {

@@ -24,6 +24,22 @@ uint32_t RecordCrc(std::string_view record) {
   return RecordCrc(record.substr(0, kHeaderSize), record.substr(kHeaderSize));
 }
 
+// Whether lz4 is worth trying on `data`: blocks of incompressible bytes
+// (media, archives, encrypted or random data) are most of a big store, and
+// lz4 spends as long failing on them as the rest of a SAVE takes. A few
+// samples decide (the early-abort heuristics of btrfs and ZFS do the same):
+// if none of them shrinks by an eighth, the block is stored raw.
+bool WorthCompressing(std::string_view data) {
+  constexpr size_t kSample = 4096;
+  if (data.size() <= 4 * kSample) return true;  // small: just try
+  char out[LZ4_COMPRESSBOUND(kSample)];
+  for (size_t at : {size_t{0}, data.size() / 2 - kSample / 2, data.size() - kSample}) {
+    int n = LZ4_compress_default(data.data() + at, out, static_cast<int>(kSample), sizeof(out));
+    if (n > 0 && static_cast<size_t>(n) < kSample - kSample / 8) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 void Encode(const BlockId& id, std::string_view data, bool compress, std::string* out) {
@@ -31,7 +47,7 @@ void Encode(const BlockId& id, std::string_view data, bool compress, std::string
   out->resize(start + kHeaderSize);
   uint8_t codec = kNone;
   size_t payload = data.size();
-  if (compress && !data.empty()) {
+  if (compress && !data.empty() && WorthCompressing(data)) {
     int bound = LZ4_compressBound(static_cast<int>(data.size()));
     out->resize(start + kHeaderSize + static_cast<size_t>(bound));
     int n = LZ4_compress_default(data.data(), out->data() + start + kHeaderSize,

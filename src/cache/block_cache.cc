@@ -69,6 +69,7 @@ void BlockCache::Attach(const std::function<void(const BlockLocation&)>& live) {
     }
   });
   keyspace_->set_observer(this);
+  keyspace_->set_stores_whole_blocks(store_->persistent() && log_ != nullptr);
   memory_->set_reclaimer(this);
 }
 
@@ -100,6 +101,10 @@ void BlockCache::Dropping(Ino ino, uint64_t index, BlockSlot& slot) {
   // that is running finds the block gone when it returns (rules 1 and 2).
   it->second.flags &= ~kSaveQueued;
   if (it->second.flags == 0 && it->second.waiters.empty()) io_state_.erase(it);
+}
+
+void BlockCache::Stored(Ino ino, uint64_t index, BlockSlot& slot) {
+  if (slot.resident()) AddClean(BlockKey{ino, index}, slot);
 }
 
 void BlockCache::QueueDelete(const BlockKey& key, uint64_t version, const BlockLocation& where) {
@@ -155,6 +160,7 @@ void BlockCache::Park(uint64_t id, Status why) {
     pressure_ = true;  // save what is dirty now, so that it can be evicted
     return;
   }
+  if (why.code() == kNeedStore) return StoreWholeBlocks(id);
   if (why.code() != kNeedBlocks) {
     spdlog::error("a parked request failed to run: {}", why.ToString());
     parked.request->Abandon(EIO);
@@ -180,7 +186,9 @@ void BlockCache::RunParked(uint64_t id) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   Parked& parked = it->second;
+  if (parked.stored_back) keyspace_->OfferStored(&parked.stored);
   Status status = parked.request->Run();
+  keyspace_->OfferStored(nullptr);
   if (status.ok()) return Finish(id);
   // It needs something else now (the file changed meanwhile): wait again,
   // without what it held for the last try.
@@ -200,6 +208,7 @@ void BlockCache::Finish(uint64_t id) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   Ino ino = it->second.request->changes();
+  DropUntakenCopies(it->second);
   memory_->Release(MemoryComponent::kRequests, it->second.charged);
   parked_.erase(it);
   if (ino == 0) return;
@@ -508,6 +517,73 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
   }
 }
 
+// --- whole-block writes ----------------------------------------------------------
+
+void BlockCache::StoreWholeBlocks(uint64_t id) {
+  Parked& parked = parked_.at(id);
+  DropUntakenCopies(parked);  // of an earlier try
+  Keyspace::ToStore to_store = keyspace_->TakeToStore();
+  auto job = std::make_unique<IoJob>();
+  job->kind = IoJob::Kind::kSave;
+  job->for_request = id;
+  // Newer than every version a block has now (block_slot.h, 2): the copy
+  // holds no change made after the write's own records, which come next.
+  uint64_t version = log_->next_seq();
+  parked.stored_back = false;
+  for (size_t i = 0; i < to_store.blocks.size(); ++i) {
+    BlockKey key{to_store.ino, to_store.first + i};
+    IoJob::SaveItem item;
+    item.key = key;
+    item.id = BlockId{key.ino, key.index, version};
+    item.buffer = to_store.blocks[i];
+    item.length = static_cast<uint32_t>(to_store.blocks[i]->length());
+    job->saves.push_back(std::move(item));
+    parked.stored.push_back(StoredBlock{std::move(to_store.blocks[i]), {}, version});
+    parked.stored_keys.push_back(key);
+  }
+  ++jobs_in_flight_;
+  io_->SubmitUrgent(std::move(job));  // a writer waits for it
+}
+
+void BlockCache::ApplyStored(IoJob& job) {
+  auto it = parked_.find(job.for_request);
+  Status failed;
+  for (const IoJob::SaveItem& item : job.saves) {
+    if (!item.saved.ok() && failed.ok()) failed = item.saved.status();
+  }
+  if (it == parked_.end() || !failed.ok()) {
+    // Interrupted meanwhile, or the store failed: the copies are nobody's.
+    for (const IoJob::SaveItem& item : job.saves) {
+      if (item.saved.ok()) QueueDelete(item.key, item.id.version, *item.saved);
+    }
+    if (it == parked_.end()) return;
+    ++stats_.save_errors;
+    last_save_error_ = failed;
+    spdlog::debug("storing whole blocks failed ({}): the write keeps its bytes in the journal",
+                  failed.ToString());
+    it->second.stored.clear();
+    it->second.stored_keys.clear();
+  } else {
+    for (size_t i = 0; i < job.saves.size(); ++i) it->second.stored[i].where = *job.saves[i].saved;
+    stats_.saves += job.saves.size();
+  }
+  it->second.stored_back = true;
+  MakeReady(job.for_request);
+}
+
+void BlockCache::DropUntakenCopies(Parked& parked) {
+  for (size_t i = 0; i < parked.stored.size(); ++i) {
+    const StoredBlock& copy = parked.stored[i];
+    if (!copy.where.valid()) continue;  // not stored (yet)
+    const BlockSlot* slot = Slot(parked.stored_keys[i]);
+    if (slot && slot->stored == copy.where) continue;  // the write took it
+    QueueDelete(parked.stored_keys[i], copy.stored_version, copy.where);
+  }
+  parked.stored.clear();
+  parked.stored_keys.clear();
+  parked.stored_back = false;
+}
+
 // --- IO results -------------------------------------------------------------------
 
 void BlockCache::OnIoReady() {
@@ -518,7 +594,11 @@ void BlockCache::OnIoReady() {
         ApplyLoad(*job);
         break;
       case IoJob::Kind::kSave:
-        for (IoJob::SaveItem& item : job->saves) ApplySave(item);
+        if (job->for_request != 0) {
+          ApplyStored(*job);
+        } else {
+          for (IoJob::SaveItem& item : job->saves) ApplySave(item);
+        }
         break;
       case IoJob::Kind::kDelete:
         if (!job->status.ok()) spdlog::warn("freeing stored blocks: {}", job->status.ToString());

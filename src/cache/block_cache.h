@@ -36,9 +36,23 @@
 //    saves.
 //  - Readahead. A reader going through a file block by block gets the next
 //    blocks loaded before it asks.
+//  - Whole-block writes. With a persistent store, a write of whole blocks at
+//    an offset is stored before it is applied (a journaling filesystem's
+//    ordered data mode): Keyspace::Write answers kNeedStore with copies of
+//    the blocks, the request parks, one SAVE job (at the head of the queue,
+//    no Sync of its own) writes them to the store, and the request runs
+//    again with their locations: the blocks become resident and clean, and
+//    the journal records only where they are (kWriteStored). Each byte of a
+//    large sequential write reaches the disk once, and such blocks never
+//    wait in memory for a SAVE. A failed store makes the write go the usual
+//    way (its bytes in the journal, the block dirty); copies the write did
+//    not take (interrupted, failed, or changed its mind) are deleted.
 //
 // Rules (DESIGN §4.1), and where they are kept:
-//  1. One job in flight per block (io_ flags): a block is not saved while
+//  1. One job in flight per block (io_ flags; a whole-block write's SAVE
+//     is not one: it writes bytes no slot holds yet, to a new location, and
+//     the write that takes them drops what the slot held, rules 1-2 then
+//     dealing with jobs still running for the old bytes): a block is not saved while
 //     its SAVE or LOAD runs, and not loaded while a SAVE of it runs or is
 //     queued (it is resident then anyway). The store never overwrites: a
 //     SAVE writes a new copy at a new location, so a late SAVE cannot bring a
@@ -46,11 +60,15 @@
 //     deleted at once (it was never recorded anywhere).
 //  2. A LOAD's result is installed only if the slot is still the evicted copy
 //     the LOAD read (FileData::Install compares the location).
-//  3. Store and journal. A location is recorded (kBlockSaved, a snapshot)
-//     only after the Sync that made it durable, so the journal never points
-//     at bytes that are not there. The journal needs nothing else from the
-//     store: its records hold every byte until a rewrite replaces them with
-//     locations, and a copy the cache deletes stays on disk until no journal
+//  3. Store and journal. A SAVE's location is recorded (kBlockSaved, a
+//     snapshot) only after the Sync that made it durable, so the journal
+//     never points at bytes that are not there. A whole-block write's
+//     location (kWriteStored) is recorded once the store has written it (in
+//     the page cache: a crash of the process loses nothing) and before it is
+//     synced; the journal syncs the store before every fdatasync of its own
+//     and before a rewrite's snapshot (Journal::SyncStore), so no durable
+//     record names a copy that is not durable. Otherwise the journal's
+//     records hold every byte until a rewrite replaces them with locations, and a copy the cache deletes stays on disk until no journal
 //     file can refer to it — its segment is removed only after a rewrite of a
 //     later generation (DiskBlockStore::RemoveRetired; the cache hands the
 //     journal's generation to the store before the rewrite forks). A SAVE
@@ -213,6 +231,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // BlockObserver
   void Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirty) override;
   void Dropping(Ino ino, uint64_t index, BlockSlot& slot) override;
+  void Stored(Ino ino, uint64_t index, BlockSlot& slot) override;
   // Reclaimer
   Room Reclaim(uint64_t bytes, const BusyBlocks& busy) override;
 
@@ -235,6 +254,12 @@ class BlockCache final : public BlockObserver, public Reclaimer {
     bool for_room = false;          // in room_waiters_
     std::vector<BlockRef> held;     // rule 4
     size_t charged = 0;
+    // A write of whole blocks (kNeedStore): its copies, stored or being
+    // stored; `stored_back` once the store has answered (an empty `stored`
+    // then: it failed, and the write goes the usual way).
+    std::vector<StoredBlock> stored;
+    std::vector<BlockKey> stored_keys;
+    bool stored_back = false;
   };
   struct DirtyEntry {
     BlockKey key;
@@ -257,6 +282,12 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // SAVEs.
   void SubmitSaves(bool all);
   void ApplySave(IoJob::SaveItem& item);
+  // Whole-block writes: stores the blocks Keyspace::to_store() names for
+  // parked request `id`; ApplyStored hands the locations to it.
+  void StoreWholeBlocks(uint64_t id);
+  void ApplyStored(IoJob& job);
+  // Deletes the copies stored for `parked` that its write did not take.
+  void DropUntakenCopies(Parked& parked);
   void ApplyLoad(IoJob& job);
   void QueueDelete(const BlockKey& key, uint64_t version, const BlockLocation& where);
 

@@ -63,6 +63,11 @@ struct IoJob {
   // kSave: save every item, then one Sync; each item's `saved` is only a
   // location once that Sync succeeded (nobody may rely on it before).
   std::vector<SaveItem> saves;
+  // kSave of whole blocks a write stores before it is applied: the parked
+  // request that waits for it (block_cache.h, "Whole-block writes"); 0 for
+  // a SAVE of dirty blocks. Such a job does not Sync: the journal syncs the
+  // store before it syncs a record that names these copies.
+  uint64_t for_request = 0;
 
   // kDelete: the copies at these locations are no longer needed.
   std::vector<std::pair<BlockId, BlockLocation>> deletes;
@@ -77,6 +82,9 @@ struct IoJob {
 
 class IoQueue {
  public:
+  // The CPU priority (nice) of IO threads: below the loop's (io_queue.cc).
+  static constexpr int kIoThreadNice = 10;
+
   IoQueue(BlockStore* store, MemoryAccountant* accountant, int threads);
   ~IoQueue();
   IoQueue(const IoQueue&) = delete;

@@ -172,6 +172,12 @@ void Journal::XattrRemoved(Ino ino, std::string_view name, timespec now) {
 
 void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino, atime}); }
 
+void Journal::WrittenStored(Ino ino, uint64_t index, uint32_t length, timespec now,
+                            uint64_t stored_version, const BlockLocation& where) {
+  Add(kWriteStored,
+      WriteStoredRecord{ino, index, length, now, stored_version, LocationFields::Of(where)});
+}
+
 void Journal::BlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where) {
   Add(kBlockSaved, BlockSavedRecord{ino, index, version, LocationFields::Of(where)});
 }
@@ -253,6 +259,16 @@ Status Journal::ReserveRoom(SpaceEffect effect) {
 
 // --- commit --------------------------------------------------------------------
 
+// Records may name copies the store has written but not synced (whole-block
+// writes, kWriteStored): the journal is never made durable past such a
+// record before the copy is (block_cache.h, rule 3). Any thread.
+Status Journal::SyncStore(BlockStore* store) {
+  if (store == nullptr || !store->persistent()) return Status::Ok();
+  Status status = store->Sync();
+  if (!status.ok()) return Status::Errno(status.code(), "syncing the block store: " + status.ToString());
+  return status;
+}
+
 bool Journal::WriteOut(bool sync) {
   Status status = writer_->Flush();
   ChargePending();
@@ -262,7 +278,8 @@ bool Journal::WriteOut(bool sync) {
   }
   written_seq_ = writer_->last_seq();
   if (sync && synced_seq_ < written_seq_) {
-    status = writer_->Sync();
+    status = SyncStore(store_);
+    if (status.ok()) status = writer_->Sync();
     if (!status.ok()) {
       SetError(ErrorKind::kSync, status);
       return false;
@@ -330,8 +347,10 @@ void Journal::SubmitEverySecSync() {
   last_sync_ns_ = now;
   uint64_t seq = written_seq_;
   std::shared_ptr<WritableFile> file = writer_->shared_file();
-  worker_.Submit([this, file, seq] {
-    Status status = file->Sync();
+  BlockStore* store = store_;
+  worker_.Submit([this, file, store, seq] {
+    Status status = SyncStore(store);
+    if (status.ok()) status = file->Sync();
     loop_->Post([this, status, seq] {
       sync_in_flight_ = false;
       if (!status.ok()) {
@@ -377,6 +396,7 @@ Status Journal::Close() {
   if (error_kind_ == ErrorKind::kSync) return error_;
   Status status = writer_->Flush();
   ChargePending();
+  if (status.ok()) status = SyncStore(store_);
   if (status.ok()) status = writer_->Sync();
   if (!status.ok()) {
     return Status::Errno(status.code(), "the journal could not be written at unmount: " +

@@ -131,6 +131,8 @@ class Journal final : public MutationLog {
   // --- MutationLog ----------------------------------------------------------
   Status Writable(SpaceEffect effect) override;
   uint64_t next_seq() const override { return writer_->last_seq() + 1; }
+  void WrittenStored(Ino ino, uint64_t index, uint32_t length, timespec now,
+                     uint64_t stored_version, const BlockLocation& where) override;
   void BlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where) override;
   void NodeCreated(Ino parent, std::string_view name, const Inode& inode) override;
   void Linked(Ino ino, Ino parent, std::string_view name, timespec now) override;
@@ -164,6 +166,7 @@ class Journal final : public MutationLog {
   }
   // Writes the buffer; with `sync`, fdatasyncs it. Sets the error state on failure.
   bool WriteOut(bool sync);
+  static Status SyncStore(BlockStore* store);
   void SetError(ErrorKind kind, const Status& status);
   void ClearError();
   void ScheduleRetry();

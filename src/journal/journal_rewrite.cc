@@ -108,6 +108,9 @@ Status Journal::StartRewrite(std::string_view why) {
   // snapshot about to be taken: it belongs to the new generation.
   if (on_generation_) on_generation_(gen_);
   bool store_persists = store_ == nullptr || store_->persistent();
+  // The snapshot names the copies the blocks have now: they must be durable
+  // before it is (SyncStore).
+  RETURN_IF_ERROR(SyncStore(store_));
   if (!options_.fork_rewrite) {
     // Tests: the same steps in this process, so that every file operation
     // goes through the test's Env and a crash can be simulated between any

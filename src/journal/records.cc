@@ -26,6 +26,7 @@ std::string_view RecordTypeName(uint8_t type) {
     case kBlockSaved: return "block-saved";
     case kSnapshotStoredBlock: return "snapshot-stored-block";
     case kSnapshotBlockData: return "snapshot-block-data";
+    case kWriteStored: return "write-stored";
   }
   return "unknown";
 }
@@ -201,6 +202,13 @@ std::string DescribeRecord(uint8_t type, std::string_view payload) {
       if (!Decode(payload, &r)) return bad();
       return fmt::format("{} ino={} index={} version={} at={}:{}+{}", name, r.ino, r.index,
                          r.version, r.where.segment, r.where.offset, r.where.size);
+    }
+    case kWriteStored: {
+      WriteStoredRecord r;
+      if (!Decode(payload, &r)) return bad();
+      return fmt::format("{} ino={} index={} length={} time={} stored_version={} at={}:{}+{}",
+                         name, r.ino, r.index, r.length, Time(r.time), r.stored_version,
+                         r.where.segment, r.where.offset, r.where.size);
     }
     case kSnapshotStoredBlock: {
       StoredBlockRecord r;

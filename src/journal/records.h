@@ -42,6 +42,8 @@ enum RecordType : uint8_t {
   kBlockSaved = 16,          // the cache saved a block (a location, no bytes)
   kSnapshotStoredBlock = 17,  // a snapshot block that is in the store
   kSnapshotBlockData = 18,    // a snapshot block's bytes, with its version
+  // Version 3 (store/journal_format.h).
+  kWriteStored = 19,  // a whole block written by storing it first (a location)
 };
 
 std::string_view RecordTypeName(uint8_t type);
@@ -160,6 +162,21 @@ struct BlockSavedRecord {
   LocationFields where;
   template <typename F> void Fields(F& f) {
     f(ino), f(index), f(version), f(where.segment), f(where.size), f(where.offset);
+  }
+};
+
+// kWriteStored: block `index` of `ino` was written whole by storing it first;
+// it is the copy at `where` (`length` bytes, as of `stored_version`), the
+// file covers it, and mtime = ctime = `time`.
+struct WriteStoredRecord {
+  uint64_t ino = 0, index = 0;
+  uint32_t length = 0;
+  timespec time{};
+  uint64_t stored_version = 0;
+  LocationFields where;
+  template <typename F> void Fields(F& f) {
+    f(ino), f(index), f(length), f(time), f(stored_version), f(where.segment), f(where.size),
+        f(where.offset);
   }
 };
 

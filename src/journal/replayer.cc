@@ -148,6 +148,12 @@ Status Replayer::ApplyDecoded(uint8_t type, std::string_view payload) {
       if (!Decode(payload, &r)) return malformed();
       return keyspace_->RestoreBlockSaved(r.ino, r.index, r.version, r.where.location());
     }
+    case kWriteStored: {
+      WriteStoredRecord r;
+      if (!Decode(payload, &r)) return malformed();
+      return SkipIfGone(keyspace_->RestoreWriteStored(r.ino, r.index, r.length, r.time,
+                                                      r.stored_version, r.where.location()));
+    }
     case kSnapshotStoredBlock: {
       StoredBlockRecord r;
       if (!Decode(payload, &r)) return malformed();

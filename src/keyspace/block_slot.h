@@ -57,8 +57,14 @@ inline constexpr int kNeedBlocks = 100001;
 // kNeedRoom: memory is full of dirty blocks being saved; nothing was
 // changed. Wait for room (back-pressure) and run it again.
 inline constexpr int kNeedRoom = 100002;
+// kNeedStore: a write of whole blocks is to be stored before it is applied
+// (Keyspace::set_stores_whole_blocks); nothing was changed. Store the blocks
+// Keyspace::to_store() holds and run it again with them offered
+// (Keyspace::OfferStored).
+inline constexpr int kNeedStore = 100003;
 inline bool IsRetryLater(const Status& status) {
-  return status.code() == kNeedBlocks || status.code() == kNeedRoom;
+  return status.code() == kNeedBlocks || status.code() == kNeedRoom ||
+         status.code() == kNeedStore;
 }
 
 struct BlockSlot {
@@ -88,6 +94,18 @@ class BlockObserver {
   // Block `index` of `ino` goes away (truncated, punched out, its file
   // freed): its stored copy is no longer needed, and it leaves memory.
   virtual void Dropping(Ino ino, uint64_t index, BlockSlot& slot) = 0;
+  // Block `index` of `ino` was replaced by a copy that was stored before the
+  // change was made (a write of whole blocks): it is resident and clean.
+  // Dropping() was called for what it held before.
+  virtual void Stored(Ino ino, uint64_t index, BlockSlot& slot) = 0;
+};
+
+// A block stored before the write that makes it the file's (kNeedStore):
+// its bytes, and where the store put them as of `stored_version`.
+struct StoredBlock {
+  RefPtr<BlockBuffer> buffer;
+  BlockLocation where;
+  uint64_t stored_version = 0;
 };
 
 // The context of one change to a file's blocks.

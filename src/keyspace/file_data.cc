@@ -209,6 +209,52 @@ Result<size_t> FileData::Write(uint64_t offset, std::string_view data, const Blo
   return written;
 }
 
+Result<std::vector<RefPtr<BlockBuffer>>> FileData::CopyWholeBlocks(size_t first,
+                                                                   std::string_view data,
+                                                                   const BlockChange& change) {
+  assert(data.size() % block_size_ == 0 && !data.empty());
+  size_t count = data.size() / block_size_;
+  RETURN_IF_ERROR(Room(static_cast<int64_t>(count * BlockBuffer::ChargeFor(block_size_)),
+                       BusyBlocks{change.ino, first, first + count - 1}));
+  std::vector<RefPtr<BlockBuffer>> copies;
+  copies.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    RefPtr<BlockBuffer> copy = BlockBuffer::Create(accountant_, block_size_, 0);
+    copy->Resize(block_size_);
+    std::memcpy(copy->mutable_data(), data.data() + i * block_size_, block_size_);
+    copies.push_back(std::move(copy));
+  }
+  return copies;
+}
+
+Status FileData::WriteStored(size_t first, std::span<const StoredBlock> blocks,
+                             const BlockChange& change) {
+  size_t end = first + blocks.size();
+  RETURN_IF_ERROR(Room(SlotsCost(end), BusyBlocks{change.ino, first, end - 1}));
+  EnsureSlots(end);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    size_t index = first + i;
+    Drop(index, change.ino, change.observer);
+    BlockSlot& slot = blocks_[index];
+    slot.buffer = blocks[i].buffer;
+    slot.buffer->Touch();
+    slot.stored = blocks[i].where;
+    slot.stored_version = blocks[i].stored_version;
+    slot.version = change.version + i;
+    SetLength(slot, static_cast<uint32_t>(slot.buffer->length()));
+    if (change.observer) change.observer->Stored(change.ino, index, slot);
+  }
+  return Status::Ok();
+}
+
+void FileData::RestoreWriteStored(size_t index, uint32_t length, uint64_t version,
+                                  uint64_t stored_version, const BlockLocation& where) {
+  // Replay: the slot vector's memory is checked by the replay's budget.
+  EnsureSlots(index + 1);
+  Drop(index, 0, nullptr);
+  RestoreStored(index, length, version, stored_version, where);
+}
+
 void FileData::Truncate(uint64_t new_size, const BlockChange& change) {
   size_t keep_blocks = (new_size + block_size_ - 1) / block_size_;
   if (keep_blocks < blocks_.size()) {

@@ -64,6 +64,20 @@ class FileData {
   // buffer or stored copy, with a shorter length (block_slot.h, 1).
   void Truncate(uint64_t new_size, const BlockChange& change);
 
+  // A write of whole blocks that is stored before it is applied: copies of
+  // `data` (whole blocks from block `first`), one buffer per block, or
+  // kNeedRoom / ENOSPC when the memory is not there.
+  Result<std::vector<RefPtr<BlockBuffer>>> CopyWholeBlocks(size_t first, std::string_view data,
+                                                          const BlockChange& change);
+  // Makes blocks `first`.. the stored copies `blocks` (resident and clean;
+  // block first + i gets version change.version + i: one record each), or
+  // nothing (kNeedRoom / ENOSPC for the slots).
+  Status WriteStored(size_t first, std::span<const StoredBlock> blocks, const BlockChange& change);
+  // Replay of a stored whole-block write: block `index` is the copy at
+  // `where`, evicted; what it held before is gone.
+  void RestoreWriteStored(size_t index, uint32_t length, uint64_t version,
+                          uint64_t stored_version, const BlockLocation& where);
+
   // Makes [offset, offset+length) read as zeros, dropping whole blocks;
   // kNeedBlocks / kNeedRoom / ENOSPC as Write, for the blocks it cuts into.
   Status PunchHole(uint64_t offset, uint64_t length, const BlockChange& change,

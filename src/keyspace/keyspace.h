@@ -209,6 +209,22 @@ class Keyspace {
   BlockObserver* observer() const { return observer_; }
   // After kNeedBlocks: the blocks the operation needs loaded.
   const std::vector<BlockKey>& needed() const { return needed_; }
+  // With a persistent store: a write of whole blocks at an offset (not an
+  // append, not a writeback page) is stored before it is applied, so that
+  // its bytes go to disk once, to the store, and the journal records only
+  // where they are (kNeedStore; block_cache.h, "Whole-block writes").
+  void set_stores_whole_blocks(bool on) { stores_whole_blocks_ = on; }
+  // After kNeedStore: the blocks to store, copies of the write's bytes.
+  struct ToStore {
+    Ino ino = 0;
+    uint64_t first = 0;  // block index
+    std::vector<RefPtr<BlockBuffer>> blocks;
+  };
+  ToStore TakeToStore() { return std::move(to_store_); }
+  // The next Write of those blocks uses `stored` (their copies, in order;
+  // null or fewer than asked for: the store failed, and the write goes the
+  // usual way, its bytes in the journal). Cleared by that Write.
+  void OfferStored(const std::vector<StoredBlock>* stored) { offered_ = stored; }
   // The cache's access to an inode, to install, evict and clean blocks.
   Inode* MutableInode(Ino ino) { return inodes_.Find(ino); }
   // Calls visit(ino, FileData&) for every regular file (the cache, at mount).
@@ -253,6 +269,11 @@ class Keyspace {
   // copy (evicted, no memory); otherwise the copy is only remembered.
   // Unknown inodes and blocks are skipped (OK).
   Status RestoreBlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where);
+  // A whole block written by storing it first (MutationLog::WrittenStored),
+  // as of record `version`.
+  // The block takes the replayed record's number as its version.
+  Status RestoreWriteStored(Ino ino, uint64_t index, uint32_t length, timespec time,
+                            uint64_t stored_version, const BlockLocation& where);
   // Inode numbers below `next` are never handed out again.
   void RestoreNextIno(Ino next) { inodes_.ReserveUpTo(next); }
 
@@ -296,6 +317,9 @@ class Keyspace {
   BlockChange ChangeOf(const Inode& inode);
   // kNeedBlocks: records the file's `missing` block indexes in needed_.
   Status NeedBlocks(Ino ino, const std::vector<uint64_t>& missing);
+  // The write of whole blocks `data` at `offset`: kNeedStore with their
+  // copies in to_store_, or applied with the copies offered_.
+  Result<size_t> WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data);
 
   const KeyspaceOptions options_;
   MemoryAccountant* const accountant_;
@@ -305,6 +329,9 @@ class Keyspace {
   uint64_t replay_seq_ = 0;
   uint64_t unlogged_changes_ = 0;
   std::vector<BlockKey> needed_;
+  bool stores_whole_blocks_ = false;
+  ToStore to_store_;
+  const std::vector<StoredBlock>* offered_ = nullptr;
   InodeTable inodes_;
   // Files whose last block has slack: written since the last TrimSlack(), and
   // written in the round before it.

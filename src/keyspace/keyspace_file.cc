@@ -5,6 +5,8 @@
 #include <linux/falloc.h>
 
 #include <algorithm>
+#include <span>
+#include <utility>
 
 #include "src/keyspace/keyspace.h"
 
@@ -100,6 +102,14 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
   if (data.empty()) return size_t{0};
   if (offset >= kMaxFileSize) return Status::Errno(EFBIG);
   data = data.substr(0, std::min<uint64_t>(data.size(), kMaxFileSize - offset));
+  const std::vector<StoredBlock>* offered = std::exchange(offered_, nullptr);
+  uint32_t block_size = options_.block_size;
+  if (stores_whole_blocks_ && at == WriteAt::kOffset && offset % block_size == 0 &&
+      data.size() % block_size == 0 && log_ &&
+      !(offered && offered->size() < data.size() / block_size)) {
+    offered_ = offered;
+    return WriteWholeBlocks(inode, offset, data);
+  }
   std::vector<uint64_t> missing;
   auto result = inode->file().Write(offset, data, ChangeOf(*inode), &missing);
   if (result.status().code() == kNeedBlocks) return NeedBlocks(ino, missing);
@@ -114,6 +124,29 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
     if (at == WriteAt::kWriteback) log_->AttributesSet(*inode, kAttrMtime);
   }
   return written;
+}
+
+Result<size_t> Keyspace::WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data) {
+  const std::vector<StoredBlock>* offered = std::exchange(offered_, nullptr);
+  size_t first = offset / options_.block_size;
+  if (!offered) {
+    ASSIGN_OR_RETURN(auto copies, inode->file().CopyWholeBlocks(first, data, ChangeOf(*inode)));
+    to_store_ = ToStore{inode->ino, first, std::move(copies)};
+    return Status::Errno(kNeedStore);
+  }
+  // The blocks are in the store (CheckWritable said the log takes records);
+  // a record each says where (block_slot.h, 2:
+  // block first + i gets the number of the i-th record).
+  std::span<const StoredBlock> blocks(offered->data(), data.size() / options_.block_size);
+  RETURN_IF_ERROR(inode->file().WriteStored(first, blocks, ChangeOf(*inode)));
+  inode->size = std::max<uint64_t>(inode->size, offset + data.size());
+  timespec now = clock_->Now();
+  TouchModify(inode, now);
+  for (size_t i = 0; i < blocks.size(); ++i) {
+    log_->WrittenStored(inode->ino, first + i, options_.block_size, now,
+                        blocks[i].stored_version, blocks[i].where);
+  }
+  return data.size();
 }
 
 void Keyspace::TrimSlack() {

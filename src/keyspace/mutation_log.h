@@ -61,6 +61,11 @@ class MutationLog {
   // `fields` (AttrField bits) say which of the inode's values to record.
   virtual void AttributesSet(const Inode& inode, unsigned fields) = 0;
   virtual void Written(Ino ino, uint64_t offset, std::string_view data, timespec now) = 0;
+  // A whole block written by storing it first: block `index` of `ino` is the
+  // copy at `where` (synced), of `length` bytes, as of `stored_version`; the
+  // file grew to cover it if it was shorter; mtime = ctime = now.
+  virtual void WrittenStored(Ino ino, uint64_t index, uint32_t length, timespec now,
+                             uint64_t stored_version, const BlockLocation& where) = 0;
   virtual void Allocated(Ino ino, int mode, uint64_t offset, uint64_t length,
                          timespec now) = 0;
   virtual void XattrSet(Ino ino, std::string_view name, std::string_view value,
