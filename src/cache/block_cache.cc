@@ -451,6 +451,35 @@ void BlockCache::SubmitSaves(bool all) {
   for (DirtyEntry& entry : deferred) dirty_queue_.push_back(entry);
 }
 
+// A SAVE (of dirty blocks, or of a write's whole blocks) failed: the store
+// takes no more for now, and a full disk is noticed (ENOSPC for changes that
+// add data, Server::CheckDiskRoom).
+void BlockCache::SaveFailed(const Status& status) {
+  int64_t now = clock_->MonotonicNanos();
+  ++stats_.save_errors;
+  last_save_error_ = status;
+  saves_failing_ = true;
+  disk_full_ = status.code() == ENOSPC;
+  save_backoff_ns_ = save_backoff_ns_ == 0 ? kFirstSaveRetryNs
+                                           : std::min(save_backoff_ns_ * 2, kMaxSaveRetryNs);
+  retry_saves_at_ns_ = now + save_backoff_ns_;
+  if (now - last_save_error_log_ns_ >= kSaveErrorLogIntervalNs) {
+    last_save_error_log_ns_ = now;
+    spdlog::error("saving blocks to the store failed: {}; they stay in memory, dirty, and "
+                  "are saved again in {:.1f}s (nothing is lost: the journal has them too){}",
+                  status.ToString(), save_backoff_ns_ / 1e9,
+                  disk_full_ ? ". The store's filesystem is full: free space there; until "
+                               "then writes wait, and fail with ENOSPC once memory is full"
+                             : "");
+  }
+}
+
+void BlockCache::SaveWorked() {
+  if (saves_failing_) spdlog::info("saving blocks to the store works again");
+  saves_failing_ = disk_full_ = false;
+  save_backoff_ns_ = 0;
+}
+
 void BlockCache::ApplySave(IoJob::SaveItem& item) {
   auto state = io_state_.find(item.key);
   if (state != io_state_.end()) {
@@ -462,22 +491,7 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
   BlockSlot* slot = Slot(item.key);
   int64_t now = clock_->MonotonicNanos();
   if (!item.saved.ok()) {
-    ++stats_.save_errors;
-    last_save_error_ = item.saved.status();
-    saves_failing_ = true;
-    disk_full_ = item.saved.status().code() == ENOSPC;
-    save_backoff_ns_ = save_backoff_ns_ == 0 ? kFirstSaveRetryNs
-                                             : std::min(save_backoff_ns_ * 2, kMaxSaveRetryNs);
-    retry_saves_at_ns_ = now + save_backoff_ns_;
-    if (now - last_save_error_log_ns_ >= kSaveErrorLogIntervalNs) {
-      last_save_error_log_ns_ = now;
-      spdlog::error("saving blocks to the store failed: {}; they stay in memory, dirty, and "
-                    "are saved again in {:.1f}s (nothing is lost: the journal has them too){}",
-                    item.saved.status().ToString(), save_backoff_ns_ / 1e9,
-                    disk_full_ ? ". The store's filesystem is full: free space there; until "
-                                 "then writes wait, and fail with ENOSPC once memory is full"
-                               : "");
-    }
+    SaveFailed(item.saved.status());
     if (slot && slot->resident() && slot->dirty) {
       IoState& again = io_state_[item.key];
       if (!(again.flags & kSaveQueued)) {
@@ -489,9 +503,7 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
   }
   const BlockLocation& where = *item.saved;
   ++stats_.saves;
-  if (saves_failing_) spdlog::info("saving blocks to the store works again");
-  saves_failing_ = disk_full_ = false;
-  save_backoff_ns_ = 0;
+  SaveWorked();
   if (!slot || slot->hole()) {
     // Gone while it was being saved: nobody recorded this copy (rule 1).
     QueueDelete(item.key, item.id.version, where);
@@ -556,16 +568,14 @@ void BlockCache::ApplyStored(IoJob& job) {
     for (const IoJob::SaveItem& item : job.saves) {
       if (item.saved.ok()) QueueDelete(item.key, item.id.version, *item.saved);
     }
+    if (!failed.ok()) SaveFailed(failed);  // the write keeps its bytes in the journal
     if (it == parked_.end()) return;
-    ++stats_.save_errors;
-    last_save_error_ = failed;
-    spdlog::debug("storing whole blocks failed ({}): the write keeps its bytes in the journal",
-                  failed.ToString());
     it->second.stored.clear();
     it->second.stored_keys.clear();
   } else {
     for (size_t i = 0; i < job.saves.size(); ++i) it->second.stored[i].where = *job.saves[i].saved;
     stats_.saves += job.saves.size();
+    SaveWorked();
   }
   it->second.stored_back = true;
   MakeReady(job.for_request);

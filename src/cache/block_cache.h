@@ -282,6 +282,8 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // SAVEs.
   void SubmitSaves(bool all);
   void ApplySave(IoJob::SaveItem& item);
+  void SaveFailed(const Status& status);
+  void SaveWorked();
   // Whole-block writes: stores the blocks Keyspace::to_store() names for
   // parked request `id`; ApplyStored hands the locations to it.
   void StoreWholeBlocks(uint64_t id);

@@ -219,8 +219,7 @@ Result<std::vector<RefPtr<BlockBuffer>>> FileData::CopyWholeBlocks(size_t first,
   std::vector<RefPtr<BlockBuffer>> copies;
   copies.reserve(count);
   for (size_t i = 0; i < count; ++i) {
-    RefPtr<BlockBuffer> copy = BlockBuffer::Create(accountant_, block_size_, 0);
-    copy->Resize(block_size_);
+    RefPtr<BlockBuffer> copy = BlockBuffer::CreateForFill(accountant_, block_size_);
     std::memcpy(copy->mutable_data(), data.data() + i * block_size_, block_size_);
     copies.push_back(std::move(copy));
   }
