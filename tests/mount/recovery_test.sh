@@ -23,11 +23,13 @@ ls "$MNT" > /dev/null 2> "$WORK/stat.err" || status=$?
 check "after kill -9 the mount point is dead" grep -q "Transport endpoint is not connected" "$WORK/stat.err"
 check "... and still in the mount table" [ "$(mounts_at)" -eq 1 ]
 start_keyfs -o appendfsync=always
+# The log is written by spdlog's flusher: wait for the lines, do not race it.
 check "keyfs clears the dead mount itself, and says so" \
-  grep -q "cleared a dead keyfs mount at $MNT" "$WORK/keyfs.stderr"
+  wait_until 10 grep -q "cleared a dead keyfs mount at $MNT" "$WORK/keyfs.stderr"
 check "... and that the previous keyfs did not exit cleanly" \
-  grep -q "did not exit cleanly" "$WORK/keyfs.stderr"
-check "... with what replay recovered" grep -q "replay recovered [0-9]* records" "$WORK/keyfs.stderr"
+  wait_until 10 grep -q "did not exit cleanly" "$WORK/keyfs.stderr"
+check "... with what replay recovered" \
+  wait_until 10 grep -q "replay recovered [0-9]* records" "$WORK/keyfs.stderr"
 check "one mount, not two stacked" [ "$(mounts_at)" -eq 1 ]
 check "the data is back" grep -qx survivor "$MNT/f"
 stop_keyfs
