@@ -57,7 +57,6 @@ FuseSession::~FuseSession() {
 }
 
 bool FuseSession::ProcessAvailable(int budget) {
-  if (set_aside_.size() < static_cast<size_t>(budget)) set_aside_.resize(budget);
   bool open = true;
   for (int i = 0; i < budget; ++i) {
     int res = fuse_session_receive_buf(session_, &buffer_);
@@ -70,7 +69,7 @@ bool FuseSession::ProcessAvailable(int budget) {
       break;
     }
     if (IsBulkRead(static_cast<size_t>(res))) {
-      std::memcpy(set_aside_[set_aside_count_++].data(), buffer_.mem, static_cast<size_t>(res));
+      std::memcpy(set_aside_.emplace_back().data(), buffer_.mem, static_cast<size_t>(res));
       continue;
     }
     fuse_session_process_buf(session_, &buffer_);
@@ -93,15 +92,15 @@ bool FuseSession::IsBulkRead(size_t bytes) const {
 }
 
 void FuseSession::AnswerSetAsideReads() {
-  for (size_t i = 0; i < set_aside_count_; ++i) {
+  for (SetAsideRead& read : set_aside_) {
     fuse_in_header header;
-    std::memcpy(&header, set_aside_[i].data(), sizeof(header));
+    std::memcpy(&header, read.data(), sizeof(header));
     fuse_buf request{};
     request.size = header.len;
-    request.mem = set_aside_[i].data();
+    request.mem = read.data();
     fuse_session_process_buf(session_, &request);
   }
-  set_aside_count_ = 0;
+  set_aside_.clear();  // keeps its capacity for the next batch
 }
 
 void FuseSession::Unmount() {

@@ -63,8 +63,7 @@ class FuseSession {
 
   fuse_session* session_;
   fuse_buf buffer_{};
-  std::vector<SetAsideRead> set_aside_;  // at most one batch's worth
-  size_t set_aside_count_ = 0;
+  std::vector<SetAsideRead> set_aside_;  // this batch's bulk reads
   bool mounted_ = true;
 };
 

@@ -541,7 +541,7 @@ void BlockCache::StoreWholeBlocks(uint64_t id) {
   // Newer than every version a block has now (block_slot.h, 2): the copy
   // holds no change made after the write's own records, which come next.
   uint64_t version = log_->next_seq();
-  parked.stored_back = false;
+  parked.stored_first = BlockKey{to_store.ino, to_store.first};
   for (size_t i = 0; i < to_store.blocks.size(); ++i) {
     BlockKey key{to_store.ino, to_store.first + i};
     IoJob::SaveItem item;
@@ -551,7 +551,6 @@ void BlockCache::StoreWholeBlocks(uint64_t id) {
     item.length = static_cast<uint32_t>(to_store.blocks[i]->length());
     job->saves.push_back(std::move(item));
     parked.stored.push_back(StoredBlock{std::move(to_store.blocks[i]), {}, version});
-    parked.stored_keys.push_back(key);
   }
   ++jobs_in_flight_;
   io_->SubmitUrgent(std::move(job));  // a writer waits for it
@@ -571,7 +570,6 @@ void BlockCache::ApplyStored(IoJob& job) {
     if (!failed.ok()) SaveFailed(failed);  // the write keeps its bytes in the journal
     if (it == parked_.end()) return;
     it->second.stored.clear();
-    it->second.stored_keys.clear();
   } else {
     for (size_t i = 0; i < job.saves.size(); ++i) it->second.stored[i].where = *job.saves[i].saved;
     stats_.saves += job.saves.size();
@@ -585,12 +583,12 @@ void BlockCache::DropUntakenCopies(Parked& parked) {
   for (size_t i = 0; i < parked.stored.size(); ++i) {
     const StoredBlock& copy = parked.stored[i];
     if (!copy.where.valid()) continue;  // not stored (yet)
-    const BlockSlot* slot = Slot(parked.stored_keys[i]);
+    BlockKey key{parked.stored_first.ino, parked.stored_first.index + i};
+    const BlockSlot* slot = Slot(key);
     if (slot && slot->stored == copy.where) continue;  // the write took it
-    QueueDelete(parked.stored_keys[i], copy.stored_version, copy.where);
+    QueueDelete(key, copy.stored_version, copy.where);
   }
   parked.stored.clear();
-  parked.stored_keys.clear();
   parked.stored_back = false;
 }
 

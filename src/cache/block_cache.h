@@ -258,7 +258,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
     // stored; `stored_back` once the store has answered (an empty `stored`
     // then: it failed, and the write goes the usual way).
     std::vector<StoredBlock> stored;
-    std::vector<BlockKey> stored_keys;
+    BlockKey stored_first;  // stored[i] is block stored_first.index + i
     bool stored_back = false;
   };
   struct DirtyEntry {

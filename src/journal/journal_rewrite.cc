@@ -86,6 +86,10 @@ Status Journal::StartRewrite(std::string_view why) {
   // two follow each other even after a crash. After a failed fsync it cannot
   // be trusted, and need not be: the snapshot replaces it.
   if (error_kind_ != ErrorKind::kSync && !WriteOut(/*sync=*/true)) return error_;
+  // The snapshot names the copies the blocks have now: they must be durable
+  // before it is. WriteOut synced the store first; after a failed fsync it
+  // was skipped, so sync it here.
+  if (error_kind_ == ErrorKind::kSync) RETURN_IF_ERROR(SyncStore(store_));
   uint64_t covers_seq = writer_->last_seq();
   uint64_t next_gen = gen_ + 1;
   if (writer_->written_size() == journal::kFileHeaderSize && writer_->pending_bytes() == 0 &&
@@ -108,9 +112,6 @@ Status Journal::StartRewrite(std::string_view why) {
   // snapshot about to be taken: it belongs to the new generation.
   if (on_generation_) on_generation_(gen_);
   bool store_persists = store_ == nullptr || store_->persistent();
-  // The snapshot names the copies the blocks have now: they must be durable
-  // before it is (SyncStore).
-  RETURN_IF_ERROR(SyncStore(store_));
   if (!options_.fork_rewrite) {
     // Tests: the same steps in this process, so that every file operation
     // goes through the test's Env and a crash can be simulated between any

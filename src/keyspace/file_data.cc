@@ -230,17 +230,15 @@ Status FileData::WriteStored(size_t first, std::span<const StoredBlock> blocks,
                              const BlockChange& change) {
   size_t end = first + blocks.size();
   RETURN_IF_ERROR(Room(SlotsCost(end), BusyBlocks{change.ino, first, end - 1}));
-  EnsureSlots(end);
+  EnsureSlots(end);  // what Room checked
   for (size_t i = 0; i < blocks.size(); ++i) {
     size_t index = first + i;
-    Drop(index, change.ino, change.observer);
+    const StoredBlock& block = blocks[i];
+    ReplaceWithStored(index, static_cast<uint32_t>(block.buffer->length()), change.version + i,
+                      block.stored_version, block.where, change.ino, change.observer);
     BlockSlot& slot = blocks_[index];
-    slot.buffer = blocks[i].buffer;
+    slot.buffer = block.buffer;
     slot.buffer->Touch();
-    slot.stored = blocks[i].where;
-    slot.stored_version = blocks[i].stored_version;
-    slot.version = change.version + i;
-    SetLength(slot, static_cast<uint32_t>(slot.buffer->length()));
     if (change.observer) change.observer->Stored(change.ino, index, slot);
   }
   return Status::Ok();
@@ -249,8 +247,14 @@ Status FileData::WriteStored(size_t first, std::span<const StoredBlock> blocks,
 void FileData::RestoreWriteStored(size_t index, uint32_t length, uint64_t version,
                                   uint64_t stored_version, const BlockLocation& where) {
   // Replay: the slot vector's memory is checked by the replay's budget.
+  ReplaceWithStored(index, length, version, stored_version, where, 0, nullptr);
+}
+
+void FileData::ReplaceWithStored(size_t index, uint32_t length, uint64_t version,
+                                 uint64_t stored_version, const BlockLocation& where, Ino ino,
+                                 BlockObserver* observer) {
   EnsureSlots(index + 1);
-  Drop(index, 0, nullptr);
+  Drop(index, ino, observer);
   RestoreStored(index, length, version, stored_version, where);
 }
 

@@ -126,6 +126,10 @@ class FileData {
   void ChargeSlots(size_t old_capacity);
   void SetLength(BlockSlot& slot, uint32_t length);
   void Drop(size_t index, Ino ino, BlockObserver* observer);
+  // Block `index` becomes the stored copy at `where` (no buffer); what it
+  // held before is dropped (told to `observer`).
+  void ReplaceWithStored(size_t index, uint32_t length, uint64_t version, uint64_t stored_version,
+                         const BlockLocation& where, Ino ino, BlockObserver* observer);
   static size_t SlotBytes(size_t capacity);  // heap bytes of the slot array
   size_t GrownCapacity(size_t current_capacity, size_t end) const;
   // The room `bytes` more need: OK, or kNeedRoom / ENOSPC.

@@ -269,9 +269,8 @@ class Keyspace {
   // copy (evicted, no memory); otherwise the copy is only remembered.
   // Unknown inodes and blocks are skipped (OK).
   Status RestoreBlockSaved(Ino ino, uint64_t index, uint64_t version, const BlockLocation& where);
-  // A whole block written by storing it first (MutationLog::WrittenStored),
-  // as of record `version`.
-  // The block takes the replayed record's number as its version.
+  // A whole block written by storing it first (MutationLog::WrittenStored);
+  // the block takes the replayed record's number as its version.
   Status RestoreWriteStored(Ino ino, uint64_t index, uint32_t length, timespec time,
                             uint64_t stored_version, const BlockLocation& where);
   // Inode numbers below `next` are never handed out again.
@@ -318,8 +317,9 @@ class Keyspace {
   // kNeedBlocks: records the file's `missing` block indexes in needed_.
   Status NeedBlocks(Ino ino, const std::vector<uint64_t>& missing);
   // The write of whole blocks `data` at `offset`: kNeedStore with their
-  // copies in to_store_, or applied with the copies offered_.
-  Result<size_t> WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data);
+  // copies in to_store_, or applied with the copies `offered` (OfferStored).
+  Result<size_t> WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data,
+                                  const std::vector<StoredBlock>* offered);
 
   const KeyspaceOptions options_;
   MemoryAccountant* const accountant_;

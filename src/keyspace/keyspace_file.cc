@@ -107,8 +107,7 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
   if (stores_whole_blocks_ && at == WriteAt::kOffset && offset % block_size == 0 &&
       data.size() % block_size == 0 && log_ &&
       !(offered && offered->size() < data.size() / block_size)) {
-    offered_ = offered;
-    return WriteWholeBlocks(inode, offset, data);
+    return WriteWholeBlocks(inode, offset, data, offered);
   }
   std::vector<uint64_t> missing;
   auto result = inode->file().Write(offset, data, ChangeOf(*inode), &missing);
@@ -126,8 +125,8 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
   return written;
 }
 
-Result<size_t> Keyspace::WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data) {
-  const std::vector<StoredBlock>* offered = std::exchange(offered_, nullptr);
+Result<size_t> Keyspace::WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data,
+                                          const std::vector<StoredBlock>* offered) {
   size_t first = offset / options_.block_size;
   if (!offered) {
     ASSIGN_OR_RETURN(auto copies, inode->file().CopyWholeBlocks(first, data, ChangeOf(*inode)));

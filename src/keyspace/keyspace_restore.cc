@@ -151,9 +151,8 @@ Status Keyspace::RestoreBlockSaved(Ino ino, uint64_t index, uint64_t version,
 Status Keyspace::RestoreWriteStored(Ino ino, uint64_t index, uint32_t length, timespec time,
                                     uint64_t stored_version, const BlockLocation& where) {
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
-  uint64_t version = ChangeOf(*inode).version;
   if (!inode->is_regular()) return Status::Errno(EINVAL, "a stored write to a file that is not regular");
-  inode->file().RestoreWriteStored(index, length, version, stored_version, where);
+  inode->file().RestoreWriteStored(index, length, ChangeOf(*inode).version, stored_version, where);
   inode->size = std::max<uint64_t>(inode->size, index * options_.block_size + length);
   TouchModify(inode, time);
   return Status::Ok();
