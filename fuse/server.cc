@@ -288,19 +288,24 @@ Status Server::CheckDiskRoom() {
   if (disk_available_ == UINT64_MAX) return Status::Ok();
   // A write's record and its block, with room to spare; less on a tiny disk.
   uint64_t margin = std::clamp<uint64_t>(disk_total_ / 16, 256 << 10, 3 << 20);
-  uint64_t written = (journal_->size() - std::min(journal_->size(), journal_bytes_measured_)) +
-                     (store_->Stats().saved_bytes -
-                      std::min(store_->Stats().saved_bytes, store_bytes_measured_));
+  // Each figure is read once: IO threads change the store's (a segment
+  // removed on one between two reads would make the difference wrap).
+  uint64_t journal_bytes = journal_->size();
+  uint64_t store_bytes = store_->Stats().saved_bytes;
+  uint64_t written = (journal_bytes - std::min(journal_bytes, journal_bytes_measured_)) +
+                     (store_bytes - std::min(store_bytes, store_bytes_measured_));
   uint64_t available = disk_available_ > written ? disk_available_ - written : 0;
   uint64_t needed = cache_->dirty_bytes() + margin;
   if (available >= needed && !cache_->disk_full()) return Status::Ok();
   int64_t now = clock_->MonotonicNanos();
   if (now - last_disk_warning_ >= kRefusalWarningIntervalNs) {
     last_disk_warning_ = now;
-    spdlog::warn("changes that add data fail with ENOSPC: the store's disk ({}) has {} free, and "
+    spdlog::warn("changes that add data fail with ENOSPC: the store's disk ({}) has {} free "
+                 "({} measured, {} written since), and "
                  "keyfs keeps room to save the {} in memory not yet saved{}; free space there, "
                  "or delete files in keyfs (that works on a full disk, and gives the space back)",
-                 options_.store_dir, FormatSize(available), FormatSize(cache_->dirty_bytes()),
+                 options_.store_dir, FormatSize(available), FormatSize(disk_available_),
+                 FormatSize(written), FormatSize(cache_->dirty_bytes()),
                  cache_->disk_full() ? " (saving fails for want of space)" : "");
   }
   return Status::Errno(ENOSPC, "the store's disk is full");

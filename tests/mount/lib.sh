@@ -105,6 +105,10 @@ check() {
   else
     FAILED=$((FAILED + 1))
     echo "FAILED: $name" >&2
+    # What the daemon warned of last, to tell a cause from CI output alone.
+    if [ -s "$WORK/keyfs.stderr" ]; then
+      grep -E ' (warning|error|critical) \[' "$WORK/keyfs.stderr" | tail -n 5 | sed 's/^/  keyfs: /' >&2
+    fi
   fi
 }
 
