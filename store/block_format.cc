@@ -2,6 +2,9 @@
 
 #include <lz4.h>
 
+#include <algorithm>
+#include <cstring>
+
 #include <fmt/format.h>
 
 #include "src/base/coding.h"
@@ -15,13 +18,25 @@ Status Damaged(const std::string& where, std::string_view what) {
   return Status::Errno(EIO, fmt::format("damaged block at {}: {}", where, what));
 }
 
-uint32_t RecordCrc(std::string_view header, std::string_view payload) {
+// The record CRC: the header's first 40 bytes, and a compressed payload (a
+// raw one is covered chunk by chunk).
+uint32_t RecordCrc(std::string_view header, std::string_view compressed_payload) {
   uint32_t crc = crc32c::Value(header.data(), kCrcOffset);
-  crc = crc32c::Extend(crc, payload.data(), payload.size());
+  crc = crc32c::Extend(crc, compressed_payload.data(), compressed_payload.size());
   return crc32c::Mask(crc);
 }
-uint32_t RecordCrc(std::string_view record) {
-  return RecordCrc(record.substr(0, kHeaderSize), record.substr(kHeaderSize));
+
+uint32_t ChunkCrc(const BlockId& id, uint32_t chunk, const char* data, size_t n) {
+  char seed[28];
+  EncodeFixed64(seed, id.ino);
+  EncodeFixed64(seed + 8, id.index);
+  EncodeFixed64(seed + 16, id.version);
+  EncodeFixed32(seed + 24, chunk);
+  return crc32c::Mask(crc32c::Extend(crc32c::Value(seed, sizeof seed), data, n));
+}
+
+std::string BlockName(const BlockId& id) {
+  return fmt::format("block {} of inode {} version {}", id.index, id.ino, id.version);
 }
 
 // Whether lz4 is worth trying on `data`: blocks of incompressible bytes
@@ -46,7 +61,7 @@ void Encode(const BlockId& id, std::string_view data, bool compress, std::string
   size_t start = out->size();
   out->resize(start + kHeaderSize);
   uint8_t codec = kNone;
-  size_t payload = data.size();
+  size_t payload = 0;
   if (compress && !data.empty() && WorthCompressing(data)) {
     int bound = LZ4_compressBound(static_cast<int>(data.size()));
     out->resize(start + kHeaderSize + static_cast<size_t>(bound));
@@ -57,23 +72,54 @@ void Encode(const BlockId& id, std::string_view data, bool compress, std::string
       payload = static_cast<size_t>(n);
     }
   }
+  if (codec == kNone) {
+    uint32_t raw = static_cast<uint32_t>(data.size());
+    payload = RawPayloadLength(raw);
+    out->resize(start + kHeaderSize + payload);
+    char* to = out->data() + start + kHeaderSize;
+    for (uint32_t chunk = 0; chunk < ChunkCount(raw); ++chunk) {
+      size_t at = size_t{chunk} * kChunkSize;
+      size_t n = std::min<size_t>(kChunkSize, data.size() - at);
+      std::memcpy(to, data.data() + at, n);
+      EncodeFixed32(to + n, ChunkCrc(id, chunk, data.data() + at, n));
+      to += n + kChunkCrcSize;
+    }
+  }
   out->resize(start + kHeaderSize + payload);
   char* p = out->data() + start;
-  if (codec == kNone) std::memcpy(p + kHeaderSize, data.data(), data.size());
   EncodeFixed32(p, kMagic);
   p[4] = static_cast<char>(kFormat);
   p[5] = static_cast<char>(codec);
   p[6] = p[7] = 0;
-  std::string ids;
-  PutFixed64(&ids, id.ino);
-  PutFixed64(&ids, id.index);
-  PutFixed64(&ids, id.version);
-  std::memcpy(p + 8, ids.data(), 24);
+  EncodeFixed64(p + 8, id.ino);
+  EncodeFixed64(p + 16, id.index);
+  EncodeFixed64(p + 24, id.version);
   EncodeFixed32(p + 32, static_cast<uint32_t>(data.size()));
   EncodeFixed32(p + 36, static_cast<uint32_t>(payload));
   EncodeFixed32(p + 44, 0);
-  std::string_view record(p, kHeaderSize + payload);
-  EncodeFixed32(p + kCrcOffset, RecordCrc(record));
+  std::string_view header(p, kHeaderSize);
+  std::string_view compressed =
+      codec == kLz4 ? std::string_view(p + kHeaderSize, payload) : std::string_view();
+  EncodeFixed32(p + kCrcOffset, RecordCrc(header, compressed));
+}
+
+Status UnpackChunks(std::string_view stored, const BlockId& id, uint32_t first_chunk, char* out,
+                    const std::string& where) {
+  uint32_t chunk = first_chunk;
+  while (!stored.empty()) {
+    if (stored.size() <= kChunkCrcSize) return Damaged(where, "a chunk is cut short");
+    size_t n = std::min<size_t>(kChunkSize, stored.size() - kChunkCrcSize);
+    if (DecodeFixed32(stored.data() + n) != ChunkCrc(id, chunk, stored.data(), n)) {
+      return Damaged(where, fmt::format("checksum mismatch in chunk {} of {} (or it holds "
+                                        "another block)",
+                                        chunk, BlockName(id)));
+    }
+    std::memcpy(out, stored.data(), n);
+    out += n;
+    stored.remove_prefix(n + kChunkCrcSize);
+    ++chunk;
+  }
+  return Status::Ok();
 }
 
 Result<Header> ParseHeader(std::string_view bytes, const std::string& where) {
@@ -91,56 +137,56 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& where) {
   header.payload_length = DecodeFixed32(p + 36);
   if (header.codec > kLz4) return Damaged(where, "unknown codec");
   if (header.raw_length > kMaxRawLength || header.payload_length > kMaxRawLength + 65536 ||
-      (header.codec == kNone && header.payload_length != header.raw_length)) {
+      (header.codec == kNone && header.payload_length != RawPayloadLength(header.raw_length)) ||
+      (header.codec == kLz4 && header.payload_length >= header.raw_length)) {
     return Damaged(where, "impossible lengths");
   }
   return header;
 }
 
 namespace {
-// What Verify and VerifyParts both check: the payload has the header's
-// length, and the CRC over both holds.
-Status CheckLengthAndCrc(std::string_view header_bytes, const Header& header,
-                         std::string_view payload, const std::string& where) {
+// What Verify and Decode both check: the header is block `expected`, the
+// payload has the header's length, and the CRCs hold. A raw payload's bytes
+// are copied to `out` (when not null) as they are checked.
+Status Check(std::string_view record, const Header& header, const BlockId& expected, char* out,
+             const std::string& where) {
+  std::string_view header_bytes = record.substr(0, kHeaderSize);
+  std::string_view payload = record.substr(kHeaderSize);
   if (payload.size() != header.payload_length) {
     return Damaged(where, "record length does not match its header");
   }
-  if (DecodeFixed32(header_bytes.data() + kCrcOffset) != RecordCrc(header_bytes, payload)) {
+  std::string_view compressed = header.codec == kLz4 ? payload : std::string_view();
+  if (DecodeFixed32(header_bytes.data() + kCrcOffset) != RecordCrc(header_bytes, compressed)) {
     return Damaged(where, "checksum mismatch");
+  }
+  if (!(header.id == expected)) {
+    return Damaged(where, fmt::format("it holds {}, not {}", BlockName(header.id),
+                                      BlockName(expected)));
+  }
+  if (header.codec != kNone) return Status::Ok();
+  if (out) return UnpackChunks(payload, expected, 0, out, where);
+  std::string scratch(kChunkSize, '\0');
+  for (size_t at = 0; at < payload.size(); at += kChunkStride) {
+    RETURN_IF_ERROR(UnpackChunks(payload.substr(at, kChunkStride), expected,
+                                 static_cast<uint32_t>(at / kChunkStride), scratch.data(), where));
   }
   return Status::Ok();
 }
 }  // namespace
 
-Status Verify(std::string_view record, const std::string& where) {
+Status Verify(std::string_view record, const BlockId& expected, const std::string& where) {
   ASSIGN_OR_RETURN(Header header, ParseHeader(record, where));
-  return CheckLengthAndCrc(record.substr(0, kHeaderSize), header, record.substr(kHeaderSize),
-                           where);
-}
-
-Status VerifyParts(std::string_view header_bytes, const Header& header,
-                   std::string_view payload, const BlockId& expected, const std::string& where) {
-  RETURN_IF_ERROR(CheckLengthAndCrc(header_bytes, header, payload, where));
-  if (!(header.id == expected)) {
-    return Damaged(where, fmt::format("it holds block {} of inode {} version {}, not block {} "
-                                      "of inode {} version {}",
-                                      header.id.index, header.id.ino, header.id.version,
-                                      expected.index, expected.ino, expected.version));
-  }
-  return Status::Ok();
+  return Check(record, header, expected, nullptr, where);
 }
 
 Result<RefPtr<BlockBuffer>> Decode(std::string_view record, const BlockId& expected,
                                    MemoryAccountant* accountant, const std::string& where) {
   ASSIGN_OR_RETURN(Header header, ParseHeader(record, where));
-  RETURN_IF_ERROR(VerifyParts(record.substr(0, kHeaderSize), header, record.substr(kHeaderSize),
-                              expected, where));
   RefPtr<BlockBuffer> buffer = BlockBuffer::CreateForFill(accountant, header.raw_length);
-  const char* payload = record.data() + kHeaderSize;
-  if (header.codec == kNone) {
-    std::memcpy(buffer->mutable_data(), payload, header.raw_length);
-  } else {
-    int n = LZ4_decompress_safe(payload, buffer->mutable_data(),
+  RETURN_IF_ERROR(Check(record, header, expected,
+                        header.codec == kNone ? buffer->mutable_data() : nullptr, where));
+  if (header.codec == kLz4) {
+    int n = LZ4_decompress_safe(record.data() + kHeaderSize, buffer->mutable_data(),
                                 static_cast<int>(header.payload_length),
                                 static_cast<int>(header.raw_length));
     if (n < 0 || static_cast<uint32_t>(n) != header.raw_length) {

@@ -6,14 +6,22 @@
 //
 //   record := header payload
 //   header (48 bytes, little-endian):
-//     magic u32 ("KFBK") | format u8 (1) | codec u8 (0 none, 1 lz4) | zero u16 |
+//     magic u32 ("KFBK") | format u8 (2) | codec u8 (0 none, 1 lz4) | zero u16 |
 //     ino u64 | index u64 | version u64 | raw_length u32 | payload_length u32 |
-//     crc u32 (masked CRC32C of header bytes 0..39 and the payload) | zero u32
-//   payload: the block's raw_length bytes, or their lz4 block compression
-//     (LZ4_compress_default) when that is smaller
+//     crc u32 | zero u32
+//   payload, codec lz4: the lz4 block compression (LZ4_compress_default) of
+//     the block's raw_length bytes, kept only when smaller than they are;
+//     crc = masked CRC32C of header bytes 0..39 and the payload.
+//   payload, codec none: the raw bytes in chunks of 4 KiB (the last one
+//     shorter), each followed by its chunk crc u32 = masked CRC32C of
+//     (ino u64, index u64, version u64, chunk number u32) and the chunk's
+//     bytes; crc = masked CRC32C of header bytes 0..39.
 //
-// A reader checks the magic, format, lengths and CRC, then that ino, index
-// and version are the ones it asked for; anything else is EIO.
+// Chunks let a reader check a few KiB of a block without reading it whole (a
+// small random read of an evicted block, DiskBlockStore::LoadRange); the
+// identity in each chunk's CRC catches a read from the wrong place without
+// the header. A reader checks the magic, format, lengths and CRCs, then that
+// ino, index and version are the ones it asked for; anything else is EIO.
 
 #include <cstddef>
 #include <cstdint>
@@ -29,13 +37,37 @@
 namespace keyfs::block_format {
 
 inline constexpr uint32_t kMagic = 0x4b42464b;  // "KFBK" little-endian
-inline constexpr uint8_t kFormat = 1;
+inline constexpr uint8_t kFormat = 2;
 inline constexpr size_t kHeaderSize = 48;
 inline constexpr size_t kCrcOffset = 40;
 // The largest block keyfs makes (block_size is at most 16 MiB).
 inline constexpr uint32_t kMaxRawLength = 16u << 20;
 
 enum Codec : uint8_t { kNone = 0, kLz4 = 1 };
+
+// Codec none: the chunks of a raw payload.
+inline constexpr uint32_t kChunkSize = 4096;
+inline constexpr uint32_t kChunkCrcSize = 4;
+inline constexpr uint32_t kChunkStride = kChunkSize + kChunkCrcSize;
+constexpr uint32_t ChunkCount(uint32_t raw_length) {
+  return (raw_length + kChunkSize - 1) / kChunkSize;
+}
+// The payload length of a raw block of `raw_length` bytes.
+constexpr uint32_t RawPayloadLength(uint32_t raw_length) {
+  return raw_length + ChunkCount(raw_length) * kChunkCrcSize;
+}
+// The size of a raw record: always larger than the block, where a
+// compressed one is smaller (lz4 is kept only when it saves), so the size
+// alone says which a record is.
+constexpr uint64_t RawRecordSize(uint32_t raw_length) {
+  return kHeaderSize + RawPayloadLength(raw_length);
+}
+
+// Checks chunks first_chunk.. of a raw payload of block `id`, as stored
+// (bytes and CRCs, starting at a chunk), and copies their bytes to `out`.
+// EIO naming `where` on a mismatch.
+Status UnpackChunks(std::string_view stored, const BlockId& id, uint32_t first_chunk, char* out,
+                    const std::string& where);
 
 // Appends the record of `data` as `id` to `out`; lz4-compressed when
 // `compress` and that is smaller.
@@ -57,14 +89,8 @@ Result<Header> ParseHeader(std::string_view bytes, const std::string& where);
 Result<RefPtr<BlockBuffer>> Decode(std::string_view record, const BlockId& expected,
                                    MemoryAccountant* accountant, const std::string& where);
 
-// Checks a record read in two parts (a raw payload read straight into the
-// block's buffer): the header's bytes, as parsed into `header`, and the
-// payload, for their CRC and for being block `expected`. EIO naming `where`.
-Status VerifyParts(std::string_view header_bytes, const Header& header,
-                   std::string_view payload, const BlockId& expected, const std::string& where);
-
-// Checks the CRC of a whole record without decoding it (a compaction copies
-// records as they are).
-Status Verify(std::string_view record, const std::string& where);
+// Checks the CRCs of a whole record, and that it is block `expected`,
+// without decoding it (a compaction copies records as they are).
+Status Verify(std::string_view record, const BlockId& expected, const std::string& where);
 
 }  // namespace keyfs::block_format

@@ -59,6 +59,7 @@ struct BlockStoreStats {
   uint64_t segments = 0;        // files (0 for stores without)
   uint64_t retired_segments = 0;  // wholly dead, waiting to be removed
   uint64_t saves = 0, loads = 0, deletes = 0;
+  uint64_t range_loads = 0;       // parts of blocks read (LoadRange), not whole blocks
   uint64_t raw_bytes_saved = 0;   // block bytes given to Save
   uint64_t stored_bytes_saved = 0;  // what they took after compression
   uint64_t damaged = 0;           // loads refused: damaged or not the block asked for
@@ -76,6 +77,26 @@ class BlockStore {
   // never wrong bytes.
   virtual Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
                                            MemoryAccountant* accountant) = 0;
+  // Reads bytes [offset, offset + length) of the block saved as `id` at
+  // `where`, a block of `block_length` bytes, into a new buffer (a small
+  // random read of an evicted block needs no more). A store may read more
+  // and say so: `whole` means `buffer` is the whole block (a compressed copy
+  // cannot be read in part). The range is within the block. Checked as Load.
+  // Whether LoadRange reads the copy at `where` in part (else it reads it
+  // whole): the cache asks before it sets memory aside for a part only.
+  virtual bool LoadsRange(const BlockLocation& where, uint32_t block_length) const {
+    return false;
+  }
+  struct Range {
+    RefPtr<BlockBuffer> buffer;
+    bool whole = false;
+  };
+  virtual Result<Range> LoadRange(const BlockId& id, const BlockLocation& where,
+                                  uint32_t block_length, uint32_t offset, uint32_t length,
+                                  MemoryAccountant* accountant) {
+    ASSIGN_OR_RETURN(RefPtr<BlockBuffer> block, Load(id, where, accountant));
+    return Range{std::move(block), true};
+  }
   // The copy at `where` is no longer needed.
   virtual Status Delete(const BlockId& id, const BlockLocation& where) = 0;
   // Everything saved before this call is durable when it returns OK.

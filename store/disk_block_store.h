@@ -68,6 +68,11 @@ class DiskBlockStore final : public BlockStore {
   Result<BlockLocation> Save(const BlockId& id, std::string_view bytes) override;
   Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
                                    MemoryAccountant* accountant) override;
+  // A raw copy: only the chunks that hold the range, in one read. A
+  // compressed one: the whole block.
+  bool LoadsRange(const BlockLocation& where, uint32_t block_length) const override;
+  Result<Range> LoadRange(const BlockId& id, const BlockLocation& where, uint32_t block_length,
+                          uint32_t offset, uint32_t length, MemoryAccountant* accountant) override;
   Status Delete(const BlockId& id, const BlockLocation& where) override;
   Status Sync() override;
   bool persistent() const override { return true; }

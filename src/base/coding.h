@@ -32,5 +32,8 @@ inline uint64_t DecodeFixed64(const char* p) {
 inline void EncodeFixed32(char* p, uint32_t v) {
   for (int i = 0; i < 4; ++i) p[i] = static_cast<char>(v >> (8 * i));
 }
+inline void EncodeFixed64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; ++i) p[i] = static_cast<char>(v >> (8 * i));
+}
 
 }  // namespace keyfs

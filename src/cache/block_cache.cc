@@ -22,6 +22,7 @@ constexpr int64_t kSaveErrorLogIntervalNs = 10'000'000'000;
 constexpr int kFruitlessRounds = 8;
 // Sequential-read tracking is for the files being read now.
 constexpr size_t kMaxTrackedReaders = 4096;
+constexpr size_t kMaxTrackedRanges = 65536;
 // What a parked request costs beyond its payload.
 constexpr size_t kParkedCost = 160;
 
@@ -168,10 +169,18 @@ void BlockCache::Park(uint64_t id, Status why) {
     return;
   }
   std::vector<BlockKey> needed = keyspace_->needed();
+  std::vector<Keyspace::BlockPart> parts = keyspace_->needed_parts();  // a read's
+  uint64_t part_bytes = 0;
+  for (const Keyspace::BlockPart& part : parts) part_bytes += part.length;
+  if (part_bytes > options_.range_read_max) parts.clear();  // a large read: whole blocks
   // LOADs go to the head of the queue: scheduled last to first, they run in
   // file order.
-  for (auto it = needed.rbegin(); it != needed.rend(); ++it) {
-    const BlockKey& key = *it;
+  for (size_t i = needed.size(); i-- > 0;) {
+    const BlockKey& key = needed[i];
+    if (i < parts.size() && WantsRange(key, parts[i]) && ScheduleRangeLoad(key, parts[i], id)) {
+      ++parked.waiting;
+      continue;
+    }
     if (!ScheduleLoad(key, id, /*urgent=*/true)) continue;
     io_state_[key].waiters.push_back(id);
     ++parked.waiting;
@@ -187,12 +196,15 @@ void BlockCache::RunParked(uint64_t id) {
   if (it == parked_.end()) return;
   Parked& parked = it->second;
   if (parked.stored_back) keyspace_->OfferStored(&parked.stored);
+  if (!parked.ranges.empty()) keyspace_->OfferRanges(&parked.ranges);
   Status status = parked.request->Run();
   keyspace_->OfferStored(nullptr);
+  keyspace_->OfferRanges(nullptr);
   if (status.ok()) return Finish(id);
   // It needs something else now (the file changed meanwhile): wait again,
   // without what it held for the last try.
   parked.held.clear();
+  parked.ranges.clear();
   Park(id, status);
 }
 
@@ -367,16 +379,98 @@ void BlockCache::ApplyLoad(IoJob& job) {
     return;
   }
   ++stats_.loads;
-  BlockRef installed;
-  BlockSlot* slot = Slot(job.key);
-  Inode* inode = keyspace_->MutableInode(job.key.ino);
-  if (slot && inode->file().Install(job.key.index, std::move(job.loaded).value(), job.where)) {
-    AddClean(job.key, *slot);
-    installed = slot->buffer;
-  }
   // Not installed (rule 2): the block changed or went while it was loading;
   // the waiters run again and find what is there now.
+  BlockRef installed = InstallLoaded(job.key, std::move(job.loaded).value(), job.where);
   ReleaseWaiters(std::move(waiters), installed);
+}
+
+BlockRef BlockCache::InstallLoaded(const BlockKey& key, RefPtr<BlockBuffer> block,
+                                   const BlockLocation& where) {
+  BlockSlot* slot = Slot(key);
+  if (!slot || !keyspace_->MutableInode(key.ino)->file().Install(key.index, std::move(block), where)) {
+    return nullptr;
+  }
+  AddClean(key, *slot);
+  range_reads_.erase(key);
+  return slot->buffer;
+}
+
+// --- partial reads ---------------------------------------------------------------
+
+bool BlockCache::WantsRange(const BlockKey& key, const Keyspace::BlockPart& part) {
+  if (part.length == 0) return false;
+  const BlockSlot* slot = Slot(key);
+  if (!slot || !slot->evicted() || uint64_t{part.length} * 2 > slot->length ||
+      !store_->LoadsRange(slot->stored, slot->length)) {
+    return false;
+  }
+  // A LOAD of the whole block is coming anyway: wait for it.
+  auto state = io_state_.find(key);
+  if (state != io_state_.end() && (state->second.flags & (kLoading | kLoadWanted))) return false;
+  // A sequential reader wants whole blocks (and readahead).
+  auto end = read_ends_.find(key.ino);
+  uint64_t start = key.index * keyspace_->block_size() + part.offset;
+  if (end != read_ends_.end() && end->second == start) return false;
+  if (range_reads_.size() >= kMaxTrackedRanges && !range_reads_.contains(key)) range_reads_.clear();
+  uint32_t& count = range_reads_[key];
+  if (++count >= options_.range_reads_before_load) {
+    range_reads_.erase(key);
+    return false;
+  }
+  return true;
+}
+
+bool BlockCache::ScheduleRangeLoad(const BlockKey& key, const Keyspace::BlockPart& part,
+                                   uint64_t waiter) {
+  const BlockSlot* slot = Slot(key);
+  uint64_t reserve = BlockBuffer::ChargeFor(part.length);
+  if (memory_->RoomFor(reserve) != Room::kYes) return false;  // the LOAD way waits for room
+  memory_->Charge(MemoryComponent::kIo, reserve);
+  auto job = std::make_unique<IoJob>();
+  job->kind = IoJob::Kind::kLoadRange;
+  job->key = key;
+  job->id = BlockId{key.ino, key.index, slot->stored_version};
+  job->where = slot->stored;
+  job->reserved = reserve;
+  job->range_offset = part.offset;
+  job->range_length = part.length;
+  job->block_length = slot->length;
+  job->waiter = waiter;
+  ++jobs_in_flight_;
+  io_->SubmitUrgent(std::move(job));
+  return true;
+}
+
+void BlockCache::ApplyRangeLoad(IoJob& job) {
+  memory_->Release(MemoryComponent::kIo, job.reserved);
+  auto it = parked_.find(job.waiter);
+  if (!job.loaded.ok()) {
+    if (it == parked_.end()) return;
+    const BlockSlot* slot = Slot(job.key);
+    if (!slot || !(slot->stored == job.where) || slot->stored_version != job.id.version) {
+      // The copy was replaced (and may be gone) while it was read: the
+      // request runs again and finds what is there now.
+      if (it->second.waiting > 0 && --it->second.waiting == 0) MakeReady(job.waiter);
+      return;
+    }
+    ++stats_.load_errors;
+    it->second.request->Abandon(job.loaded.status().code() == ENOMEM ? ENOMEM : EIO);
+    return Finish(job.waiter);
+  }
+  ++stats_.range_loads;
+  // The block may have been loaded whole or changed meanwhile: the request
+  // runs again and uses what is current (FileData::Read checks the version).
+  BlockRef installed;
+  if (job.whole) installed = InstallLoaded(job.key, std::move(job.loaded).value(), job.where);
+  if (it == parked_.end()) return;  // interrupted meanwhile
+  Parked& parked = it->second;
+  if (installed) {
+    parked.held.push_back(installed);
+  } else if (!job.whole) {
+    parked.ranges.push_back({job.key, job.id.version, job.range_offset, std::move(job.loaded).value()});
+  }
+  if (parked.waiting > 0 && --parked.waiting == 0) MakeReady(job.waiter);
 }
 
 void BlockCache::NoteRead(Ino ino, uint64_t offset, size_t size) {
@@ -600,6 +694,9 @@ void BlockCache::OnIoReady() {
     switch (job->kind) {
       case IoJob::Kind::kLoad:
         ApplyLoad(*job);
+        break;
+      case IoJob::Kind::kLoadRange:
+        ApplyRangeLoad(*job);
         break;
       case IoJob::Kind::kSave:
         if (job->for_request != 0) {
@@ -844,6 +941,7 @@ std::string BlockCache::Info() const {
   line("cache_hits", stats_.hits);
   line("cache_misses", stats_.misses);
   line("loads_total", stats_.loads);
+  line("range_loads_total", stats_.range_loads);
   line("load_errors", stats_.load_errors);
   line("saves_total", stats_.saves);
   line("save_errors", stats_.save_errors);

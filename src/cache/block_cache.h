@@ -36,6 +36,14 @@
 //    saves.
 //  - Readahead. A reader going through a file block by block gets the next
 //    blocks loaded before it asks.
+//  - Partial reads. A small read (at most `range_read_max`) of an evicted
+//    block that is not part of a sequential read is served from the part of
+//    the stored copy it reads (a range LOAD, BlockStore::LoadRange): a 4 KiB
+//    random read costs a 4 KiB disk read, not a block's. The part goes to
+//    the request that asked (LoadedRange, Keyspace::OfferRanges) and is not
+//    cached: the kernel's page cache keeps what it was sent. A block read in
+//    part `range_reads_before_load` times is loaded whole (ski rental: by
+//    then the parts have cost about what the whole block does).
 //  - Whole-block writes. With a persistent store, a write of whole blocks at
 //    an offset is stored before it is applied (a journaling filesystem's
 //    ordered data mode): Keyspace::Write answers kNeedStore with copies of
@@ -49,7 +57,9 @@
 //    not take (interrupted, failed, or changed its mind) are deleted.
 //
 // Rules (DESIGN §4.1), and where they are kept:
-//  1. One job in flight per block (io_ flags; a whole-block write's SAVE
+//  1. One job in flight per block (io_ flags; a range LOAD is not one: it
+//     only reads a stored copy, and its bytes are used only while the slot
+//     is still that copy; a whole-block write's SAVE
 //     is not one: it writes bytes no slot holds yet, to a new location, and
 //     the write that takes them drops what the slot held, rules 1-2 then
 //     dealing with jobs still running for the old bytes): a block is not saved while
@@ -123,6 +133,11 @@ struct CacheOptions {
   size_t max_jobs = 16;
   // Blocks loaded ahead of a sequential reader.
   uint32_t readahead_blocks = 4;
+  // Partial reads: a read of at most this many bytes of an evicted block
+  // reads only that part of it (0: whole blocks always), until the block
+  // has been read in part this many times.
+  uint32_t range_read_max = 64 << 10;
+  uint32_t range_reads_before_load = 8;
   uint64_t seed = 0x6b657966;  // eviction sampling
 };
 
@@ -151,6 +166,7 @@ class PendingRequest {
 struct CacheStats {
   uint64_t hits = 0, misses = 0;  // block reads served from memory / that waited
   uint64_t loads = 0, load_errors = 0;
+  uint64_t range_loads = 0;  // parts of blocks read for one request
   uint64_t saves = 0, save_errors = 0;
   uint64_t evictions = 0;
   uint64_t deletes = 0;
@@ -253,6 +269,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
     size_t waiting = 0;             // blocks still loading
     bool for_room = false;          // in room_waiters_
     std::vector<BlockRef> held;     // rule 4
+    std::vector<LoadedRange> ranges;  // parts of blocks read for it
     size_t charged = 0;
     // A write of whole blocks (kNeedStore): its copies, stored or being
     // stored; `stored_back` once the store has answered (an empty `stored`
@@ -278,6 +295,16 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // when the block need not be loaded (not evicted any more).
   bool ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent);
   void StartPendingLoads();
+  // Whether `part` of evicted block `key`, read by a request, is better read
+  // alone than with the whole block (see "Partial reads").
+  bool WantsRange(const BlockKey& key, const Keyspace::BlockPart& part);
+  // Schedules a range LOAD for `waiter`. False when there is no room now.
+  bool ScheduleRangeLoad(const BlockKey& key, const Keyspace::BlockPart& part, uint64_t waiter);
+  void ApplyRangeLoad(IoJob& job);
+  // Makes `block` (loaded from `where`) the resident copy of `key` if the
+  // slot is still that copy (rule 2); returns it then, null otherwise.
+  BlockRef InstallLoaded(const BlockKey& key, RefPtr<BlockBuffer> block,
+                         const BlockLocation& where);
 
   // SAVEs.
   void SubmitSaves(bool all);
@@ -334,6 +361,9 @@ class BlockCache final : public BlockObserver, public Reclaimer {
 
   // Sequential readers: where the last read of an inode ended.
   absl::flat_hash_map<Ino, uint64_t> read_ends_;
+  // Partial reads of each block since it was last loaded whole (bounded:
+  // forgotten all at once when it grows past kMaxTrackedRanges).
+  absl::flat_hash_map<BlockKey, uint32_t> range_reads_;
 
   uint64_t dirty_blocks_ = 0;
   uint64_t dirty_bytes_ = 0;

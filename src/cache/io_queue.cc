@@ -114,6 +114,17 @@ void IoQueue::Run(IoJob* job) {
     case IoJob::Kind::kLoad:
       job->loaded = store_->Load(job->id, job->where, accountant_);
       break;
+    case IoJob::Kind::kLoadRange: {
+      auto range = store_->LoadRange(job->id, job->where, job->block_length, job->range_offset,
+                                     job->range_length, accountant_);
+      if (range.ok()) {
+        job->whole = range->whole;
+        job->loaded = std::move(range->buffer);
+      } else {
+        job->loaded = range.status();
+      }
+      break;
+    }
     case IoJob::Kind::kSave: {
       std::vector<BlockLocation> written(job->saves.size());
       Status first_error;

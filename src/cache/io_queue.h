@@ -38,7 +38,7 @@
 namespace keyfs {
 
 struct IoJob {
-  enum class Kind { kLoad, kSave, kDelete, kWork };
+  enum class Kind { kLoad, kLoadRange, kSave, kDelete, kWork };
 
   // One block of a SAVE: the buffer it had when the job was submitted, and
   // how many of its bytes are the block's (block_slot.h, 1).
@@ -59,6 +59,14 @@ struct IoJob {
   BlockLocation where;
   uint64_t reserved = 0;
   Result<RefPtr<BlockBuffer>> loaded = Status::Errno(EINPROGRESS);
+
+  // kLoadRange: read bytes [range_offset, range_offset + range_length) of
+  // block `id` (of `block_length` bytes) at `where` for parked request
+  // `waiter`; the result is `loaded`, the whole block when `whole`
+  // (BlockStore::LoadRange). `reserved` as for kLoad.
+  uint32_t range_offset = 0, range_length = 0, block_length = 0;
+  uint64_t waiter = 0;
+  bool whole = false;
 
   // kSave: save every item, then one Sync; each item's `saved` is only a
   // location once that Sync succeeded (nobody may rely on it before).

@@ -108,6 +108,17 @@ struct StoredBlock {
   uint64_t stored_version = 0;
 };
 
+// Part of an evicted block's stored copy, read for one request (a small
+// random read need not load the whole block, BlockStore::LoadRange): bytes
+// [offset, offset + bytes->length()) of block `key` as of `version`. Good
+// only while the slot is that evicted copy (Keyspace::OfferRanges).
+struct LoadedRange {
+  BlockKey key;
+  uint64_t version = 0;
+  uint32_t offset = 0;
+  RefPtr<BlockBuffer> bytes;
+};
+
 // The context of one change to a file's blocks.
 struct BlockChange {
   Ino ino = 0;

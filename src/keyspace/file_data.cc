@@ -87,16 +87,32 @@ void FileData::Drop(size_t index, Ino ino, BlockObserver* observer) {
 
 Result<std::vector<ReadSlice>> FileData::Read(uint64_t offset, uint64_t length,
                                               uint64_t file_size,
-                                              std::vector<uint64_t>* missing) const {
+                                              std::vector<uint64_t>* missing,
+                                              const std::vector<LoadedRange>* ranges) const {
   std::vector<ReadSlice> slices;
   if (offset >= file_size || length == 0) return slices;
   uint64_t end = std::min(file_size, offset + length);
+  // The loaded range that holds bytes [in_block, in_block + n) of evicted
+  // block `index`, or null.
+  auto range_for = [&](size_t index, size_t in_block, size_t n) -> const LoadedRange* {
+    if (!ranges) return nullptr;
+    const BlockSlot& slot = blocks_[index];
+    for (const LoadedRange& range : *ranges) {
+      if (range.key.index == index && range.version == slot.stored_version &&
+          range.offset <= in_block && in_block + n <= range.offset + range.bytes->length()) {
+        return &range;
+      }
+    }
+    return nullptr;
+  };
   size_t missing_before = missing->size();
   for (uint64_t pos = offset; pos < end;) {
     size_t index = pos / block_size_;
     size_t in_block = pos % block_size_;
     if (index < blocks_.size() && blocks_[index].evicted() && in_block < blocks_[index].length) {
-      missing->push_back(index);
+      size_t n = std::min<uint64_t>({block_size_ - in_block, end - pos,
+                                     blocks_[index].length - in_block});
+      if (!range_for(index, in_block, n)) missing->push_back(index);
     }
     pos = (uint64_t{index} + 1) * block_size_;
   }
@@ -106,11 +122,16 @@ Result<std::vector<ReadSlice>> FileData::Read(uint64_t offset, uint64_t length,
     size_t in_block = offset % block_size_;
     size_t chunk = std::min<uint64_t>(block_size_ - in_block, end - offset);
     const BlockSlot* slot = index < blocks_.size() ? &blocks_[index] : nullptr;
-    if (slot && slot->resident() && in_block < slot->length) {
-      slot->buffer->Touch();
-      size_t from_buffer = std::min<size_t>(chunk, slot->length - in_block);
-      slices.push_back({slot->buffer, in_block, from_buffer});
-      if (from_buffer < chunk) slices.push_back({nullptr, 0, chunk - from_buffer});
+    if (slot && !slot->hole() && in_block < slot->length) {
+      size_t from_block = std::min<size_t>(chunk, slot->length - in_block);
+      if (slot->resident()) {
+        slot->buffer->Touch();
+        slices.push_back({slot->buffer, in_block, from_block});
+      } else {
+        const LoadedRange* range = range_for(index, in_block, from_block);
+        slices.push_back({range->bytes, in_block - range->offset, from_block});
+      }
+      if (from_block < chunk) slices.push_back({nullptr, 0, chunk - from_block});
     } else {
       slices.push_back({nullptr, 0, chunk});
     }

@@ -49,9 +49,11 @@ class FileData {
   FileData(const FileData&) = delete;
 
   // Slices covering [offset, offset+length), clipped to `file_size`.
-  // kNeedBlocks when a block the range reads from is evicted.
+  // kNeedBlocks when a block the range reads from is evicted, unless
+  // `ranges` (of this file) holds the part of its stored copy that is read.
   Result<std::vector<ReadSlice>> Read(uint64_t offset, uint64_t length, uint64_t file_size,
-                                      std::vector<uint64_t>* missing) const;
+                                      std::vector<uint64_t>* missing,
+                                      const std::vector<LoadedRange>* ranges = nullptr) const;
 
   // Writes all of `data` at `offset`, or nothing: kNeedBlocks when it keeps
   // part of an evicted block (a write covering a block's whole length needs

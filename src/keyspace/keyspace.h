@@ -209,6 +209,16 @@ class Keyspace {
   BlockObserver* observer() const { return observer_; }
   // After kNeedBlocks: the blocks the operation needs loaded.
   const std::vector<BlockKey>& needed() const { return needed_; }
+  // After a Read's kNeedBlocks: the bytes of each needed block it reads
+  // (offset in the block, length), in the order of needed(); empty after
+  // anything else. A small read may be served from those bytes alone.
+  struct BlockPart {
+    uint32_t offset = 0, length = 0;
+  };
+  const std::vector<BlockPart>& needed_parts() const { return needed_parts_; }
+  // The next Read of evicted blocks uses these parts of their stored copies
+  // (of any file; those of another version are ignored). Cleared by it.
+  void OfferRanges(const std::vector<LoadedRange>* ranges) { offered_ranges_ = ranges; }
   // With a persistent store: a write of whole blocks at an offset (not an
   // append, not a writeback page) is stored before it is applied, so that
   // its bytes go to disk once, to the store, and the journal records only
@@ -329,6 +339,8 @@ class Keyspace {
   uint64_t replay_seq_ = 0;
   uint64_t unlogged_changes_ = 0;
   std::vector<BlockKey> needed_;
+  std::vector<BlockPart> needed_parts_;
+  const std::vector<LoadedRange>* offered_ranges_ = nullptr;
   bool stores_whole_blocks_ = false;
   ToStore to_store_;
   const std::vector<StoredBlock>* offered_ = nullptr;

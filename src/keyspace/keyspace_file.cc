@@ -22,6 +22,7 @@ BlockChange Keyspace::ChangeOf(const Inode& inode) {
 
 Status Keyspace::NeedBlocks(Ino ino, const std::vector<uint64_t>& missing) {
   needed_.clear();
+  needed_parts_.clear();
   for (uint64_t index : missing) needed_.push_back({ino, index});
   return Status::Errno(kNeedBlocks);
 }
@@ -80,8 +81,28 @@ Result<std::vector<ReadSlice>> Keyspace::Read(Ino ino, uint64_t offset,
     return a.tv_sec < b.tv_sec || (a.tv_sec == b.tv_sec && a.tv_nsec <= b.tv_nsec);
   };
   std::vector<uint64_t> missing;
-  auto slices = inode->file().Read(offset, size, inode->size, &missing);
-  if (slices.status().code() == kNeedBlocks) return NeedBlocks(ino, missing);
+  std::vector<LoadedRange> ranges;
+  if (const std::vector<LoadedRange>* offered = std::exchange(offered_ranges_, nullptr)) {
+    for (const LoadedRange& range : *offered) {
+      if (range.key.ino == ino) ranges.push_back(range);
+    }
+  }
+  auto slices = inode->file().Read(offset, size, inode->size, &missing,
+                                   ranges.empty() ? nullptr : &ranges);
+  if (slices.status().code() == kNeedBlocks) {
+    Status status = NeedBlocks(ino, missing);
+    uint64_t block_size = inode->file().block_size();
+    uint64_t end = std::min<uint64_t>(inode->size, offset + size);
+    for (uint64_t index : missing) {
+      uint64_t start = index * block_size;
+      uint64_t from = std::max(offset, start);
+      uint64_t to = std::min({end, start + block_size,
+                              start + inode->file().slot(index).length});
+      needed_parts_.push_back({static_cast<uint32_t>(from - start),
+                               static_cast<uint32_t>(to > from ? to - from : 0)});
+    }
+    return status;
+  }
   if (older(inode->atime, inode->mtime) || older(inode->atime, inode->ctime) ||
       now.tv_sec - inode->atime.tv_sec >= 24 * 3600) {
     inode->atime = now;

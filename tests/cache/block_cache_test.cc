@@ -477,6 +477,119 @@ TEST_F(BlockCacheTest, ASequentialReaderGetsTheNextBlocksLoadedAhead) {
   EXPECT_EQ(cache_.stats().readaheads, 2u);
 }
 
+// --- partial reads ---------------------------------------------------------------
+
+class RangeReadTest : public BlockCacheTest {
+ protected:
+  RangeReadTest() { store_.ServeRanges(true); }
+  // A file whose every byte tells where it is.
+  Ino MakeNumberedFile(const std::string& name, size_t bytes) {
+    Ino ino = MakeFile(name, 0, 0);
+    EXPECT_TRUE(keyspace_.Write(ino, 0, Numbered(0, bytes), Keyspace::WriteAt::kOffset).ok());
+    return ino;
+  }
+  static std::string Numbered(size_t offset, size_t n) {
+    std::string out(n, '\0');
+    for (size_t i = 0; i < n; ++i) out[i] = static_cast<char>((offset + i) * 7 % 251);
+    return out;
+  }
+};
+
+TEST_F(RangeReadTest, ASmallReadOfAnEvictedBlockReadsOnlyThatPart) {
+  Ino ino = MakeNumberedFile("f", 3 * kBlock);
+  EvictFile(ino);
+  std::string got;
+  EXPECT_NE(cache_.Submit(Reader(ino, kBlock + 100, 50, &got, &abandoned_)), 0u);
+  EXPECT_EQ(io_.queued(), 1u);
+  RunAllIo();
+  EXPECT_EQ(got, Numbered(kBlock + 100, 50));
+  EXPECT_EQ(cache_.stats().range_loads, 1u);
+  EXPECT_EQ(cache_.stats().loads, 0u);
+  EXPECT_TRUE(SlotOf(ino, 1).evicted());  // nothing cached: the kernel keeps the page
+  // A read across two blocks reads a part of each.
+  cache_.Submit(Reader(ino, 2 * kBlock - 30, 60, &got, &abandoned_));
+  EXPECT_EQ(io_.queued(), 2u);
+  RunAllIo();
+  EXPECT_EQ(got, Numbered(2 * kBlock - 30, 60));
+  EXPECT_EQ(cache_.stats().range_loads, 3u);
+  EXPECT_EQ(abandoned_, 0);
+}
+
+TEST_F(RangeReadTest, ABlockReadInPartOftenIsLoadedWhole) {
+  Ino ino = MakeNumberedFile("f", kBlock);
+  EvictFile(ino);
+  std::string got;
+  uint32_t times = Options().range_reads_before_load;
+  for (uint32_t i = 0; i < times; ++i) {
+    cache_.Submit(Reader(ino, i * 300, 100, &got, &abandoned_));
+    RunAllIo();
+    EXPECT_EQ(got, Numbered(i * 300, 100)) << i;
+  }
+  EXPECT_EQ(cache_.stats().range_loads, times - 1);
+  EXPECT_EQ(cache_.stats().loads, 1u);
+  EXPECT_TRUE(SlotOf(ino, 0).resident());
+}
+
+TEST_F(RangeReadTest, ASequentialReaderLoadsWholeBlocks) {
+  Ino ino = MakeNumberedFile("f", 20 * kBlock);
+  EvictFile(ino);
+  std::string got;
+  cache_.NoteRead(ino, 0, 100);  // it read [0, 100) before
+  cache_.Submit(Reader(ino, 100, 100, &got, &abandoned_));
+  RunAllIo();
+  EXPECT_EQ(got, Numbered(100, 100));
+  EXPECT_EQ(cache_.stats().range_loads, 0u);
+  EXPECT_EQ(cache_.stats().loads, 1u);
+  // A read larger than range_read_max, anywhere, loads whole blocks too.
+  size_t large = Options().range_read_max + 1;
+  cache_.Submit(Reader(ino, 2 * kBlock + 1000, large, &got, &abandoned_));
+  RunAllIo();
+  EXPECT_EQ(got, Numbered(2 * kBlock + 1000, large));
+  EXPECT_EQ(cache_.stats().range_loads, 0u);
+}
+
+TEST_F(RangeReadTest, APartReadBeforeTheBlockChangedIsNotUsed) {
+  Ino ino = MakeNumberedFile("f", kBlock);
+  EvictFile(ino);
+  std::string got;
+  cache_.Submit(Reader(ino, 10, 20, &got, &abandoned_));
+  ASSERT_TRUE(io_.RunNext());  // the part of the old copy is read
+  // Before it is applied, the block is replaced, saved and evicted again.
+  ASSERT_TRUE(keyspace_.Write(ino, 0, std::string(kBlock, 'n'), Keyspace::WriteAt::kOffset).ok());
+  cache_.OnIoReady();  // the reader runs: the block is resident, new
+  EXPECT_EQ(got, std::string(20, 'n'));
+  // Again, with the block evicted in its new version when the part returns.
+  Ino other = MakeNumberedFile("g", kBlock);
+  EvictFile(other);
+  cache_.Submit(Reader(other, 10, 20, &got, &abandoned_));
+  ASSERT_TRUE(io_.RunNext());
+  ASSERT_TRUE(keyspace_.Write(other, 0, std::string(kBlock, 'm'), Keyspace::WriteAt::kOffset).ok());
+  EvictFile(other);  // applies the old part too: the reader must not use it
+  RunAllIo();
+  EXPECT_EQ(got, std::string(20, 'm'));
+  EXPECT_EQ(abandoned_, 0);
+}
+
+TEST_F(RangeReadTest, AnInterruptedOrFailedPartialRead) {
+  Ino ino = MakeNumberedFile("f", kBlock);
+  EvictFile(ino);
+  std::string got;
+  int abandoned = 0;
+  uint64_t id = cache_.Submit(Reader(ino, 10, 20, &got, &abandoned));
+  cache_.Interrupt(id);
+  EXPECT_EQ(abandoned, EINTR);
+  RunAllIo();
+  EXPECT_TRUE(got.empty());
+  EXPECT_TRUE(SlotOf(ino, 0).evicted());
+  EXPECT_EQ(memory_.Used(MemoryComponent::kIo), 0u);
+  abandoned = 0;
+  store_.FailNextLoad(EIO);
+  cache_.Submit(Reader(ino, 10, 20, &got, &abandoned));
+  RunAllIo();
+  EXPECT_EQ(abandoned, EIO);
+  EXPECT_EQ(cache_.parked(), 0u);
+}
+
 TEST_F(BlockCacheTest, SaveAllAndDrainLeavesNothingDirty) {
   for (int i = 0; i < 10; ++i) MakeFile("f" + std::to_string(i), 3 * kBlock, 'u');
   EXPECT_EQ(cache_.dirty_blocks(), 30u);

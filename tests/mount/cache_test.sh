@@ -60,6 +60,17 @@ else
 fi
 
 start_keyfs -o max_memory=${MEMORY_MIB}M
+# Small random reads of a cold file read only their part of each block.
+drop_caches
+bad=0
+for i in $(seq 1 64); do
+  at=$(( (RANDOM * 32768 + RANDOM) % 16384 ))
+  cmp -s <(dd if="$MNT/big/f3" bs=4096 skip=$at count=1 status=none) \
+         <(dd if="$SRC/big/f3" bs=4096 skip=$at count=1 status=none) || bad=$((bad + 1))
+done
+check "64 random 4 KiB reads of a cold file are right ($bad wrong)" [ "$bad" -eq 0 ]
+check "... read in part, not whole blocks ($(info range_loads_total) parts, $(info loads_total) blocks)" \
+  [ "$(info range_loads_total)" -ge 32 ]
 check "after a remount, identical again" eval "(cd '$MNT' && md5sum -c --quiet '$WORK/sums')"
 check "remount replayed a journal bounded by the flush window, not the data" \
   [ "$(info loaded_records)" -lt 20000 ]

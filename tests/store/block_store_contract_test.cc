@@ -95,6 +95,25 @@ TYPED_TEST(BlockStoreContractTest, SavedBlocksLoadBackByteForByte) {
   }
 }
 
+TYPED_TEST(BlockStoreContractTest, ARangeHoldsThoseBytesOrTheWholeBlock) {
+  uint64_t index = 0;
+  for (bool compressible : {false, true}) {
+    std::string bytes = Bytes(300000, 5, compressible);
+    BlockId id{9, index++, 3};
+    BlockLocation where = this->SaveOk(id, bytes);
+    for (uint32_t offset : {0u, 1u, 4095u, 150000u, 299000u}) {
+      uint32_t length = std::min<uint32_t>(5000, bytes.size() - offset);
+      auto range = this->store_->LoadRange(id, where, bytes.size(), offset, length, &this->memory_);
+      ASSERT_TRUE(range.ok()) << range.status().ToString();
+      std::string got(range->buffer->data(), range->buffer->length());
+      EXPECT_EQ(got, range->whole ? bytes : bytes.substr(offset, length))
+          << "offset " << offset << (compressible ? ", compressible" : "");
+    }
+    auto wrong = this->store_->LoadRange({9, index + 5, 3}, where, bytes.size(), 0, 100, &this->memory_);
+    EXPECT_EQ(wrong.status().code(), EIO);
+  }
+}
+
 TYPED_TEST(BlockStoreContractTest, LoadNeverReturnsAnotherBlocksBytes) {
   BlockId id{7, 3, 42};
   BlockLocation where = this->SaveOk(id, "the right bytes");

@@ -111,19 +111,96 @@ TEST_F(DiskBlockStoreTest, ARecordWithAnotherIdentityIsEioEvenWithAGoodChecksum)
   EXPECT_EQ(ErrnoOfLoad(store.get(), {5, 1, 1}, where), EIO);
 }
 
+TEST_F(DiskBlockStoreTest, EveryDamagedByteOfAChunkedBlockIsEio) {
+  // A raw block of two chunks and a bit: every byte of the record counts,
+  // the CRC after each chunk included.
+  auto store = Open();
+  BlockId id{5, 2, 77};
+  BlockLocation where = Save(store.get(), id, Random(2 * 4096 + 100, 9));
+  ASSERT_EQ(where.size, block_format::RawRecordSize(2 * 4096 + 100));
+  ASSERT_TRUE(store->Sync().ok());
+  for (uint64_t at = 0; at < where.size; at += at < 48 ? 1 : 61) {
+    if (at >= 44 && at < 48) continue;
+    Poke(where, at, 0x20);
+    EXPECT_EQ(ErrnoOfLoad(store.get(), id, where), EIO) << "byte " << at;
+    Poke(where, at, 0x20);
+  }
+  for (uint64_t at : {48u + 4096u, 48u + 4099u, 48u + 4100u + 4096u + 3u}) {  // chunk CRCs
+    Poke(where, at, 0x01);
+    EXPECT_EQ(ErrnoOfLoad(store.get(), id, where), EIO) << "byte " << at;
+    Poke(where, at, 0x01);
+  }
+  EXPECT_EQ(ErrnoOfLoad(store.get(), id, where), 0);
+}
+
+// --- reading part of a block ---------------------------------------------------
+
+TEST_F(DiskBlockStoreTest, ARangeOfARawBlockReadsOnlyItsChunks) {
+  auto store = Open();
+  std::string bytes = Random(256 * 1024 - 1000, 11);  // the last chunk is short
+  BlockId id{7, 3, 9};
+  BlockLocation where = Save(store.get(), id, bytes);
+  struct Case { uint32_t offset, length; };
+  for (Case c : {Case{0, 4096}, Case{4096, 4096}, Case{100, 10}, Case{4000, 200},
+                 Case{8191, 8194}, Case{static_cast<uint32_t>(bytes.size()) - 5000, 5000},
+                 Case{static_cast<uint32_t>(bytes.size()) - 1, 1}}) {
+    auto range = store->LoadRange(id, where, bytes.size(), c.offset, c.length, &memory_);
+    ASSERT_TRUE(range.ok()) << range.status().ToString();
+    EXPECT_FALSE(range->whole);
+    EXPECT_EQ(std::string(range->buffer->data(), range->buffer->length()),
+              bytes.substr(c.offset, c.length))
+        << c.offset << "+" << c.length;
+  }
+  EXPECT_EQ(store->Stats().range_loads, 7u);
+  EXPECT_EQ(store->Stats().loads, 0u);
+}
+
+TEST_F(DiskBlockStoreTest, ARangeOfACompressedBlockIsTheWholeBlock) {
+  auto store = Open();
+  std::string text(100000, 'y');
+  BlockId id{7, 0, 1};
+  BlockLocation where = Save(store.get(), id, text);
+  ASSERT_LT(where.size, text.size());
+  auto range = store->LoadRange(id, where, text.size(), 5000, 4096, &memory_);
+  ASSERT_TRUE(range.ok());
+  EXPECT_TRUE(range->whole);
+  EXPECT_EQ(std::string(range->buffer->data(), range->buffer->length()), text);
+}
+
+TEST_F(DiskBlockStoreTest, ADamagedOrForeignRangeIsEio) {
+  auto store = Open();
+  std::string bytes = Random(64 * 1024, 12);
+  BlockId id{7, 1, 4};
+  BlockLocation where = Save(store.get(), id, bytes);
+  auto errno_of = [&](const BlockId& asked, uint32_t offset) {
+    auto range = store->LoadRange(asked, where, bytes.size(), offset, 4096, &memory_);
+    return range.ok() ? 0 : range.status().code();
+  };
+  EXPECT_EQ(errno_of(id, 3 * 4096), 0);
+  // Another identity: the chunk CRCs name the block, without the header.
+  EXPECT_EQ(errno_of({7, 1, 5}, 3 * 4096), EIO);
+  EXPECT_EQ(errno_of({7, 2, 4}, 3 * 4096), EIO);
+  EXPECT_EQ(errno_of({8, 1, 4}, 3 * 4096), EIO);
+  Poke(where, block_format::kHeaderSize + 3 * block_format::kChunkStride + 77, 0x10);
+  EXPECT_EQ(errno_of(id, 3 * 4096), EIO);
+  EXPECT_EQ(errno_of(id, 4 * 4096), 0);  // the chunks around it are whole
+  EXPECT_EQ(errno_of(id, 2 * 4096), 0);
+  EXPECT_GE(store->Stats().damaged, 4u);
+}
+
 TEST_F(DiskBlockStoreTest, CompressionOnlyWhenItIsSmallerAndOnlyWhenAsked) {
   auto store = Open();
   std::string zeros(100000, '\0'), noise = Random(100000, 3);
   BlockLocation z = Save(store.get(), {1, 0, 1}, zeros);
   BlockLocation n = Save(store.get(), {1, 1, 1}, noise);
   EXPECT_LT(z.size, 2000u);
-  EXPECT_EQ(n.size, block_format::kHeaderSize + noise.size());  // stored raw
+  EXPECT_EQ(n.size, block_format::RawRecordSize(noise.size()));  // stored raw
   store.reset();
   DiskStoreOptions raw;
   raw.compress = false;
   store = Open(raw);
   BlockLocation z2 = Save(store.get(), {1, 2, 1}, zeros);
-  EXPECT_EQ(z2.size, block_format::kHeaderSize + zeros.size());
+  EXPECT_EQ(z2.size, block_format::RawRecordSize(zeros.size()));
   auto back = store->Load({1, 0, 1}, z, &memory_);  // the compressed one still reads
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(std::string((*back)->data(), (*back)->length()), zeros);

@@ -40,6 +40,28 @@ class MemoryBlockStore final : public BlockStore {
     ++stats_.loads;
     return buffer;
   }
+  bool LoadsRange(const BlockLocation&, uint32_t) const override {
+    MutexLock lock(&mu_);
+    return serve_ranges_;
+  }
+  Result<Range> LoadRange(const BlockId& id, const BlockLocation& where, uint32_t block_length,
+                          uint32_t offset, uint32_t length, MemoryAccountant* accountant) override {
+    if (!LoadsRange(where, block_length)) {
+      return BlockStore::LoadRange(id, where, block_length, offset, length, accountant);
+    }
+    MutexLock lock(&mu_);
+    if (load_error_ != 0) return Status::Errno(std::exchange(load_error_, 0), "injected");
+    auto it = blocks_.find(where.offset);
+    if (where.segment != 1 || it == blocks_.end() || !(it->second.id == id)) {
+      ++stats_.damaged;
+      return Status::Errno(EIO, "no such block in the memory store");
+    }
+    std::string_view part = std::string_view(it->second.bytes).substr(offset, length);
+    auto buffer = BlockBuffer::Create(accountant, part.size(), part.size());
+    std::memcpy(buffer->mutable_data(), part.data(), part.size());
+    ++stats_.range_loads;
+    return Range{std::move(buffer), false};
+  }
   Status Delete(const BlockId&, const BlockLocation& where) override {
     MutexLock lock(&mu_);
     blocks_.erase(where.offset);
@@ -70,6 +92,12 @@ class MemoryBlockStore final : public BlockStore {
     MutexLock lock(&mu_);
     sticky_save_error_ = err;
   }
+  // Reads parts of blocks (LoadRange) as the disk store does raw copies;
+  // off by default: whole blocks only.
+  void ServeRanges(bool on) {
+    MutexLock lock(&mu_);
+    serve_ranges_ = on;
+  }
   void FailNextLoad(int err) {
     MutexLock lock(&mu_);
     load_error_ = err;
@@ -96,6 +124,7 @@ class MemoryBlockStore final : public BlockStore {
   int sticky_save_error_ GUARDED_BY(mu_) = 0;
   int load_error_ GUARDED_BY(mu_) = 0;
   int syncs_ GUARDED_BY(mu_) = 0;
+  bool serve_ranges_ GUARDED_BY(mu_) = false;
   BlockStoreStats stats_ GUARDED_BY(mu_);
 };
 
