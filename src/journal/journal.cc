@@ -222,7 +222,12 @@ Status Journal::ReserveRoom(SpaceEffect effect) {
   uint64_t least = effect == SpaceEffect::kFrees ? tail + kFreeingRecord : full;
   if (least <= reserved_to_) return Status::Ok();
   int64_t now = clock_->MonotonicNanos();
-  if (!reserve_error_.ok() && now < reserve_retry_at_ns_) return reserve_error_;
+  // After a failure, adding changes wait for the retry time; a freeing one
+  // (a few KiB) always tries, so that deleting works as soon as anything
+  // gave room back.
+  if (!reserve_error_.ok() && now < reserve_retry_at_ns_ && effect != SpaceEffect::kFrees) {
+    return reserve_error_;
+  }
   uint64_t from = writer_->written_size();
   uint64_t target = full + kReserveChunk;
   Status status = writer_->shared_file()->Reserve(from, target - from);

@@ -101,11 +101,20 @@ Status Journal::StartRewrite(std::string_view why) {
   } else {
     ASSIGN_OR_RETURN(auto next, JournalWriter::Create(env_, Path(JournalIncrName(next_gen)),
                                                       covers_seq));
-    closed_incr_bytes_ += writer_->written_size();
+    uint64_t closed_size = writer_->written_size();
+    std::string closed = Path(JournalIncrName(gen_));
+    closed_incr_bytes_ += closed_size;
     reserved_to_ = 0;
     writer_ = std::move(next);
     gen_ = next_gen;
     written_seq_ = covers_seq;
+    // The room reserved past the closed segment's end moves to the new one
+    // (truncating to its size frees the preallocated blocks): on a full disk
+    // the reserve for changes that free room must not stay behind in a
+    // segment nothing writes to any more (issue 9: rm on a full disk).
+    Status trimmed = env_->TruncateFile(closed, closed_size);
+    if (!trimmed.ok()) spdlog::warn("could not trim {}: {}", closed, trimmed.ToString());
+    (void)ReserveRoom(SpaceEffect::kAdds);
   }
 
   // Whatever goes dead from now on may still be referred to by the
