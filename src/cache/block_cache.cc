@@ -293,6 +293,17 @@ void BlockCache::ReleaseWaiters(std::vector<uint64_t> waiters, const BlockRef& b
 
 // --- LOAD ------------------------------------------------------------------------
 
+std::unique_ptr<IoJob> BlockCache::LoadJob(IoJob::Kind kind, const BlockKey& key,
+                                           const BlockSlot& slot, uint64_t reserved) {
+  auto job = std::make_unique<IoJob>();
+  job->kind = kind;
+  job->key = key;
+  job->id = BlockId{key.ino, key.index, slot.stored_version};
+  job->where = slot.stored;
+  job->reserved = reserved;
+  return job;
+}
+
 bool BlockCache::ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent) {
   BlockSlot* slot = Slot(key);
   if (!slot || !slot->evicted()) return false;
@@ -316,12 +327,7 @@ bool BlockCache::ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent)
   state.reserved = reserve;
   state.flags |= kLoading;
   ++loading_;
-  auto job = std::make_unique<IoJob>();
-  job->kind = IoJob::Kind::kLoad;
-  job->key = key;
-  job->id = BlockId{key.ino, key.index, slot->stored_version};
-  job->where = slot->stored;
-  job->reserved = reserve;
+  auto job = LoadJob(IoJob::Kind::kLoad, key, *slot, reserve);
   ++jobs_in_flight_;
   if (urgent) {
     io_->SubmitUrgent(std::move(job));
@@ -427,12 +433,7 @@ bool BlockCache::ScheduleRangeLoad(const BlockKey& key, const Keyspace::BlockPar
   uint64_t reserve = BlockBuffer::ChargeFor(part.length);
   if (memory_->RoomFor(reserve) != Room::kYes) return false;  // the LOAD way waits for room
   memory_->Charge(MemoryComponent::kIo, reserve);
-  auto job = std::make_unique<IoJob>();
-  job->kind = IoJob::Kind::kLoadRange;
-  job->key = key;
-  job->id = BlockId{key.ino, key.index, slot->stored_version};
-  job->where = slot->stored;
-  job->reserved = reserve;
+  auto job = LoadJob(IoJob::Kind::kLoadRange, key, *slot, reserve);
   job->range_offset = part.offset;
   job->range_length = part.length;
   job->block_length = slot->length;

@@ -295,6 +295,10 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // when the block need not be loaded (not evicted any more).
   bool ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent);
   void StartPendingLoads();
+  // A LOAD (or range LOAD) of the stored copy `slot` holds, with `reserved`
+  // bytes of the budget set aside for it.
+  std::unique_ptr<IoJob> LoadJob(IoJob::Kind kind, const BlockKey& key, const BlockSlot& slot,
+                                 uint64_t reserved);
   // Whether `part` of evicted block `key`, read by a request, is better read
   // alone than with the whole block (see "Partial reads").
   bool WantsRange(const BlockKey& key, const Keyspace::BlockPart& part);

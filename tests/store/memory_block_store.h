@@ -28,13 +28,8 @@ class MemoryBlockStore final : public BlockStore {
   Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
                                    MemoryAccountant* accountant) override {
     MutexLock lock(&mu_);
-    if (load_error_ != 0) return Status::Errno(std::exchange(load_error_, 0), "injected");
-    auto it = blocks_.find(where.offset);
-    if (where.segment != 1 || it == blocks_.end() || !(it->second.id == id)) {
-      ++stats_.damaged;
-      return Status::Errno(EIO, "no such block in the memory store");
-    }
-    const std::string& bytes = it->second.bytes;
+    ASSIGN_OR_RETURN(const Stored* stored, Find(id, where));
+    const std::string& bytes = stored->bytes;
     auto buffer = BlockBuffer::Create(accountant, bytes.size(), bytes.size());
     std::memcpy(buffer->mutable_data(), bytes.data(), bytes.size());
     ++stats_.loads;
@@ -50,13 +45,8 @@ class MemoryBlockStore final : public BlockStore {
       return BlockStore::LoadRange(id, where, block_length, offset, length, accountant);
     }
     MutexLock lock(&mu_);
-    if (load_error_ != 0) return Status::Errno(std::exchange(load_error_, 0), "injected");
-    auto it = blocks_.find(where.offset);
-    if (where.segment != 1 || it == blocks_.end() || !(it->second.id == id)) {
-      ++stats_.damaged;
-      return Status::Errno(EIO, "no such block in the memory store");
-    }
-    std::string_view part = std::string_view(it->second.bytes).substr(offset, length);
+    ASSIGN_OR_RETURN(const Stored* stored, Find(id, where));
+    std::string_view part = std::string_view(stored->bytes).substr(offset, length);
     auto buffer = BlockBuffer::Create(accountant, part.size(), part.size());
     std::memcpy(buffer->mutable_data(), part.data(), part.size());
     ++stats_.range_loads;
@@ -117,6 +107,17 @@ class MemoryBlockStore final : public BlockStore {
     std::string bytes;
     uint32_t size = 0;
   };
+  // The copy of `id` at `where` (a Load's checks and injected failures).
+  Result<const Stored*> Find(const BlockId& id, const BlockLocation& where) REQUIRES(mu_) {
+    if (load_error_ != 0) return Status::Errno(std::exchange(load_error_, 0), "injected");
+    auto it = blocks_.find(where.offset);
+    if (where.segment != 1 || it == blocks_.end() || !(it->second.id == id)) {
+      ++stats_.damaged;
+      return Status::Errno(EIO, "no such block in the memory store");
+    }
+    return &it->second;
+  }
+
   mutable Mutex mu_;
   std::map<uint64_t, Stored> blocks_ GUARDED_BY(mu_);
   uint64_t next_offset_ GUARDED_BY(mu_) = 0;
