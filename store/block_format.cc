@@ -114,8 +114,10 @@ Status UnpackChunks(std::string_view stored, const BlockId& id, uint32_t first_c
                                         "another block)",
                                         chunk, BlockName(id)));
     }
-    std::memcpy(out, stored.data(), n);
-    out += n;
+    if (out) {
+      std::memcpy(out, stored.data(), n);
+      out += n;
+    }
     stored.remove_prefix(n + kChunkCrcSize);
     ++chunk;
   }
@@ -164,13 +166,7 @@ Status Check(std::string_view record, const Header& header, const BlockId& expec
                                       BlockName(expected)));
   }
   if (header.codec != kNone) return Status::Ok();
-  if (out) return UnpackChunks(payload, expected, 0, out, where);
-  std::string scratch(kChunkSize, '\0');
-  for (size_t at = 0; at < payload.size(); at += kChunkStride) {
-    RETURN_IF_ERROR(UnpackChunks(payload.substr(at, kChunkStride), expected,
-                                 static_cast<uint32_t>(at / kChunkStride), scratch.data(), where));
-  }
-  return Status::Ok();
+  return UnpackChunks(payload, expected, 0, out, where);
 }
 }  // namespace
 

@@ -64,8 +64,8 @@ constexpr uint64_t RawRecordSize(uint32_t raw_length) {
 }
 
 // Checks chunks first_chunk.. of a raw payload of block `id`, as stored
-// (bytes and CRCs, starting at a chunk), and copies their bytes to `out`.
-// EIO naming `where` on a mismatch.
+// (bytes and CRCs, starting at a chunk), and copies their bytes to `out`
+// (null: checks only). EIO naming `where` on a mismatch.
 Status UnpackChunks(std::string_view stored, const BlockId& id, uint32_t first_chunk, char* out,
                     const std::string& where);
 

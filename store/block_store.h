@@ -77,16 +77,16 @@ class BlockStore {
   // never wrong bytes.
   virtual Result<RefPtr<BlockBuffer>> Load(const BlockId& id, const BlockLocation& where,
                                            MemoryAccountant* accountant) = 0;
-  // Reads bytes [offset, offset + length) of the block saved as `id` at
-  // `where`, a block of `block_length` bytes, into a new buffer (a small
-  // random read of an evicted block needs no more). A store may read more
-  // and say so: `whole` means `buffer` is the whole block (a compressed copy
-  // cannot be read in part). The range is within the block. Checked as Load.
   // Whether LoadRange reads the copy at `where` in part (else it reads it
   // whole): the cache asks before it sets memory aside for a part only.
   virtual bool LoadsRange(const BlockLocation& where, uint32_t block_length) const {
     return false;
   }
+  // Reads bytes [offset, offset + length) of the block saved as `id` at
+  // `where`, a block of `block_length` bytes, into a new buffer (a small
+  // random read of an evicted block needs no more). A store may read more
+  // and say so: `whole` means `buffer` is the whole block (a compressed copy
+  // cannot be read in part). The range is within the block. Checked as Load.
   struct Range {
     RefPtr<BlockBuffer> buffer;
     bool whole = false;

@@ -150,6 +150,10 @@ Result<BlockLocation> DiskBlockStore::Save(const BlockId& id, std::string_view b
   return where;
 }
 
+std::string DiskBlockStore::Place(const BlockLocation& where) const {
+  return fmt::format("{} offset {}", SegmentPath(where.segment), where.offset);
+}
+
 Result<std::shared_ptr<RandomAccessFile>> DiskBlockStore::SegmentFile(const BlockLocation& where) {
   MutexLock lock(&mu_);
   auto it = segments_.find(where.segment);
@@ -166,8 +170,7 @@ Result<std::string_view> DiskBlockStore::ReadRecord(const BlockLocation& where) 
   if (record.size() < where.size) record.resize(where.size);
   ASSIGN_OR_RETURN(size_t got, file->ReadAt(where.offset, where.size, record.data()));
   if (got != where.size) {
-    return Status::Errno(EIO, fmt::format("damaged block at {} offset {}: the file ends first",
-                                          SegmentPath(where.segment), where.offset));
+    return Status::Errno(EIO, "damaged block at " + Place(where) + ": the file ends first");
   }
   return std::string_view(record.data(), where.size);
 }
@@ -193,13 +196,10 @@ Result<RefPtr<BlockBuffer>> DiskBlockStore::Load(const BlockId& id, const BlockL
 Result<RefPtr<BlockBuffer>> DiskBlockStore::ReadBlock(const BlockId& id, const BlockLocation& where,
                                                       MemoryAccountant* accountant) {
   if (where.size < block_format::kHeaderSize) {
-    return Status::Errno(EIO, fmt::format("damaged block at {} offset {}: shorter than a block "
-                                          "header",
-                                          SegmentPath(where.segment), where.offset));
+    return Status::Errno(EIO, "damaged block at " + Place(where) + ": shorter than a block header");
   }
   ASSIGN_OR_RETURN(std::string_view record, ReadRecord(where));
-  return block_format::Decode(record, id, accountant,
-                              fmt::format("{} offset {}", SegmentPath(where.segment), where.offset));
+  return block_format::Decode(record, id, accountant, Place(where));
 }
 
 bool DiskBlockStore::LoadsRange(const BlockLocation& where, uint32_t block_length) const {
@@ -223,7 +223,7 @@ Result<BlockStore::Range> DiskBlockStore::LoadRange(const BlockId& id, const Blo
   uint64_t from = where.offset + kHeaderSize + uint64_t{first} * kChunkStride;
   uint64_t to = std::min<uint64_t>(where.offset + where.size,
                                    where.offset + kHeaderSize + uint64_t{last + 1} * kChunkStride);
-  std::string place = fmt::format("{} offset {}", SegmentPath(where.segment), where.offset);
+  std::string place = Place(where);
   auto read = [&]() -> Result<RefPtr<BlockBuffer>> {
     ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, SegmentFile(where));
     std::string& stored = Scratch();
@@ -354,7 +354,7 @@ Result<std::vector<std::pair<BlockId, BlockLocation>>> DiskBlockStore::ListSegme
 }
 
 Result<BlockLocation> DiskBlockStore::Relocate(const BlockId& id, const BlockLocation& from) {
-  std::string place = fmt::format("{} offset {}", SegmentPath(from.segment), from.offset);
+  std::string place = Place(from);
   ASSIGN_OR_RETURN(std::string_view record, ReadRecord(from));
   Status verified = block_format::Verify(record, id, place);
   if (!verified.ok()) {

@@ -135,6 +135,8 @@ class DiskBlockStore final : public BlockStore {
   DiskBlockStore(Env* env, std::string dir, const DiskStoreOptions& options)
       : env_(env), dir_(std::move(dir)), options_(options) {}
   std::string SegmentPath(uint32_t id) const;
+  // "FILE offset N": where a record is, for messages.
+  std::string Place(const BlockLocation& where) const;
   // Makes a new segment the one being written.
   Status StartSegment() REQUIRES(mu_);
   // Allots `bytes` in the segment being written (starting a new one when
