@@ -20,11 +20,12 @@
 // Threading: every method may be called from any thread, concurrently (IO
 // threads call Save and Load; the loop thread reads Stats).
 //
-// Implementations: DiskBlockStore (store/disk_block_store.h, mode=disk); the
-// swap file (mode=swap) next; MemoryBlockStore for tests
+// Implementations: DiskBlockStore (store/disk_block_store.h, mode=disk);
+// SwapFile (store/swap/swap_file.h, mode=swap); MemoryBlockStore for tests
 // (tests/store/memory_block_store.h). All pass one contract suite
 // (tests/store/block_store_contract_test.cc).
 
+#include <cerrno>
 #include <cstdint>
 #include <string>
 
@@ -105,6 +106,22 @@ class BlockStore {
   // swap file, the memory store): the journal records locations only then.
   virtual bool persistent() const = 0;
   virtual BlockStoreStats Stats() const = 0;
+
+  // --- the journal's snapshot, for stores that do not persist ---------------
+  // The journal's rewrite writes every block's bytes when the store does not
+  // persist (DESIGN §6), reading the evicted ones here, maybe in a forked
+  // child: this must take no lock another thread may hold (DESIGN §4.1,
+  // rule 7) and changes nothing. Checked as Load.
+  virtual Result<RefPtr<BlockBuffer>> LoadForSnapshot(const BlockId& id,
+                                                      const BlockLocation& where,
+                                                      MemoryAccountant* accountant) const {
+    return Status::Errno(ENOTSUP, "this block store has no snapshot reads");
+  }
+  // Between the two, a snapshot may read any copy that was not deleted
+  // before SnapshotStarted: space deleted meanwhile is not reused until
+  // SnapshotEnded. From the loop thread.
+  virtual void SnapshotStarted() {}
+  virtual void SnapshotEnded() {}
 
   // --- life cycle, for stores that outlive a mount (no-ops otherwise) ------
   // At mount, before FinishRecovery: `where` is referred to by the replayed

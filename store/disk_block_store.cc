@@ -11,6 +11,7 @@
 #include "src/base/coding.h"
 #include "src/base/crc32c.h"
 #include "store/block_format.h"
+#include "store/record_io.h"
 
 namespace keyfs {
 
@@ -127,19 +128,8 @@ Result<BlockLocation> DiskBlockStore::Append(std::string_view record) {
   return where;
 }
 
-namespace {
-// Each IO thread encodes and reads records in a buffer of its own that keeps
-// its size: a fresh allocation of a block's size is an mmap of fresh pages
-// (glibc's threshold, fuse/main.cc), and their page faults cost more than
-// the copy.
-std::string& Scratch() {
-  thread_local std::string scratch;
-  return scratch;
-}
-}  // namespace
-
 Result<BlockLocation> DiskBlockStore::Save(const BlockId& id, std::string_view bytes) {
-  std::string& record = Scratch();
+  std::string& record = record_io::Scratch();
   record.clear();
   block_format::Encode(id, bytes, options_.compress, &record);
   ASSIGN_OR_RETURN(BlockLocation where, Append(record));
@@ -166,13 +156,7 @@ Result<std::shared_ptr<RandomAccessFile>> DiskBlockStore::SegmentFile(const Bloc
 
 Result<std::string_view> DiskBlockStore::ReadRecord(const BlockLocation& where) {
   ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, SegmentFile(where));
-  std::string& record = Scratch();
-  if (record.size() < where.size) record.resize(where.size);
-  ASSIGN_OR_RETURN(size_t got, file->ReadAt(where.offset, where.size, record.data()));
-  if (got != where.size) {
-    return Status::Errno(EIO, "damaged block at " + Place(where) + ": the file ends first");
-  }
-  return std::string_view(record.data(), where.size);
+  return record_io::Read(*file, where.offset, where.size, Place(where));
 }
 
 void DiskBlockStore::CountDamage(const Status& status) {
@@ -212,31 +196,15 @@ bool DiskBlockStore::LoadsRange(const BlockLocation& where, uint32_t block_lengt
 Result<BlockStore::Range> DiskBlockStore::LoadRange(const BlockId& id, const BlockLocation& where,
                                                     uint32_t block_length, uint32_t offset,
                                                     uint32_t length, MemoryAccountant* accountant) {
-  using namespace block_format;
   if (!LoadsRange(where, block_length) || length == 0 ||
       uint64_t{offset} + length > block_length) {
     ASSIGN_OR_RETURN(RefPtr<BlockBuffer> block, Load(id, where, accountant));
     return Range{std::move(block), true};
   }
-  uint32_t first = offset / kChunkSize;
-  uint32_t last = (offset + length - 1) / kChunkSize;
-  uint64_t from = where.offset + kHeaderSize + uint64_t{first} * kChunkStride;
-  uint64_t to = std::min<uint64_t>(where.offset + where.size,
-                                   where.offset + kHeaderSize + uint64_t{last + 1} * kChunkStride);
-  std::string place = Place(where);
   auto read = [&]() -> Result<RefPtr<BlockBuffer>> {
     ASSIGN_OR_RETURN(std::shared_ptr<RandomAccessFile> file, SegmentFile(where));
-    std::string& stored = Scratch();
-    if (stored.size() < to - from) stored.resize(to - from);
-    ASSIGN_OR_RETURN(size_t got, file->ReadAt(from, to - from, stored.data()));
-    if (got != to - from) return Status::Errno(EIO, "damaged block at " + place + ": the file ends first");
-    thread_local std::string unpacked;
-    unpacked.resize(std::min(block_length, (last + 1) * kChunkSize) - first * kChunkSize);
-    RETURN_IF_ERROR(UnpackChunks(std::string_view(stored.data(), to - from), id, first,
-                                 unpacked.data(), place));
-    RefPtr<BlockBuffer> range = BlockBuffer::CreateForFill(accountant, length);
-    std::memcpy(range->mutable_data(), unpacked.data() + (offset - first * kChunkSize), length);
-    return range;
+    return record_io::ReadRange(*file, where.offset, id, block_length, offset, length, accountant,
+                                Place(where));
   };
   auto range = read();
   if (!range.ok()) {

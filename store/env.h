@@ -112,6 +112,11 @@ class Env {
   virtual Result<std::unique_ptr<RandomAccessFile>> OpenRandomAccessFile(const std::string& path,
                                                                          bool create) = 0;
 
+  // As OpenRandomAccessFile with `create`, and takes an exclusive lock on
+  // the file without waiting, held while it is open: a file one process
+  // owns (the swap file). EWOULDBLOCK when another holds it.
+  virtual Result<std::unique_ptr<RandomAccessFile>> OpenExclusiveFile(const std::string& path) = 0;
+
   virtual bool FileExists(const std::string& path) = 0;
   virtual Result<uint64_t> GetFileSize(const std::string& path) = 0;
   // The names in a directory, without "." and "..".

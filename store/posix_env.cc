@@ -261,6 +261,17 @@ class PosixEnv final : public Env {
     return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd));
   }
 
+  Result<std::unique_ptr<RandomAccessFile>> OpenExclusiveFile(const std::string& path) override {
+    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT, 0600);
+    if (fd < 0) return PathError(path, errno);
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+      int err = errno;
+      close(fd);
+      return Status::Errno(err == EWOULDBLOCK ? EWOULDBLOCK : err, path + " is locked");
+    }
+    return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd));
+  }
+
   bool FileExists(const std::string& path) override { return access(path.c_str(), F_OK) == 0; }
 
   Result<uint64_t> GetFileSize(const std::string& path) override {

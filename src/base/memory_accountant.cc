@@ -12,6 +12,7 @@ std::string_view MemoryComponentName(MemoryComponent component) {
     case MemoryComponent::kRequests: return "requests";
     case MemoryComponent::kJournal: return "journal";
     case MemoryComponent::kIo: return "io";
+    case MemoryComponent::kStore: return "store";
     case MemoryComponent::kPool: return "pool";
     case MemoryComponent::kCount: break;
   }

@@ -40,6 +40,7 @@ enum class MemoryComponent : int {
   kRequests,    // deferred replies and parked requests, their payloads
   kJournal,     // journal records not yet written
   kIo,          // IO jobs and flags; room set aside for blocks being loaded
+  kStore,       // the block store's own tables (the swap file's free space)
   kPool,        // freed block buffers kept for reuse (buffer_pool.h): free
                 // for the budget, given back when something else needs room
   kCount,

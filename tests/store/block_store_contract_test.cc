@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "store/disk_block_store.h"
+#include "store/swap/swap_file.h"
 #include "tests/store/fault_injection_env.h"
 #include "tests/store/memory_block_store.h"
 #include "tests/store/scoped_temp_dir.h"
@@ -27,6 +28,16 @@ struct DiskStoreMaker {
     ASSIGN_OR_RETURN(auto store, DiskBlockStore::Open(env, dir, options));
     store->FinishRecovery();
     return std::unique_ptr<BlockStore>(std::move(store));
+  }
+};
+
+struct SwapFileMaker {
+  static Result<std::unique_ptr<BlockStore>> Make(Env* env, const std::string& dir) {
+    SwapFileOptions options;
+    options.path = dir + "/swap";
+    options.size = 64 << 20;
+    ASSIGN_OR_RETURN(auto swap, SwapFile::Create(env, options, nullptr));
+    return std::unique_ptr<BlockStore>(std::move(swap));
   }
 };
 
@@ -76,7 +87,7 @@ class BlockStoreContractTest : public ::testing::Test {
   std::unique_ptr<BlockStore> store_;
 };
 
-using Makers = ::testing::Types<DiskStoreMaker, MemoryStoreMaker>;
+using Makers = ::testing::Types<DiskStoreMaker, SwapFileMaker, MemoryStoreMaker>;
 TYPED_TEST_SUITE(BlockStoreContractTest, Makers);
 
 TYPED_TEST(BlockStoreContractTest, SavedBlocksLoadBackByteForByte) {

@@ -133,6 +133,14 @@ Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::OpenRandomAccessFil
   return std::unique_ptr<RandomAccessFile>(new FaultRandomAccessFile(this, path, std::move(file)));
 }
 
+// Not persistent (the swap file): nothing to drop at a crash.
+Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::OpenExclusiveFile(
+    const std::string& path) {
+  RETURN_IF_ERROR(Inject(kOpen, path));
+  ASSIGN_OR_RETURN(auto file, base_->OpenExclusiveFile(path));
+  return std::unique_ptr<RandomAccessFile>(new FaultRandomAccessFile(this, path, std::move(file)));
+}
+
 void FaultInjectionEnv::FailNth(unsigned ops, int n, int err, std::string only) {
   MutexLock lock(&mu_);
   failures_.push_back({ops, n, err, std::move(only)});

@@ -27,7 +27,7 @@ namespace keyfs {
 class FaultInjectionEnv final : public Env {
  public:
   enum Op : unsigned {
-    kOpen = 1 << 0,  // NewWritableFile, NewAppendableFile, OpenRandomAccessFile
+    kOpen = 1 << 0,  // NewWritableFile, NewAppendableFile, Open*File
     kAppend = 1 << 1,  // and RandomAccessFile::WriteAt
     kSync = 1 << 2,
     kRename = 1 << 3,
@@ -74,6 +74,7 @@ class FaultInjectionEnv final : public Env {
   }
   Result<std::unique_ptr<RandomAccessFile>> OpenRandomAccessFile(const std::string& path,
                                                                  bool create) override;
+  Result<std::unique_ptr<RandomAccessFile>> OpenExclusiveFile(const std::string& path) override;
   bool FileExists(const std::string& path) override { return base_->FileExists(path); }
   Result<uint64_t> GetFileSize(const std::string& path) override {
     return base_->GetFileSize(path);

@@ -52,6 +52,12 @@ class MemoryBlockStore final : public BlockStore {
     ++stats_.range_loads;
     return Range{std::move(buffer), false};
   }
+  // Takes the mutex: good for a rewrite in this process (fork_rewrite off,
+  // as tests run it), not in a forked child.
+  Result<RefPtr<BlockBuffer>> LoadForSnapshot(const BlockId& id, const BlockLocation& where,
+                                              MemoryAccountant* accountant) const override {
+    return const_cast<MemoryBlockStore*>(this)->Load(id, where, accountant);
+  }
   Status Delete(const BlockId&, const BlockLocation& where) override {
     MutexLock lock(&mu_);
     blocks_.erase(where.offset);
