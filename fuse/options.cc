@@ -34,9 +34,8 @@ constexpr std::string_view kKernelValued[] = {"fsname", "subtype", "max_read"};
 // mean nothing to a mounted filesystem.
 constexpr std::string_view kFstabOnly[] = {"defaults", "auto", "noauto", "user",
                                            "users", "nouser", "nofail", "_netdev"};
-// Options of DESIGN.md §8 whose subsystem this build does not have yet. They
-// are refused rather than silently ignored.
-constexpr std::string_view kNotYet[] = {"swap_file", "swap_size", "page_size"};
+constexpr uint32_t kMinPageSize = 512;
+constexpr uint32_t kMaxPageSize = 1 << 20;
 
 // "1s", "250ms", "0", "1.5" (seconds) -> nanoseconds.
 Result<int64_t> ParseDuration(std::string_view value) {
@@ -141,10 +140,30 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     options->block_size = static_cast<uint32_t>(*bytes);
   } else if (key == "mode") {
     RETURN_IF_ERROR(need_value());
-    if (value == "swap") {
-      return OptionError(key, "swap is not available yet in this build (mode=disk is)");
+    if (value == "disk") {
+      options->mode = StoreMode::kDisk;
+    } else if (value == "swap") {
+      options->mode = StoreMode::kSwap;
+    } else {
+      return OptionError(key, "must be disk or swap");
     }
-    if (value != "disk") return OptionError(key, "must be disk (or, later, swap)");
+  } else if (key == "swap_file") {
+    RETURN_IF_ERROR(need_value());
+    options->swap_file = Absolute(value, facts);
+  } else if (key == "swap_size") {
+    RETURN_IF_ERROR(need_value());
+    auto bytes = ParseSize(value);
+    if (!bytes.ok()) return OptionError(key, bytes.status().message());
+    if (*bytes == 0) return OptionError(key, "must be more than 0");
+    options->swap_size = *bytes;
+  } else if (key == "page_size") {
+    RETURN_IF_ERROR(need_value());
+    auto bytes = ParseSize(value);
+    if (!bytes.ok()) return OptionError(key, bytes.status().message());
+    if (*bytes < kMinPageSize || *bytes > kMaxPageSize || (*bytes & (*bytes - 1))) {
+      return OptionError(key, "must be a power of two from 512 to 1M");
+    }
+    options->page_size = static_cast<uint32_t>(*bytes);
   } else if (key == "flush_delay") {
     RETURN_IF_ERROR(need_value());
     auto delay = ParseDuration(value);
@@ -243,9 +262,6 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     options->kernel_options.push_back(option);
   } else if (Contains(kFstabOnly, key) || key.starts_with("x-")) {
     // Ignored on purpose, see kFstabOnly.
-  } else if (Contains(kNotYet, key)) {
-    return OptionError(key, "belongs to mode=swap, which is not available yet in this build "
-                            "(see README, 'Status')");
   } else {
     return OptionError(key, "unknown option (see keyfs --help)");
   }
@@ -343,6 +359,16 @@ Result<CommandLineAction> ParseCommandLine(int argc, const char* const* argv,
   if (!store_given) {
     ASSIGN_OR_RETURN(options->store_dir, DefaultStoreDir(options->mountpoint, facts));
   }
+  if (options->mode != StoreMode::kSwap) {
+    for (const auto& option : option_list) {
+      std::string key = option.substr(0, option.find('='));
+      if (key == "swap_file" || key == "swap_size" || key == "page_size") {
+        return OptionError(key, "belongs to mode=swap (add mode=swap, or leave it out)");
+      }
+    }
+  } else if (options->swap_file.empty()) {
+    options->swap_file = options->store_dir + "/swap";
+  }
   if (options->max_memory < kMinMaxMemory) {
     return OptionError("max_memory", "could not work out a default; give max_memory=SIZE");
   }
@@ -368,8 +394,19 @@ std::string UsageText(const MachineFacts& facts) {
          "                         default: 25% of RAM (currently "
       << FormatSize(facts.physical_memory / 4)
       << ")\n"
-         "  mode=disk              where data that is not in memory lives: the disk store in\n"
-         "                         the store directory (mode=swap is not available yet)\n"
+         "  mode=disk|swap         where data that is not in memory lives. disk: the disk\n"
+         "                         store in the store directory, kept across mounts; the\n"
+         "                         journal holds only what is not saved there yet. swap: a\n"
+         "                         swap file made at mount and removed at unmount; the\n"
+         "                         journal holds every byte (README, 'Choosing a mode').\n"
+         "                         default: disk\n"
+         "  swap_file=PATH         mode=swap: the swap file (locked while mounted).\n"
+         "                         default: STORE/swap\n"
+         "  swap_size=SIZE         mode=swap: its size, preallocated at mount; refused when\n"
+         "                         its filesystem cannot hold it. default: a quarter of the\n"
+         "                         free space there, at most 64G\n"
+         "  page_size=SIZE         mode=swap: its page, the unit of allocation, a power of\n"
+         "                         two from 512 to 1M. default: 4K\n"
          "  flush_delay=TIME       how long a written block waits before it is saved to the\n"
          "                         store (1s, 250ms, 0); rewrites within it are saved once.\n"
          "                         default: 1s\n"
@@ -415,10 +452,7 @@ std::string UsageText(const MachineFacts& facts) {
          "  -f                     stay in the foreground, log to stderr\n"
          "  -d, --debug            -f plus log_level=debug and a trace of every FUSE request\n"
          "  -h, --help             this text\n"
-         "  -V, --version          the version\n"
-         "\n"
-         "Not available yet (refused with an error): mode=swap, swap_file, swap_size,\n"
-         "page_size.\n";
+         "  -V, --version          the version\n";
   return out.str();
 }
 

@@ -31,6 +31,12 @@ struct MachineFacts {
   static MachineFacts FromEnvironment();
 };
 
+// Where blocks that are not in memory live (DESIGN §5).
+enum class StoreMode {
+  kDisk,  // the disk store in STORE/blocks: persistent, the journal's base
+  kSwap,  // a swap file, made at mount: the journal is the only copy
+};
+
 struct MountOptions {
   std::string mountpoint;  // absolute
   std::string store_dir;   // absolute
@@ -46,6 +52,12 @@ struct MountOptions {
   int64_t flush_delay_ns = 1'000'000'000;
   int io_threads = 2;
   bool compress = true;
+  StoreMode mode = StoreMode::kDisk;
+  // mode=swap: the file (empty: STORE/swap), its size (0: a quarter of the
+  // free space there, at most 64G), its page size.
+  std::string swap_file;
+  uint64_t swap_size = 0;
+  uint32_t page_size = 4096;
   bool mount_over = false;  // nonempty: mount even where something is mounted
   JournalOptions journal;  // appendfsync, auto_rewrite_*, journal_load_truncated
   AdapterConfig adapter;   // *_timeout, writeback_cache, max_background

@@ -9,6 +9,7 @@
 
 #include "keyfs_version.h"
 #include "src/base/size.h"
+#include "store/block_format.h"
 
 namespace keyfs {
 
@@ -64,16 +65,16 @@ Result<std::unique_ptr<Server>> Server::Start(
   std::unique_ptr<Server> server(new Server(options));
   server->env_ = env;
   ASSIGN_OR_RETURN(server->loop_, EventLoop::Create());
-  DiskStoreOptions store_options;
-  store_options.compress = options.compress;
-  store_options.segment_bytes = SegmentBytesFor(env, options.store_dir);
-  ASSIGN_OR_RETURN(server->store_, DiskBlockStore::Open(env, options.store_dir, store_options));
-  server->io_ = std::make_unique<IoQueue>(server->store_.get(), &server->memory_, options.io_threads);
+  RETURN_IF_ERROR(server->OpenStore(options, env));
+  server->io_ = std::make_unique<IoQueue>(server->store_, &server->memory_, options.io_threads);
   ASSIGN_OR_RETURN(server->journal_,
                    Journal::Open(env, options.store_dir, options.journal, &server->keyspace_,
                                  server->loop_.get(), &server->memory_, server->clock_,
-                                 server->store_.get()));
+                                 server->store_));
   replayed(server->journal_->loaded());
+  // Replay in swap mode fills the budget and swaps out as it goes: those
+  // refusals were its own, not changes refused.
+  server->logged_refusals_ = server->memory_.refusals();
 
   // The cache learns every block replay left (rule 6 of block_cache.h: what
   // the keyspace refers to is live in the store, the rest is dead space).
@@ -85,20 +86,25 @@ Result<std::unique_ptr<Server>> Server::Start(
   // at 440 MiB/s, 16 at 570-750).
   cache_options.readahead_blocks =
       static_cast<uint32_t>(std::clamp<uint64_t>((4 << 20) / options.block_size, 2, 64));
-  raw->cache_ = std::make_unique<BlockCache>(&raw->keyspace_, raw->store_.get(), raw->io_.get(),
+  raw->cache_ = std::make_unique<BlockCache>(&raw->keyspace_, raw->store_, raw->io_.get(),
                                              &raw->memory_, raw->clock_, cache_options,
                                              raw->journal_.get());
   raw->cache_->OnJournalGeneration(raw->journal_->generation());
   raw->cache_->Attach([raw](const BlockLocation& where) { raw->store_->MarkLive(where); });
   raw->store_->FinishRecovery();
-  CompactorOptions compactor_options;
-  compactor_options.reserve_bytes = std::min<uint64_t>(store_options.segment_bytes, 8 << 20);
-  raw->compactor_ = std::make_unique<Compactor>(raw->store_.get(),
-                                                raw->cache_.get(), raw->journal_.get(),
-                                                raw->clock_, compactor_options);
+  if (raw->disk_) {
+    CompactorOptions compactor_options;
+    compactor_options.reserve_bytes =
+        std::min<uint64_t>(SegmentBytesFor(env, options.store_dir), 8 << 20);
+    raw->compactor_ = std::make_unique<Compactor>(raw->disk_.get(), raw->cache_.get(),
+                                                  raw->journal_.get(), raw->clock_,
+                                                  compactor_options);
+  }
   raw->journal_->set_generation_listener([raw](uint64_t gen) { raw->cache_->OnJournalGeneration(gen); });
   raw->journal_->set_rewritten_listener([raw](uint64_t base) {
-    raw->cache_->OnJournalRewritten(base, [raw] { raw->compactor_->OnReleased(); });
+    raw->cache_->OnJournalRewritten(base, [raw] {
+      if (raw->compactor_) raw->compactor_->OnReleased();
+    });
   });
   // When blocks cannot be saved for want of disk space, changes that add
   // data are refused at once (ENOSPC means the disk is full), so what waits
@@ -135,24 +141,77 @@ Result<std::unique_ptr<Server>> Server::Start(
   raw->loop_->AddBeforeSleep([raw] { raw->BeforeSleep(); });
 
   BlockStoreStats stored = raw->store_->Stats();
-  spdlog::info("keyfs mounted {} (store {}, mode disk, max_memory {}, block_size {}, "
+  std::string where = raw->swap_ ? fmt::format("swap file {} of {}, page_size {}",
+                                               raw->swap_->path(),
+                                               FormatSize(raw->swap_->swap_stats().size),
+                                               FormatSize(options.page_size))
+                                 : "disk store";
+  spdlog::info("keyfs mounted {} (store {}, mode {} ({}), max_memory {}, block_size {}, "
                "flush_delay {}ms, io_threads {}, compression {}, appendfsync {}; {} inodes, "
-               "{} in the store)",
-               options.mountpoint, options.store_dir, FormatSize(options.max_memory),
-               FormatSize(options.block_size), options.flush_delay_ns / 1'000'000,
-               options.io_threads, options.compress ? "lz4" : "none",
-               AppendFsyncName(options.journal.appendfsync), raw->keyspace_.inode_count(),
-               FormatSize(stored.live_bytes));
+               "{} {})",
+               options.mountpoint, options.store_dir, raw->swap_ ? "swap" : "disk", where,
+               FormatSize(options.max_memory), FormatSize(options.block_size),
+               options.flush_delay_ns / 1'000'000, options.io_threads,
+               options.compress ? "lz4" : "none", AppendFsyncName(options.journal.appendfsync),
+               raw->keyspace_.inode_count(), FormatSize(stored.live_bytes),
+               raw->swap_ ? "swapped out by replay" : "in the store");
   return server;
+}
+
+Status Server::OpenStore(const MountOptions& options, Env* env) {
+  if (options.mode == StoreMode::kSwap) {
+    // The journal of a store that has been mounted with mode=disk may refer
+    // to blocks in its disk store, which swap mode does not read. (The other
+    // way round works: a swap-mode journal holds every byte.)
+    ASSIGN_OR_RETURN(size_t segments, DiskBlockStore::CountSegments(env, options.store_dir));
+    if (segments > 0) {
+      return Status::Errno(EINVAL, fmt::format("the store {} keeps blocks in its disk store ({} "
+                                               "segment files in {}/blocks): mount it with "
+                                               "mode=disk (a store used only with mode=swap "
+                                               "mounts either way)",
+                                               options.store_dir, segments, options.store_dir));
+    }
+    SwapFileOptions swap;
+    swap.path = options.swap_file;
+    swap.size = options.swap_size;
+    swap.page_size = options.page_size;
+    // The header page and the largest block keyfs makes, with its header.
+    swap.min_size = block_format::RawRecordSize(options.block_size) + 2 * options.page_size;
+    swap.compress = options.compress;
+    swap.owner = fmt::format("keyfs pid {} on {}, store {}", getpid(), options.mountpoint,
+                             options.store_dir);
+    if (options.swap_size == 0) {
+      auto space = env->GetSpace(DirName(options.swap_file));
+      if (space.ok()) {
+        spdlog::info("swap_size not given: {} for {} (a quarter of the {} free there, at most "
+                     "64G; -o swap_size=SIZE sets it)",
+                     FormatSize(SwapFile::DefaultSize(space->available)), options.swap_file,
+                     FormatSize(space->available));
+      }
+    }
+    ASSIGN_OR_RETURN(swap_, SwapFile::Create(env, swap, &memory_));
+    store_ = swap_.get();
+    return Status::Ok();
+  }
+  DiskStoreOptions disk;
+  disk.compress = options.compress;
+  disk.segment_bytes = SegmentBytesFor(env, options.store_dir);
+  ASSIGN_OR_RETURN(disk_, DiskBlockStore::Open(env, options.store_dir, disk));
+  store_ = disk_.get();
+  return Status::Ok();
 }
 
 Status Server::Run(const std::function<void()>& on_stopping) {
   Status status = loop_->Run();
   on_stopping();
-  // Everything dirty goes to the store, so the next mount replays little.
-  // Should the store refuse (a full or failing disk), nothing is lost: the
-  // journal holds those blocks' bytes.
-  if (!cache_->SaveAllAndDrain(kDrainTimeoutNs)) {
+  if (swap_) {
+    // The journal holds every byte and the swap file goes: nothing to save,
+    // only the IO in flight to wait for.
+    if (!cache_->DrainIo(kDrainTimeoutNs)) spdlog::warn("unmounting with IO still in flight");
+  } else if (!cache_->SaveAllAndDrain(kDrainTimeoutNs)) {
+    // Everything dirty goes to the store, so the next mount replays little.
+    // Should the store refuse (a full or failing disk), nothing is lost: the
+    // journal holds those blocks' bytes.
     spdlog::warn("unmounting with {} blocks not saved to the store ({}); they are in the "
                  "journal and come back at the next mount",
                  cache_->dirty_blocks(), cache_->Info().find("last_save_status:ok") != std::string::npos
@@ -161,6 +220,12 @@ Status Server::Run(const std::function<void()>& on_stopping) {
   cache_->AbandonAll(EIO);
   Status closed = journal_->Close();
   if (closed.ok()) replies_.ReleaseParked();
+  if (swap_ && closed.ok()) {
+    // Only once the journal is safe: until then the swap file may be the
+    // only copy of nothing, but a failed close keeps the mount's evidence.
+    Status removed = swap_->Remove();
+    if (!removed.ok()) spdlog::warn("could not remove the swap file: {}", removed.ToString());
+  }
   replies_.Flush();
   session_->Unmount();
   spdlog::info("keyfs stopped serving {}", options_.mountpoint);
@@ -203,7 +268,35 @@ std::string Server::Info() const {
   out += fmt::format("block_size:{}\n", keyspace_.block_size());
   out += "\n# Memory\n" + MemoryInfo();
   out += "\n" + cache_->Info();
+  out += StoreInfo();
+  out += "\n# Journal\n" + journal_->Info();
+  return out;
+}
+
+std::string Server::StoreInfo() const {
   BlockStoreStats stats = store_->Stats();
+  std::string out;
+  if (swap_) {
+    SwapStats swap = swap_->swap_stats();
+    out += "\n# Swap\n";
+    out += "mode:swap\n";
+    out += fmt::format("swap_file:{}\n", swap_->path());
+    out += fmt::format("compression:{}\n", options_.compress ? "lz4" : "none");
+    out += fmt::format("swap_size:{}\n", swap.size);
+    out += fmt::format("swap_page_size:{}\n", swap.page_size);
+    out += fmt::format("swap_pages:{}\n", swap.pages);
+    out += fmt::format("swap_pages_used:{}\n", swap.pages_used);
+    out += fmt::format("swap_pages_held:{}\n", swap.pages_held);
+    out += fmt::format("swap_free_extents:{}\n", swap.free_extents);
+    out += fmt::format("swap_largest_free_extent:{}\n", swap.largest_free_extent);
+    out += fmt::format("swap_live_bytes:{}\n", stats.live_bytes);
+    out += fmt::format("swap_ins_total:{}\n", stats.loads + stats.range_loads);
+    out += fmt::format("swap_outs_total:{}\n", stats.saves);
+    out += fmt::format("swap_saved_raw_bytes:{}\n", stats.raw_bytes_saved);
+    out += fmt::format("swap_saved_stored_bytes:{}\n", stats.stored_bytes_saved);
+    out += fmt::format("swap_damaged_blocks:{}\n", stats.damaged);
+    return out;
+  }
   out += "\n# Store\n";
   out += "mode:disk\n";
   out += fmt::format("compression:{}\n", options_.compress ? "lz4" : "none");
@@ -216,7 +309,6 @@ std::string Server::Info() const {
   out += fmt::format("store_saved_stored_bytes:{}\n", stats.stored_bytes_saved);
   out += fmt::format("store_damaged_blocks:{}\n", stats.damaged);
   out += compactor_->Info();
-  out += "\n# Journal\n" + journal_->Info();
   return out;
 }
 
@@ -252,7 +344,10 @@ Result<std::string> Server::GetControl(std::string_view name) {
 Status Server::SetControl(std::string_view name, std::string_view) {
   name.remove_prefix(kPrefix.size());
   if (name == "rewrite") return journal_->StartRewrite();
-  if (name == "compact") return compactor_->Start("asked for");
+  if (name == "compact") {
+    if (!compactor_) return Status::Errno(EINVAL, "mode=swap has no store to compact");
+    return compactor_->Start("asked for");
+  }
   if (name == "sync") {
     journal_->RequestSync();
     return Status::Ok();
@@ -291,12 +386,16 @@ Status Server::CheckDiskRoom() {
   // Each figure is read once: IO threads change the store's (a segment
   // removed on one between two reads would make the difference wrap).
   uint64_t journal_bytes = journal_->size();
-  uint64_t store_bytes = store_->Stats().saved_bytes;
+  // The swap file is preallocated: what it holds takes no more of the disk.
+  uint64_t store_bytes = swap_ ? 0 : store_->Stats().saved_bytes;
   uint64_t written = (journal_bytes - std::min(journal_bytes, journal_bytes_measured_)) +
                      (store_bytes - std::min(store_bytes, store_bytes_measured_));
   uint64_t available = disk_available_ > written ? disk_available_ - written : 0;
-  uint64_t needed = cache_->dirty_bytes() + margin;
-  if (available >= needed && !cache_->disk_full()) return Status::Ok();
+  // In swap mode unsaved blocks need no room on the disk (the swap file has
+  // its own, and a full one makes writers wait for memory, BlockCache).
+  uint64_t needed = (swap_ ? 0 : cache_->dirty_bytes()) + margin;
+  bool store_full = !swap_ && cache_->disk_full();
+  if (available >= needed && !store_full) return Status::Ok();
   int64_t now = clock_->MonotonicNanos();
   if (now - last_disk_warning_ >= kRefusalWarningIntervalNs) {
     last_disk_warning_ = now;
@@ -306,7 +405,7 @@ Status Server::CheckDiskRoom() {
                  "or delete files in keyfs (that works on a full disk, and gives the space back)",
                  options_.store_dir, FormatSize(available), FormatSize(disk_available_),
                  FormatSize(written), FormatSize(cache_->dirty_bytes()),
-                 cache_->disk_full() ? " (saving fails for want of space)" : "");
+                 store_full ? " (saving fails for want of space)" : "");
   }
   return Status::Errno(ENOSPC, "the store's disk is full");
 }
@@ -315,7 +414,7 @@ void Server::Cron() {
   MeasureDisk();
   journal_->Cron();
   cache_->Cron();
-  compactor_->Cron();
+  if (compactor_) compactor_->Cron();
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
   WarnAboutMemory();
 }
@@ -341,8 +440,10 @@ void Server::WarnAboutMemory() {
     spdlog::warn("{} change(s) refused with ENOSPC: {}. {} of max_memory {} in use ({}).",
                  refusals - logged_refusals_,
                  cache_->disk_full()
-                     ? "memory is full of blocks that cannot be saved because the store's disk "
-                       "is full; free space on it"
+                     ? (swap_ ? "memory is full of blocks the swap file has no room for; "
+                                "delete files, or mount with a larger swap_size"
+                              : "memory is full of blocks that cannot be saved because the "
+                                "store's disk is full; free space on it")
                      : "max_memory is full of what cannot be evicted (the namespace: inodes, "
                        "names, xattrs); delete files, or mount with a larger max_memory",
                  FormatSize(used), FormatSize(memory_.limit()), MemoryBreakdown());

@@ -25,6 +25,7 @@
 #include "src/cache/io_queue.h"
 #include "src/journal/journal.h"
 #include "store/disk_block_store.h"
+#include "store/swap/swap_file.h"
 #include "src/keyspace/keyspace.h"
 #include "src/loop/event_loop.h"
 #include "src/loop/reply_queue.h"
@@ -70,6 +71,9 @@ class Server final : public ServerControl {
   std::string MemoryBreakdown() const;  // "blocks 60.0 MiB, inodes 1.2 MiB, ..."
   std::string MemoryInfo() const;       // INFO lines of the memory budget
   std::string Info() const;             // INFO: every section
+  std::string StoreInfo() const;        // # Store (mode=disk) or # Swap (mode=swap)
+  // Opens the block store of options.mode.
+  Status OpenStore(const MountOptions& options, Env* env);
 
   const MountOptions options_;
   const Clock* const clock_;
@@ -77,11 +81,14 @@ class Server final : public ServerControl {
   Keyspace keyspace_;
   std::unique_ptr<EventLoop> loop_;
   Env* env_ = nullptr;
-  std::unique_ptr<DiskBlockStore> store_;
+  // One of the two, by mode; store_ is the one that is there.
+  std::unique_ptr<DiskBlockStore> disk_;
+  std::unique_ptr<SwapFile> swap_;
+  BlockStore* store_ = nullptr;
   std::unique_ptr<IoQueue> io_;
   std::unique_ptr<Journal> journal_;
   std::unique_ptr<BlockCache> cache_;
-  std::unique_ptr<Compactor> compactor_;
+  std::unique_ptr<Compactor> compactor_;  // mode=disk only
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;

@@ -69,6 +69,15 @@ Result<std::unique_ptr<DiskBlockStore>> DiskBlockStore::Open(Env* env,
   return store;
 }
 
+Result<size_t> DiskBlockStore::CountSegments(Env* env, const std::string& store_dir) {
+  std::string dir = store_dir + "/" + kDirName;
+  if (!env->FileExists(dir)) return 0;
+  ASSIGN_OR_RETURN(std::vector<std::string> names, env->ListDir(dir));
+  return static_cast<size_t>(std::count_if(names.begin(), names.end(), [](const std::string& name) {
+    return SegmentIdOf(name).has_value();
+  }));
+}
+
 DiskBlockStore::~DiskBlockStore() = default;
 
 Status DiskBlockStore::StartSegment() {

@@ -62,6 +62,9 @@ class DiskBlockStore final : public BlockStore {
   // counts as live: nothing is retired.
   static Result<std::unique_ptr<DiskBlockStore>> Open(Env* env, const std::string& store_dir,
                                                       const DiskStoreOptions& options);
+  // How many segment files STORE/blocks holds (0 when there is none): a
+  // store with any is bound to mode=disk (its journal may refer to them).
+  static Result<size_t> CountSegments(Env* env, const std::string& store_dir);
   ~DiskBlockStore() override;
 
   // BlockStore

@@ -373,6 +373,12 @@ void BlockCache::ApplyLoad(IoJob& job) {
   std::vector<uint64_t> waiters = std::move(state.waiters);
   state.waiters.clear();
   if (state.flags == 0) io_state_.erase(job.key);
+  if (!job.loaded.ok() && !IsCopyOf(job)) {
+    // The copy was replaced (and its space may have been reused: the swap
+    // file) while it was read: the waiters run again and find what is there.
+    ReleaseWaiters(std::move(waiters), nullptr);
+    return;
+  }
   if (!job.loaded.ok()) {
     ++stats_.load_errors;
     int err = job.loaded.status().code() == ENOMEM ? ENOMEM : EIO;
@@ -389,6 +395,11 @@ void BlockCache::ApplyLoad(IoJob& job) {
   // the waiters run again and find what is there now.
   BlockRef installed = InstallLoaded(job.key, std::move(job.loaded).value(), job.where);
   ReleaseWaiters(std::move(waiters), installed);
+}
+
+bool BlockCache::IsCopyOf(const IoJob& job) const {
+  const BlockSlot* slot = Slot(job.key);
+  return slot && slot->stored == job.where && slot->stored_version == job.id.version;
 }
 
 BlockRef BlockCache::InstallLoaded(const BlockKey& key, RefPtr<BlockBuffer> block,
@@ -448,8 +459,7 @@ void BlockCache::ApplyRangeLoad(IoJob& job) {
   auto it = parked_.find(job.waiter);
   if (!job.loaded.ok()) {
     if (it == parked_.end()) return;
-    const BlockSlot* slot = Slot(job.key);
-    if (!slot || !(slot->stored == job.where) || slot->stored_version != job.id.version) {
+    if (!IsCopyOf(job)) {
       // The copy was replaced (and may be gone) while it was read: the
       // request runs again and finds what is there now.
       if (it->second.waiting > 0 && --it->second.waiting == 0) MakeReady(job.waiter);
@@ -563,9 +573,13 @@ void BlockCache::SaveFailed(const Status& status) {
     spdlog::error("saving blocks to the store failed: {}; they stay in memory, dirty, and "
                   "are saved again in {:.1f}s (nothing is lost: the journal has them too){}",
                   status.ToString(), save_backoff_ns_ / 1e9,
-                  disk_full_ ? ". The store's filesystem is full: free space there; until "
-                               "then writes wait, and fail with ENOSPC once memory is full"
-                             : "");
+                  !disk_full_ ? ""
+                  : store_->persistent()
+                      ? ". The store's filesystem is full: free space there; until then "
+                        "writes wait, and fail with ENOSPC once memory is full"
+                      : ". The swap file is full: writes wait, and fail with ENOSPC once memory "
+                        "is full of blocks it cannot take; delete files, or mount with a larger "
+                        "swap_size");
   }
 }
 
@@ -772,14 +786,20 @@ void BlockCache::OnJournalRewritten(uint64_t base_gen, std::function<void()> rel
              });
 }
 
-bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) {
+bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) { return Drain(timeout_ns, /*save=*/true); }
+
+bool BlockCache::DrainIo(int64_t timeout_ns) { return Drain(timeout_ns, /*save=*/false); }
+
+bool BlockCache::Drain(int64_t timeout_ns, bool save) {
   int64_t deadline = clock_->MonotonicNanos() + timeout_ns;
   for (;;) {
-    retry_saves_at_ns_ = std::min(retry_saves_at_ns_, clock_->MonotonicNanos());
-    SubmitSaves(/*all=*/true);
-    SendDeletes();
+    if (save) {
+      retry_saves_at_ns_ = std::min(retry_saves_at_ns_, clock_->MonotonicNanos());
+      SubmitSaves(/*all=*/true);
+      SendDeletes();
+    }
     if (jobs_in_flight_ == 0) {
-      if (dirty_blocks_ == 0) return true;
+      if (!save || dirty_blocks_ == 0) return true;
       if (dirty_queue_.empty()) return false;  // dirty but nothing to save: should not be
     }
     if (clock_->MonotonicNanos() >= deadline) return false;
@@ -790,7 +810,7 @@ bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) {
       poll(&fd, 1, 100);
     }
     OnIoReady();
-    if (saves_failing_) {
+    if (save && saves_failing_) {
       // Wait out the backoff before trying again.
       pollfd none{-1, 0, 0};
       poll(&none, 0, static_cast<int>(std::min<int64_t>(save_backoff_ns_ / 1'000'000, 1000)));
@@ -901,6 +921,8 @@ std::string BlockCache::StateOf(Ino ino) const {
   if (!inode || !inode->is_regular()) return "";
   const FileData& file = inode->file();
   uint64_t memory = 0, dirty = 0, saving = 0, on_disk = 0, loading = 0, holes = 0;
+  // Evicted means in the disk store, or in the swap file (which does not persist).
+  const char* evicted = store_->persistent() ? "on-disk" : "swapped";
   std::string single;
   for (size_t i = 0; i < file.block_count(); ++i) {
     const BlockSlot& slot = file.slot(i);
@@ -913,7 +935,7 @@ std::string BlockCache::StateOf(Ino ino) const {
     } else if (slot.hole()) {
       ++holes, single = "hole";
     } else if (slot.evicted()) {
-      ++on_disk, single = "on-disk";
+      ++on_disk, single = evicted;
     } else if (slot.dirty) {
       ++dirty, single = "dirty";
     } else {
@@ -922,8 +944,8 @@ std::string BlockCache::StateOf(Ino ino) const {
   }
   if (file.block_count() == 0) return "empty";
   if (file.block_count() == 1) return single;
-  return fmt::format("blocks:{} memory:{} dirty:{} saving:{} on-disk:{} loading:{} holes:{}",
-                     file.block_count(), memory, dirty, saving, on_disk, loading, holes);
+  return fmt::format("blocks:{} memory:{} dirty:{} saving:{} {}:{} loading:{} holes:{}",
+                     file.block_count(), memory, dirty, saving, evicted, on_disk, loading, holes);
 }
 
 std::string BlockCache::Info() const {

@@ -217,6 +217,9 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // thread; call it after the loop has stopped. False when some blocks could
   // not be saved (they are still in the journal).
   bool SaveAllAndDrain(int64_t timeout_ns);
+  // Unmount in swap mode: waits for the IO in flight and saves nothing (the
+  // swap file goes; the journal holds every byte). False on a timeout.
+  bool DrainIo(int64_t timeout_ns);
   // Answers every parked request with `err` (the server stops).
   void AbandonAll(int err);
   // Runs `work` on an IO thread, then `done` here (compaction's steps).
@@ -305,6 +308,10 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // Schedules a range LOAD for `waiter`. False when there is no room now.
   bool ScheduleRangeLoad(const BlockKey& key, const Keyspace::BlockPart& part, uint64_t waiter);
   void ApplyRangeLoad(IoJob& job);
+  bool Drain(int64_t timeout_ns, bool save);
+  // Whether the slot of the LOAD's block is still the copy it read (a LOAD
+  // that failed for a copy replaced meanwhile is no error: rule 2).
+  bool IsCopyOf(const IoJob& job) const;
   // Makes `block` (loaded from `where`) the resident copy of `key` if the
   // slot is still that copy (rule 2); returns it then, null otherwise.
   BlockRef InstallLoaded(const BlockKey& key, RefPtr<BlockBuffer> block,

@@ -53,9 +53,12 @@ Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
   const JournalFiles& files = loaded.files;
   if (loaded.bytes > 0) {
     double rate = loaded.seconds > 0 ? loaded.records / loaded.seconds : 0;
-    spdlog::info("journal replayed: {} records, {} inodes, {} in {:.2f}s ({:.0f} records/s)",
+    spdlog::info("journal replayed: {} records, {} inodes, {} in {:.2f}s ({:.0f} records/s){}",
                  loaded.records, keyspace->inode_count(), FormatSize(loaded.bytes),
-                 loaded.seconds, rate);
+                 loaded.seconds, rate,
+                 loaded.spilled > 0 ? fmt::format("; {} blocks went to the swap file to stay "
+                                                  "within max_memory", loaded.spilled)
+                                    : "");
   }
   if (loaded.skipped > 0) {
     spdlog::info("{} journal records were about files deleted while open, and were skipped",
@@ -444,6 +447,7 @@ std::string Journal::Info() const {
   line("max_rewrite_start_ms", fmt::format("{:.3f}", max_rewrite_start_ms_));
   line("loaded_records", loaded_.records);
   line("loaded_seconds", fmt::format("{:.3f}", loaded_.seconds));
+  line("loaded_swapped_blocks", loaded_.spilled);
   return out;
 }
 

@@ -49,6 +49,7 @@ class Loader {
       RETURN_IF_ERROR(LoadFile(order[i], is_base, is_live));
     }
     result_.records = replayer_.applied();
+    result_.spilled = spilled_;
     result_.skipped = replayer_.skipped();
     result_.seconds = (clock_->MonotonicNanos() - start_ns_) / 1e9;
     return result_;
@@ -76,7 +77,12 @@ class Loader {
     JournalReader::Record record;
     JournalReader::Outcome outcome;
     while ((outcome = reader->Next(&record)) == JournalReader::Outcome::kRecord) {
-      Status status = replayer_.Apply(record.type, is_base ? 0 : record.seq, record.payload);
+      uint64_t seq = is_base ? 0 : record.seq;
+      Status status = replayer_.Apply(record.type, seq, record.payload);
+      // Records are all or nothing: after a spill, the record again.
+      for (int round = 0; status.code() == ENOSPC && round < 2 && SpillToStore(); ++round) {
+        status = replayer_.Apply(record.type, seq, record.payload);
+      }
       if (status.code() == ENOSPC) return TooBigForMemory(done_before + record.offset);
       if (!status.ok()) {
         return Status::Errno(EINVAL, path + ": record " + std::to_string(record.seq) + " (" +
@@ -154,12 +160,60 @@ class Loader {
     double fraction = total_bytes_ > 0 ? double(std::max<uint64_t>(done, 1)) / total_bytes_ : 1;
     uint64_t estimate = static_cast<uint64_t>(memory.Used() / std::min(fraction, 1.0) * 1.1);
     uint64_t mib = (std::max(estimate, memory.limit() + 1) + (1 << 20) - 1) >> 20;
+    if (swap_full_) {
+      return Status::Errno(
+          ENOSPC, fmt::format("the journal in {} holds more than max_memory={} and the swap file "
+                              "can take together: replay filled both after {:.0f}% of the "
+                              "journal ({} of {}). Mount with a larger swap_size (or "
+                              "max_memory)", dir_, FormatSize(memory.limit()), fraction * 100,
+                              FormatSize(done), FormatSize(total_bytes_)));
+    }
     return Status::Errno(
         ENOSPC, fmt::format("the journal in {} holds more than max_memory={} allows: replay "
                             "had used it all after {:.0f}% of the journal ({} of {}). Mount "
                             "with max_memory={}M or more (an estimate from how far replay got)",
                             dir_, FormatSize(memory.limit()), fraction * 100,
                             FormatSize(done), FormatSize(total_bytes_), mib));
+  }
+
+  // Swap mode (a store that does not persist, so the journal holds every
+  // byte and may hold more than max_memory): replay has filled the budget,
+  // so the blocks in memory go to the swap file, saved and evicted as the
+  // cache would, until half the budget is free. True if it freed anything.
+  // Not in disk mode: there the journal holds little data (what was not yet
+  // saved), and a journal that does not fit says so (TooBigForMemory).
+  bool SpillToStore() {
+    if (!store_ || store_->persistent()) return false;
+    MemoryAccountant& memory = *keyspace_->mutable_memory();
+    uint64_t target = memory.limit() / 2;
+    uint64_t before = memory.InUse();
+    Status failed;
+    keyspace_->ForEachFile([&](Ino ino, FileData& file) {
+      for (size_t i = 0; i < file.block_count() && failed.ok(); ++i) {
+        if (memory.InUse() <= target) return;
+        BlockSlot& slot = file.mutable_slot(i);
+        if (!slot.resident() || slot.length == 0) continue;
+        if (slot.dirty || !slot.stored.valid()) {
+          std::string_view bytes(slot.buffer->data(), slot.length);
+          auto where = store_->Save({ino, i, slot.version}, bytes);
+          if (!where.ok()) {
+            failed = where.status();
+            return;
+          }
+          if (slot.stored.valid()) (void)store_->Delete({ino, i, slot.stored_version}, slot.stored);
+          slot.stored = *where;
+          slot.stored_version = slot.version;
+          slot.dirty = false;
+        }
+        slot.buffer = nullptr;  // frees it: its charge goes with it
+        ++spilled_;
+      }
+    });
+    if (!failed.ok()) {
+      swap_full_ = failed.code() == ENOSPC;
+      spdlog::warn("replay could not move blocks to the swap file: {}", failed.ToString());
+    }
+    return memory.InUse() < before;
   }
 
   // Loads evicted blocks a record needs, straight from the store (nothing
@@ -202,6 +256,8 @@ class Loader {
   LoadedJournal result_;
   uint64_t total_bytes_ = 0;
   uint64_t done_bytes_ = 0;
+  uint64_t spilled_ = 0;  // blocks moved to the swap file
+  bool swap_full_ = false;  // ... until it had no room
   int64_t start_ns_ = 0;
   int64_t last_progress_ns_ = 0;
 };

@@ -33,6 +33,7 @@ struct LoadedJournal {
   uint64_t bytes = 0;              // replayed, over all files
   uint64_t records = 0;
   uint64_t skipped = 0;            // about inodes that were gone (replayer.h)
+  uint64_t spilled = 0;            // blocks moved to the swap file to stay in max_memory
   uint64_t base_bytes = 0;         // size of the base, 0 without one
   uint64_t torn_bytes = 0;         // cut from the end of the live incr (a torn tail)
   std::string torn_file;           // ... which is this one

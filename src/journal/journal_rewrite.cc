@@ -50,10 +50,10 @@ void WriteAll(int fd, const std::string& text) {
 // the directory. Returns the line to report: "ok <inodes> <records> <bytes>"
 // or the error.
 std::string WriteBase(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                      const std::string& dir, uint64_t gen, bool store_persists) {
+                      const std::string& dir, uint64_t gen, const BlockStore* store) {
   std::string final_path = dir + "/" + JournalBaseName(gen);
   std::string tmp_path = final_path + ".tmp";
-  Result<SnapshotStats> stats = WriteSnapshot(keyspace, covers_seq, env, tmp_path, store_persists);
+  Result<SnapshotStats> stats = WriteSnapshot(keyspace, covers_seq, env, tmp_path, store);
   Status status = stats.status();
   if (status.ok()) status = env->RenameFile(tmp_path, final_path);
   if (status.ok()) status = env->SyncDir(dir);
@@ -64,11 +64,11 @@ std::string WriteBase(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
 
 // In the child: WriteBase, reported on `fd`. Never returns.
 [[noreturn]] void RunRewriteChild(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                  const std::string& dir, uint64_t gen, bool store_persists,
+                                  const std::string& dir, uint64_t gen, const BlockStore* store,
                                   pid_t parent, int fd) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(2);  // the parent died before prctl
-  std::string line = WriteBase(keyspace, covers_seq, env, dir, gen, store_persists);
+  std::string line = WriteBase(keyspace, covers_seq, env, dir, gen, store);
   WriteAll(fd, line);
   _exit(line.starts_with("ok ") ? 0 : 1);
 }
@@ -120,7 +120,9 @@ Status Journal::StartRewrite(std::string_view why) {
   // Whatever goes dead from now on may still be referred to by the
   // snapshot about to be taken: it belongs to the new generation.
   if (on_generation_) on_generation_(gen_);
-  bool store_persists = store_ == nullptr || store_->persistent();
+  // The snapshot may read copies in the store (swap mode): their space must
+  // not be reused until it is done (BlockStore::SnapshotStarted).
+  if (store_) store_->SnapshotStarted();
   if (!options_.fork_rewrite) {
     // Tests: the same steps in this process, so that every file operation
     // goes through the test's Env and a crash can be simulated between any
@@ -128,23 +130,28 @@ Status Journal::StartRewrite(std::string_view why) {
     child_gen_ = next_gen;
     rewrite_started_ns_ = clock_->MonotonicNanos();
     rewrite_logged_ = LogThisRewrite();
-    std::string line = WriteBase(*keyspace_, covers_seq, env_, dir_, next_gen, store_persists);
+    std::string line = WriteBase(*keyspace_, covers_seq, env_, dir_, next_gen, store_);
     FinishRewrite(line.starts_with("ok "), line);
     return Status::Ok();
   }
   int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) return Status::Errno(errno, "pipe for the rewrite");
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    int err = errno;
+    if (store_) store_->SnapshotEnded();
+    return Status::Errno(err, "pipe for the rewrite");
+  }
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) {
     int err = errno;
     close(fds[0]);
     close(fds[1]);
+    if (store_) store_->SnapshotEnded();
     return Status::Errno(err, "fork for the journal rewrite");
   }
   if (pid == 0) {
     close(fds[0]);
-    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen, store_persists, parent,
+    RunRewriteChild(*keyspace_, covers_seq, env_, dir_, next_gen, store_, parent,
                     fds[1]);
   }
   close(fds[1]);
@@ -217,6 +224,7 @@ void Journal::FinishRewrite(bool ok, const std::string& message) {
     close(child_pipe_);
     child_pipe_ = -1;
   }
+  if (store_) store_->SnapshotEnded();
   double seconds = (clock_->MonotonicNanos() - rewrite_started_ns_) / 1e9;
   if (!ok) {
     ++rewrites_failed_;

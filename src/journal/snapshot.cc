@@ -16,8 +16,8 @@ constexpr size_t kFlushBytes = 4u << 20;
 
 class SnapshotWriter {
  public:
-  SnapshotWriter(JournalWriter* writer, bool store_persists)
-      : writer_(writer), store_persists_(store_persists) {}
+  SnapshotWriter(JournalWriter* writer, const BlockStore* store)
+      : writer_(writer), store_(store), store_persists_(!store || store->persistent()) {}
 
   Status Add(uint8_t type, const std::string& payload) {
     writer_->Add(type, payload);
@@ -52,17 +52,35 @@ class SnapshotWriter {
         RETURN_IF_ERROR(Add(kSnapshotStoredBlock, payload_));
         continue;
       }
-      if (!slot.resident()) {
-        return Status::Errno(EIO, "block " + std::to_string(i) + " of inode " +
-                                      std::to_string(inode.ino) +
-                                      " is in a store that does not persist");
+      RefPtr<BlockBuffer> read_back;
+      const BlockBuffer* bytes = slot.buffer.get();
+      if (!bytes) {
+        ASSIGN_OR_RETURN(read_back, ReadBack(inode.ino, i, slot));
+        bytes = read_back.get();
       }
       Encode(BlockDataRecord{inode.ino, i, slot.version,
-                             std::string_view(slot.buffer->data(), slot.length)},
+                             std::string_view(bytes->data(), slot.length)},
              &payload_);
       RETURN_IF_ERROR(Add(kSnapshotBlockData, payload_));
     }
     return Status::Ok();
+  }
+
+  // An evicted block of a store that does not persist: its bytes, from there.
+  Result<RefPtr<BlockBuffer>> ReadBack(Ino ino, size_t index, const BlockSlot& slot) {
+    auto where = [&] {
+      return "block " + std::to_string(index) + " of inode " + std::to_string(ino);
+    };
+    if (!store_) return Status::Errno(EIO, where() + " is evicted, and there is no block store");
+    auto block = store_->LoadForSnapshot({ino, index, slot.stored_version}, slot.stored, &scratch_);
+    if (!block.ok()) {
+      return Status::Errno(block.status().code(),
+                           "reading " + where() + " back: " + block.status().ToString());
+    }
+    if ((*block)->length() < slot.length) {
+      return Status::Errno(EIO, where() + " is shorter in the store than in the keyspace");
+    }
+    return block;
   }
 
   Status Link(Ino ino, Ino parent, std::string_view name) {
@@ -74,7 +92,11 @@ class SnapshotWriter {
 
  private:
   JournalWriter* writer_;
+  const BlockStore* const store_;
   const bool store_persists_;
+  // Buffers read back are charged here, not to the server's budget (this
+  // may be a forked child, whose memory is its own).
+  MemoryAccountant scratch_{UINT64_MAX};
   std::string payload_;
   uint64_t records_ = 0;
 };
@@ -82,9 +104,9 @@ class SnapshotWriter {
 }  // namespace
 
 Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                    const std::string& path, bool store_persists) {
+                                    const std::string& path, const BlockStore* store) {
   ASSIGN_OR_RETURN(auto writer, JournalWriter::Create(env, path, /*base_seq=*/0));
-  SnapshotWriter snapshot(writer.get(), store_persists);
+  SnapshotWriter snapshot(writer.get(), store);
   const Inode* root = keyspace.FindInode(kRootIno);
   RETURN_IF_ERROR(snapshot.Node(0, "", *root));
 

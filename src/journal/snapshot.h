@@ -8,7 +8,8 @@
 // regular file (holes are skipped) — kSnapshotStoredBlock, a location and no
 // bytes, when the block's bytes are safely in a persistent block store
 // (evicted, or resident and clean); kSnapshotBlockData with the bytes
-// otherwise (dirty, or the store does not persist) — kSnapshotXattr per
+// otherwise (dirty, or the store does not persist: then an evicted block's
+// bytes are read back from it, BlockStore::LoadForSnapshot) — kSnapshotXattr per
 // extended attribute, and a closing kSnapshotEnd that says which live record
 // the state follows. So in disk mode a snapshot holds the namespace, the
 // block map and only the bytes not yet saved (DESIGN §6). Time stamps
@@ -24,6 +25,7 @@
 
 #include "src/base/status.h"
 #include "src/keyspace/keyspace.h"
+#include "store/block_store.h"
 #include "store/env.h"
 
 namespace keyfs {
@@ -36,10 +38,10 @@ struct SnapshotStats {
 
 // Writes the snapshot to `path` (replacing it) and fsyncs it; the caller
 // renames it into place.
-// `store_persists`: whether locations in the block store outlive the process
-// (the disk store); if not, evicted blocks cannot be written yet (swap mode
-// brings a reader for them).
+// `store`: where evicted blocks are (null: none). If it persists (the disk
+// store), their locations are written; if not (the swap file), their bytes,
+// read with LoadForSnapshot, which is safe in a forked child.
 Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_seq, Env* env,
-                                    const std::string& path, bool store_persists = true);
+                                    const std::string& path, const BlockStore* store = nullptr);
 
 }  // namespace keyfs

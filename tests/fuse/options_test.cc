@@ -128,11 +128,33 @@ TEST_F(OptionsTest, BadInputIsOneClearMessage) {
             "two store directories given: '/s1' and store=/s2");
 }
 
-TEST_F(OptionsTest, OptionsOfLaterVersionsAreRefusedNotIgnored) {
-  std::string error = ErrorOf({"/m", "-o", "swap_file=/tmp/x"});
-  EXPECT_NE(error.find("option 'swap_file': belongs to mode=swap, which is not available yet"),
+TEST_F(OptionsTest, SwapModeAndItsOptions) {
+  ASSERT_TRUE(Parse({"/m", "-o", "store=/s,mode=swap"}).ok());
+  EXPECT_EQ(options_.mode, StoreMode::kSwap);
+  EXPECT_EQ(options_.swap_file, "/s/swap");  // in the store directory
+  EXPECT_EQ(options_.swap_size, 0u);         // chosen at mount from the free space
+  EXPECT_EQ(options_.page_size, 4096u);
+  ASSERT_TRUE(Parse({"/m", "-o", "mode=swap,swap_file=rel/sw,swap_size=2G,page_size=64K"}).ok());
+  EXPECT_EQ(options_.swap_file, "/work/rel/sw");
+  EXPECT_EQ(options_.swap_size, uint64_t{2} << 30);
+  EXPECT_EQ(options_.page_size, 65536u);
+  ASSERT_TRUE(Parse({"/m"}).ok());
+  EXPECT_EQ(options_.mode, StoreMode::kDisk);
+}
+
+TEST_F(OptionsTest, BadSwapOptionsAreRefusedNamingTheOption) {
+  EXPECT_EQ(ErrorOf({"/m", "-o", "swap_file=/tmp/x"}),
+            "option 'swap_file': belongs to mode=swap (add mode=swap, or leave it out)");
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=disk,swap_size=1G"}).find("option 'swap_size': belongs"),
             std::string::npos);
-  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap"}).find("not available yet"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap,page_size=3000"}).find("power of two from 512"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap,page_size=2M"}).find("power of two from 512"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap,swap_size=0"}).find("more than 0"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap,swap_size=lots"}).find("option 'swap_size'"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=swap,swap_file="}).find("needs a value"), std::string::npos);
 }
 
 TEST_F(OptionsTest, CacheOptions) {
@@ -148,7 +170,7 @@ TEST_F(OptionsTest, CacheOptions) {
   EXPECT_EQ(options_.flush_delay_ns, 0);
   ASSERT_TRUE(Parse({"/m", "-o", "flush_delay=2.5s"}).ok());
   EXPECT_EQ(options_.flush_delay_ns, 2'500'000'000);
-  EXPECT_NE(ErrorOf({"/m", "-o", "mode=tape"}).find("must be disk"), std::string::npos);
+  EXPECT_NE(ErrorOf({"/m", "-o", "mode=tape"}).find("must be disk or swap"), std::string::npos);
   EXPECT_NE(ErrorOf({"/m", "-o", "flush_delay=soon"}).find("must be a duration"), std::string::npos);
   EXPECT_NE(ErrorOf({"/m", "-o", "flush_delay=-1s"}).find("must be a duration"), std::string::npos);
   EXPECT_NE(ErrorOf({"/m", "-o", "io_threads=0"}).find("from 1 to 64"), std::string::npos);

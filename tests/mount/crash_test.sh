@@ -92,7 +92,7 @@ tree_state "$MNT" > "$WORK/before"
 stop_keyfs
 
 # --- a kill during replay changes nothing ---------------------------------------
-"$KEYFS" "$MNT" -f -o "store=$STORE" 2>/dev/null &
+"$KEYFS" "$MNT" -f -o "store=$STORE" "${TEST_OPTIONS[@]}" 2>/dev/null &
 pid=$!
 sleep 0.05
 kill -9 "$pid" 2>/dev/null
@@ -196,9 +196,17 @@ check "... rmdir works" rmdir "$MNT/dir"
 # dead journal records and store segments go at the next rewrite, which
 # keyfs starts itself when the disk is full.
 for i in $(seq 4 2 "$acked"); do rm "$MNT/fill$i"; done
-check "after deleting half, writes work again without a remount" \
-  wait_until 30 eval "head -c 100000 /dev/zero 2>/dev/null > '$MNT/after-delete'"
-check "... and read back" test "$(stat -c %s "$MNT/after-delete")" -eq 100000
+if [ "$MODE" = swap ]; then
+  # Not in swap mode: the journal is the only copy, so its rewrite writes
+  # all that is left, and needs that much free space; a disk this full has
+  # none (README, "Choosing a mode"). Room made by the administrator, next,
+  # works in both modes.
+  echo "(swap mode: deleting does not give the disk back without room for a rewrite)"
+else
+  check "after deleting half, writes work again without a remount" \
+    wait_until 30 eval "head -c 100000 /dev/zero 2>/dev/null > '$MNT/after-delete'"
+  check "... and read back" test "$(stat -c %s "$MNT/after-delete")" -eq 100000
+fi
 # Make room, as an administrator would: here by growing the tmpfs.
 mount -o remount,size=16m "$TINY"
 check "writes work again once there is space" \
@@ -209,7 +217,7 @@ start_keyfs -o appendfsync=always
 ok=1
 for i in $(seq 5 2 "$acked"); do [ "$(stat -c %s "$MNT/fill$i")" -eq 100000 ] || ok=0; done
 for i in $(seq 4 2 "$acked"); do [ ! -e "$MNT/fill$i" ] || ok=0; done
-[ "$(stat -c %s "$MNT/after-delete")" -eq 100000 ] || ok=0
+[ "$MODE" = swap ] || [ "$(stat -c %s "$MNT/after-delete")" -eq 100000 ] || ok=0
 check "after remount every acknowledged file is whole, the deleted ones gone" [ "$ok" -eq 1 ]
 check "... and the changes made on the full disk are kept" \
   eval "[ ! -e '$MNT/fill1' ] && [ \"\$(stat -c %s '$MNT/fill2')\" -eq 10 ] && [ \"\$(stat -c %s '$MNT/moved3')\" -eq 100000 ] && [ ! -e '$MNT/dir' ]"

@@ -62,6 +62,18 @@ wait_until() {
 # and back-pressure sit under everything they check.
 TEST_OPTIONS=()
 [ -n "${KEYFS_TEST_OPTIONS:-}" ] && TEST_OPTIONS=(-o "$KEYFS_TEST_OPTIONS")
+# The store mode those options choose (the swap twins add mode=swap), for
+# the checks that differ: where evicted blocks are (the disk store or the
+# swap file) and what the journal holds.
+MODE=disk
+case ",${KEYFS_TEST_OPTIONS:-}," in *,mode=swap,*) MODE=swap ;; esac
+if [ "$MODE" = swap ]; then
+  EVICTED_STATE=swapped    # user.keyfs.state of a block not in memory
+  LIVE_BYTES=swap_live_bytes
+else
+  EVICTED_STATE=on-disk
+  LIVE_BYTES=store_live_bytes
+fi
 
 # start_keyfs [ARGS...]: runs keyfs in the foreground (-f) in the background,
 # with the store in $STORE, and waits for the mount.
