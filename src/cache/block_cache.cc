@@ -399,7 +399,8 @@ void BlockCache::ApplyLoad(IoJob& job) {
 
 bool BlockCache::IsCopyOf(const IoJob& job) const {
   const BlockSlot* slot = Slot(job.key);
-  return slot && slot->stored == job.where && slot->stored_version == job.id.version;
+  return slot && slot->evicted() && slot->stored == job.where &&
+         slot->stored_version == job.id.version;
 }
 
 BlockRef BlockCache::InstallLoaded(const BlockKey& key, RefPtr<BlockBuffer> block,

@@ -113,6 +113,12 @@ bool WaitForCompaction(const std::string& mount, long before, std::string* info)
 int Compact(const std::string& mount) {
   std::string info;
   if (!Get(mount, "user.keyfs.info", &info)) return NotKeyfs(mount);
+  if (Field(info, "mode") == "swap") {
+    std::fprintf(stderr, "keyfs-ctl: %s is mounted with mode=swap: there is no disk store to "
+                         "compact (swap file pages come back as soon as blocks are deleted)\n",
+                 mount.c_str());
+    return 1;
+  }
   std::string bytes_before = Field(info, "store_bytes");
   for (int attempt = 0;; ++attempt) {
     long before = std::stol(Field(info, "compactions"));

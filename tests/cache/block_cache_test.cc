@@ -215,6 +215,23 @@ TEST_F(BlockCacheTest, ALoadThatReturnsAfterTheBlockChangedIsNotInstalled) {
   EXPECT_EQ(cache_.stats().loads, 1u);  // it came back, and was dropped
 }
 
+// The swap file reuses the space of deleted copies: a LOAD of a copy that
+// was replaced while it waited can read another block's bytes and fail its
+// checks. That is no error of the block: the waiters run again.
+TEST_F(BlockCacheTest, ALoadThatFailsAfterTheBlockChangedRerunsItsWaiters) {
+  Ino ino = MakeFile("f", kBlock, 'o');
+  EvictFile(ino);
+  std::string got;
+  int abandoned = 0;
+  cache_.Submit(Reader(ino, 0, 4, &got, &abandoned));
+  ASSERT_TRUE(keyspace_.Write(ino, 0, std::string(kBlock, 'n'), Keyspace::WriteAt::kOffset).ok());
+  store_.FailNextLoad(EIO);
+  RunAllIo();
+  EXPECT_EQ(abandoned, 0);
+  EXPECT_EQ(got, "nnnn");
+  EXPECT_EQ(cache_.stats().load_errors, 0u);
+}
+
 // A SAVE in flight while the block goes away: its copy must not come back.
 class SaveRaceTest : public BlockCacheTest,
                      public ::testing::WithParamInterface<std::string> {};

@@ -1,4 +1,4 @@
-// The cache, the disk store and the journal together, through the
+// The cache, the disk store (or the swap file) and the journal together, through the
 // FaultInjectionEnv, wired as the server wires them (and with the IO stepped
 // by hand): a crash at every step of a SAVE, of a compaction and of a journal
 // rewrite loses nothing acknowledged and shows nothing half done; EIO and
@@ -18,6 +18,7 @@
 #include "src/cache/io_queue.h"
 #include "src/journal/journal.h"
 #include "store/disk_block_store.h"
+#include "store/swap/swap_file.h"
 #include "tests/store/fault_injection_env.h"
 #include "tests/store/scoped_temp_dir.h"
 
@@ -44,41 +45,59 @@ struct Mount {
   // `whole_block_writes`: writes of whole blocks are stored before they are
   // applied, as in keyfs (block_cache.h); off, every write's bytes go to the
   // journal and its blocks are saved later, the path most tests here follow.
+  // `swap_bytes`: mode=swap, with a swap file of that size in `dir`; 0:
+  // mode=disk.
   Mount(Env* env, const std::string& dir, const Clock* clock, uint64_t max_memory,
-        bool whole_block_writes)
+        bool whole_block_writes, uint64_t swap_bytes = 0)
       : memory(max_memory), keyspace(KeyspaceOptions{kBlock}, &memory, clock) {
     auto created = EventLoop::Create();
     EXPECT_TRUE(created.ok());
     loop = std::move(created).value();
-    DiskStoreOptions store_options;
-    store_options.segment_bytes = 64 << 10;
-    auto opened = DiskBlockStore::Open(env, dir, store_options);
-    EXPECT_TRUE(opened.ok()) << opened.status().ToString();
-    if (!opened.ok()) return;
-    store = std::move(opened).value();
-    io = std::make_unique<IoQueue>(store.get(), &memory, 0);
+    if (swap_bytes > 0) {
+      SwapFileOptions swap_options;
+      swap_options.path = dir + "/swap";
+      swap_options.size = swap_bytes;
+      auto opened = SwapFile::Create(env, swap_options, &memory);
+      status = opened.status();
+      if (!opened.ok()) return;
+      swap = std::move(opened).value();
+      store = swap.get();
+    } else {
+      DiskStoreOptions store_options;
+      store_options.segment_bytes = 64 << 10;
+      auto opened = DiskBlockStore::Open(env, dir, store_options);
+      EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+      if (!opened.ok()) return;
+      disk = std::move(opened).value();
+      store = disk.get();
+    }
+    io = std::make_unique<IoQueue>(store, &memory, 0);
     JournalOptions options;
     options.appendfsync = AppendFsync::kAlways;
     options.auto_rewrite_percentage = 0;
     options.fork_rewrite = false;
     auto journal_opened = Journal::Open(env, dir, options, &keyspace, loop.get(), &memory, clock,
-                                        store.get());
+                                        store);
     status = journal_opened.status();
     if (!journal_opened.ok()) return;
     journal = std::move(journal_opened).value();
     CacheOptions cache_options;
     cache_options.flush_delay_ns = 0;
-    cache = std::make_unique<BlockCache>(&keyspace, store.get(), io.get(), &memory, clock,
+    cache = std::make_unique<BlockCache>(&keyspace, store, io.get(), &memory, clock,
                                          cache_options, journal.get());
     cache->OnJournalGeneration(journal->generation());
     cache->Attach([this](const BlockLocation& where) { store->MarkLive(where); });
     if (!whole_block_writes) keyspace.set_stores_whole_blocks(false);
     store->FinishRecovery();
-    compactor = std::make_unique<Compactor>(store.get(), cache.get(), journal.get(),
-                                            clock, CompactorOptions{});
+    if (disk) {
+      compactor = std::make_unique<Compactor>(disk.get(), cache.get(), journal.get(), clock,
+                                              CompactorOptions{});
+    }
     journal->set_generation_listener([this](uint64_t gen) { cache->OnJournalGeneration(gen); });
     journal->set_rewritten_listener([this](uint64_t base) {
-      cache->OnJournalRewritten(base, [this] { compactor->OnReleased(); });
+      cache->OnJournalRewritten(base, [this] {
+        if (compactor) compactor->OnReleased();
+      });
     });
   }
   ~Mount() {
@@ -177,7 +196,9 @@ struct Mount {
   MemoryAccountant memory;
   Keyspace keyspace;
   std::unique_ptr<EventLoop> loop;
-  std::unique_ptr<DiskBlockStore> store;
+  std::unique_ptr<DiskBlockStore> disk;  // one of the two
+  std::unique_ptr<SwapFile> swap;
+  BlockStore* store = nullptr;
   std::unique_ptr<IoQueue> io;
   std::unique_ptr<Journal> journal;
   std::unique_ptr<BlockCache> cache;
@@ -466,6 +487,106 @@ TEST_F(CacheDurabilityTest, EioOnLoadIsAnErrorNeverOtherBytes) {
   auto again = m->ReadAll(ino);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, expected["f2"]);
+}
+
+}  // namespace
+}  // namespace keyfs
+
+// --- swap mode ----------------------------------------------------------------------
+// The same wiring over a swap file: the journal keeps every byte, the
+// rewrite writes swapped-out blocks' bytes (read back from the swap file),
+// and replay of a journal larger than max_memory swaps out as it goes.
+
+namespace keyfs {
+namespace {
+
+class SwapModeTest : public CacheDurabilityTest {
+ protected:
+  std::unique_ptr<Mount> OpenSwap(uint64_t max_memory, uint64_t swap_bytes = 16 << 20) {
+    auto mount = std::make_unique<Mount>(&env_, dir_->path(), &clock_, max_memory,
+                                         /*whole_block_writes=*/true, swap_bytes);
+    EXPECT_TRUE(mount->status.ok()) << mount->status.ToString();
+    return mount;
+  }
+  // 2 MiB in 8 files, through a cache of 1 MiB: most of it is swapped out.
+  std::map<std::string, std::string> Fill(Mount* m) {
+    for (int f = 0; f < 8; ++f) {
+      Ino ino = m->Create(fmt::format("s{}", f));
+      EXPECT_TRUE(m->Write(ino, 0, Bytes(64 * kBlock, f)));
+      m->Step();  // saved (swapped out), so that the next file finds room
+    }
+    EXPECT_TRUE(m->journal->Commit());
+    return m->Files();
+  }
+};
+
+TEST_F(SwapModeTest, BlocksAreSwappedOutAndInAndTheJournalNeverNamesTheSwapFile) {
+  auto m = OpenSwap(1 << 20);
+  ASSERT_TRUE(m->status.ok());
+  auto expected = Fill(m.get());
+  EXPECT_GT(m->store->Stats().saves, 100u);
+  EXPECT_EQ(m->Files(), expected);  // read back: swapped in
+  EXPECT_GT(m->store->Stats().loads, 100u);
+  m.reset();
+  // The swap file is not read at the next mount (it is made again, empty):
+  // everything comes from the journal.
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  auto again = OpenSwap(8 << 20);
+  EXPECT_EQ(again->Files(), expected);
+}
+
+TEST_F(SwapModeTest, ARewriteWritesSwappedOutBlocksFromTheSwapFile) {
+  std::map<std::string, std::string> expected;
+  {
+    auto m = OpenSwap(1 << 20);
+    expected = Fill(m.get());
+    ASSERT_GT(m->swap->swap_stats().pages_used, 256u);  // most of it is in the swap file
+    ASSERT_TRUE(m->journal->StartRewrite("test").ok());
+    m->Step();
+    EXPECT_NE(m->journal->Info().find("last_rewrite_status:ok"), std::string::npos)
+        << m->journal->Info();
+    EXPECT_EQ(m->swap->swap_stats().pages_held, 0u);  // the rewrite ended
+    EXPECT_EQ(m->Files(), expected);
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  // The base alone holds every byte: replay into a cache big enough needs no
+  // swap at all.
+  auto m = OpenSwap(8 << 20);
+  EXPECT_EQ(m->journal->loaded().spilled, 0u);
+  EXPECT_EQ(m->Files(), expected);
+}
+
+TEST_F(SwapModeTest, ReplayOfAJournalLargerThanMaxMemorySwapsOutAsItGoes) {
+  std::map<std::string, std::string> expected;
+  {
+    auto m = OpenSwap(1 << 20);
+    expected = Fill(m.get());
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  auto m = OpenSwap(1 << 20);
+  ASSERT_TRUE(m->status.ok()) << m->status.ToString();
+  EXPECT_GT(m->journal->loaded().spilled, 100u);
+  EXPECT_LE(m->memory.InUse(), m->memory.limit());
+  EXPECT_EQ(m->Files(), expected);
+}
+
+TEST_F(SwapModeTest, AJournalTooBigForMemoryAndSwapTogetherIsRefusedNamingSwapSize) {
+  std::map<std::string, std::string> expected;
+  {
+    auto m = OpenSwap(1 << 20);
+    expected = Fill(m.get());
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  {
+    Mount m(&env_, dir_->path(), &clock_, 1 << 20, true, /*swap_bytes=*/256 << 10);
+    ASSERT_FALSE(m.status.ok());
+    EXPECT_EQ(m.status.code(), ENOSPC);
+    EXPECT_NE(m.status.ToString().find("larger swap_size"), std::string::npos)
+        << m.status.ToString();
+  }
+  // Nothing was lost: with room enough, it is all there.
+  auto m = OpenSwap(1 << 20);
+  EXPECT_EQ(m->Files(), expected);
 }
 
 }  // namespace
