@@ -22,7 +22,8 @@ refused "malformed size" "option 'max_memory': 'ten' is not a size" "$MNT" -o ma
 refused "size too small" "must be at least 4M" "$MNT" -o max_memory=100K
 refused "bad block size" "power of two" "$MNT" -o block_size=5000
 refused "bad log level" "is not a log level" "$MNT" -o log_level=chatty
-refused "option of a later version" "is not available yet" "$MNT" -o swap_file=/tmp/swap
+refused "a swap option without mode=swap" "belongs to mode=swap" "$MNT" -o swap_file=/tmp/swap
+refused "a page_size that is not a power of two" "power of two from 512" "$MNT" -o mode=swap,page_size=3000
 refused "bad fsync policy" "must be always, everysec or no" "$MNT" -o appendfsync=sometimes
 refused "unknown flag" "unknown flag '--frobnicate'" "$MNT" --frobnicate
 refused "no mount point" "no mount point given" -o max_memory=1G
