@@ -201,6 +201,9 @@ Result<BlockLocation> SwapFile::Save(const BlockId& id, std::string_view bytes) 
     Recharge();
     return written;
   }
+  if (recovering_) {
+    recovery_runs_[where.offset / options_.page_size] = {count, where.size, false};
+  }
   live_bytes_ += record.size();
   ++counters_.saves;
   counters_.raw_bytes_saved += bytes.size();
@@ -214,6 +217,7 @@ Status SwapFile::Delete(const BlockId&, const BlockLocation& where) {
   ++counters_.deletes;
   live_bytes_ -= std::min<uint64_t>(live_bytes_, where.size);
   held_pages_ += run.count;
+  if (recovering_) recovery_runs_.erase(run.first);
   if (snapshots_ > 0) {
     snapshot_held_.push_back(run);  // invariant 3
   } else {
@@ -253,6 +257,26 @@ void SwapFile::SnapshotEnded() {
   for (const Run& run : snapshot_held_) FreeRun(run);
   snapshot_held_.clear();
   snapshot_held_.shrink_to_fit();
+  Recharge();
+}
+
+void SwapFile::MarkLive(const BlockLocation& where) {
+  MutexLock lock(&mu_);
+  auto it = recovery_runs_.find(where.offset / options_.page_size);
+  if (it != recovery_runs_.end()) it->second.live = true;
+}
+
+void SwapFile::FinishRecovery() {
+  MutexLock lock(&mu_);
+  if (!recovering_) return;
+  recovering_ = false;
+  for (const auto& [first, run] : recovery_runs_) {
+    if (run.live) continue;
+    live_bytes_ -= std::min<uint64_t>(live_bytes_, run.size);
+    held_pages_ += run.count;
+    FreeRun({first, run.count, 0});
+  }
+  recovery_runs_.clear();
   Recharge();
 }
 

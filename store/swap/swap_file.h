@@ -26,6 +26,9 @@
 //     here can see: SnapshotStarted .. SnapshotEnded, snapshot_held_). This
 //     is what vm.c got wrong the other way round: it stopped swapping out
 //     during a rewrite; here swap-out goes on and only frees wait.
+//  4. After FinishRecovery, every allocated run is the copy of a block slot
+//     or is held (2-3): runs saved during replay for blocks that replay then
+//     dropped are freed by it.
 //
 // Threading: Save, Load, LoadRange, Delete, Sync and Stats from any thread;
 // one mutex guards the allocator and the counters, IO happens outside it.
@@ -34,6 +37,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -103,6 +107,12 @@ class SwapFile final : public BlockStore {
                                               MemoryAccountant* accountant) const override;
   void SnapshotStarted() override EXCLUDES(mu_);
   void SnapshotEnded() override EXCLUDES(mu_);
+  // Replay at mount saves (swaps out) blocks that later records may drop
+  // with no cache to say so (an unlink, an overwrite): until
+  // FinishRecovery, every run saved is remembered, and those the replayed
+  // keyspace does not name (MarkLive) are freed then (invariant 4).
+  void MarkLive(const BlockLocation& where) override EXCLUDES(mu_);
+  void FinishRecovery() override EXCLUDES(mu_);
 
   SwapStats swap_stats() const EXCLUDES(mu_);
   const std::string& path() const { return options_.path; }
@@ -144,6 +154,13 @@ class SwapFile final : public BlockStore {
   std::set<uint64_t> active_reads_ GUARDED_BY(mu_);
   std::deque<Run> limbo_ GUARDED_BY(mu_);          // invariant 2, oldest first
   std::vector<Run> snapshot_held_ GUARDED_BY(mu_);  // invariant 3
+  bool recovering_ GUARDED_BY(mu_) = true;          // invariant 4
+  struct SavedRun {
+    uint64_t count = 0;
+    uint32_t size = 0;  // of the record
+    bool live = false;
+  };
+  std::map<uint64_t, SavedRun> recovery_runs_ GUARDED_BY(mu_);  // by first page
   int snapshots_ GUARDED_BY(mu_) = 0;
   uint64_t held_pages_ GUARDED_BY(mu_) = 0;
   uint64_t live_bytes_ GUARDED_BY(mu_) = 0;

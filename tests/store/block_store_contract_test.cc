@@ -37,6 +37,7 @@ struct SwapFileMaker {
     options.path = dir + "/swap";
     options.size = 64 << 20;
     ASSIGN_OR_RETURN(auto swap, SwapFile::Create(env, options, nullptr));
+    swap->FinishRecovery();
     return std::unique_ptr<BlockStore>(std::move(swap));
   }
 };
