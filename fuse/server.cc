@@ -221,8 +221,8 @@ Status Server::Run(const std::function<void()>& on_stopping) {
   Status closed = journal_->Close();
   if (closed.ok()) replies_.ReleaseParked();
   if (swap_ && closed.ok()) {
-    // Only once the journal is safe: until then the swap file may be the
-    // only copy of nothing, but a failed close keeps the mount's evidence.
+    // Only once the journal is safe; after a failed close it stays, as a
+    // crash would leave it, for the next mount to take over.
     Status removed = swap_->Remove();
     if (!removed.ok()) spdlog::warn("could not remove the swap file: {}", removed.ToString());
   }

@@ -1,14 +1,17 @@
 #pragma once
 
 // Server: one mounted keyfs. Owns, in this order of construction, the memory
-// budget, the keyspace, the event loop, the block store, the IO threads, the
+// budget, the keyspace, the event loop, the block store (the disk store or
+// the swap file, by mode), the IO threads, the
 // journal, the block cache, the reply queue, the FUSE adapter and the mounted
 // session, and wires them: the journal is replayed (loading from the store
 // what it needs) before the cache learns the blocks and the session is
 // mounted; the session fd, the IO threads' eventfd and signals go into the
 // loop; before-sleep sends the cache's IO, then commits the journal, then
 // sends the replies it allows; cron runs on a 10 Hz timer. At the end every
-// dirty block is saved before the journal is closed.
+// dirty block is saved before the journal is closed (mode=disk), or, in
+// mode=swap, the IO in flight ends and the swap file is removed once the
+// journal, which holds every byte, is closed.
 //
 // Threading: created and run on the main thread, which then is the loop thread.
 

@@ -69,7 +69,10 @@
 //     dead block back: when it returns for a block that is gone, its copy is
 //     deleted at once (it was never recorded anywhere).
 //  2. A LOAD's result is installed only if the slot is still the evicted copy
-//     the LOAD read (FileData::Install compares the location).
+//     the LOAD read (FileData::Install compares the location). A LOAD that
+//     failed for a copy that is no longer the slot's is no error: the swap
+//     file reuses the space of deleted copies, so the read may have found
+//     another block's bytes; its waiters run again (IsCopyOf).
 //  3. Store and journal. A SAVE's location is recorded (kBlockSaved, a
 //     snapshot) only after the Sync that made it durable, so the journal
 //     never points at bytes that are not there. A whole-block write's
