@@ -220,9 +220,10 @@ Status Server::Run(const std::function<void()>& on_stopping) {
   cache_->AbandonAll(EIO);
   Status closed = journal_->Close();
   if (closed.ok()) replies_.ReleaseParked();
-  if (swap_ && closed.ok()) {
-    // Only once the journal is safe; after a failed close it stays, as a
-    // crash would leave it, for the next mount to take over.
+  if (swap_) {
+    // Nothing in it is of use past this process (the journal has every
+    // byte); IO still running after a drain that timed out keeps its
+    // descriptor, and the file goes from the directory now.
     Status removed = swap_->Remove();
     if (!removed.ok()) spdlog::warn("could not remove the swap file: {}", removed.ToString());
   }

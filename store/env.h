@@ -114,7 +114,9 @@ class Env {
 
   // As OpenRandomAccessFile with `create`, and takes an exclusive lock on
   // the file without waiting, held while it is open: a file one process
-  // owns (the swap file). EWOULDBLOCK when another holds it.
+  // owns (the swap file). EWOULDBLOCK when another holds it. The file
+  // locked is the one at `path` when this returns (not one its holder has
+  // just unlinked), so path operations on it are ours while it is held.
   virtual Result<std::unique_ptr<RandomAccessFile>> OpenExclusiveFile(const std::string& path) = 0;
 
   virtual bool FileExists(const std::string& path) = 0;

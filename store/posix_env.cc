@@ -262,14 +262,25 @@ class PosixEnv final : public Env {
   }
 
   Result<std::unique_ptr<RandomAccessFile>> OpenExclusiveFile(const std::string& path) override {
-    int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT, 0600);
-    if (fd < 0) return PathError(path, errno);
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-      int err = errno;
+    // The holder unlinks the file while it holds the lock (and another
+    // process may then create a new one there): a lock taken on a file that
+    // is no longer the one at `path` is let go, and the new one tried.
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT, 0600);
+      if (fd < 0) return PathError(path, errno);
+      if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        int err = errno;
+        close(fd);
+        return Status::Errno(err == EWOULDBLOCK ? EWOULDBLOCK : err, path + " is locked");
+      }
+      struct stat held, named;
+      if (fstat(fd, &held) == 0 && stat(path.c_str(), &named) == 0 &&
+          held.st_dev == named.st_dev && held.st_ino == named.st_ino) {
+        return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd));
+      }
       close(fd);
-      return Status::Errno(err == EWOULDBLOCK ? EWOULDBLOCK : err, path + " is locked");
     }
-    return std::unique_ptr<RandomAccessFile>(new PosixRandomAccessFile(path, fd));
+    return Status::Errno(EAGAIN, path + " keeps being replaced while keyfs opens it");
   }
 
   bool FileExists(const std::string& path) override { return access(path.c_str(), F_OK) == 0; }

@@ -117,8 +117,19 @@ void BlockCache::SendDeletes() {
   if (deletes_.empty()) return;
   auto job = std::make_unique<IoJob>();
   job->kind = IoJob::Kind::kDelete;
-  job->deletes = std::move(deletes_);
-  deletes_.clear();
+  // A copy a LOAD is reading is deleted once it has read it: a store that
+  // reuses space (the swap file) would otherwise hand it to another block
+  // under the reader, which then finds the wrong record (not wrong bytes:
+  // the LOAD fails its checks and reruns, rule 2, but it is logged as
+  // damage).
+  std::vector<std::pair<BlockId, BlockLocation>> later;
+  for (auto& item : deletes_) {
+    auto state = io_state_.find(BlockKey{item.first.ino, item.first.index});
+    bool loading = state != io_state_.end() && (state->second.flags & kLoading);
+    (loading ? later : job->deletes).push_back(std::move(item));
+  }
+  deletes_ = std::move(later);
+  if (job->deletes.empty()) return;
   ++jobs_in_flight_;
   io_->Submit(std::move(job));
 }

@@ -19,6 +19,23 @@ std::string RepairAdvice(const std::string& dir) {
          "` cuts the journal at the last good record (what follows it is lost)";
 }
 
+// Swap mode: replay swaps blocks out (SpillToStore) and later records may
+// drop them (an unlink, a truncation) with no cache to give their copies
+// back; this does, so that a journal that rewrites its files many times does
+// not need swap for every version it ever held.
+class DropCopies final : public BlockObserver {
+ public:
+  explicit DropCopies(BlockStore* store) : store_(store) {}
+  void Dirtied(Ino, uint64_t, BlockSlot&, bool) override {}
+  void Stored(Ino, uint64_t, BlockSlot&) override {}
+  void Dropping(Ino ino, uint64_t index, BlockSlot& slot) override {
+    if (slot.stored.valid()) (void)store_->Delete({ino, index, slot.stored_version}, slot.stored);
+  }
+
+ private:
+  BlockStore* const store_;
+};
+
 class Loader {
  public:
   Loader(Env* env, std::string dir, bool load_truncated, Keyspace* keyspace,
@@ -27,7 +44,8 @@ class Loader {
         keyspace_(keyspace), clock_(clock), store_(store),
         replayer_(keyspace, clock, [this](const std::vector<BlockKey>& keys) {
           return Fetch(keys);
-        }) {}
+        }),
+        drop_copies_(store) {}
 
   Result<LoadedJournal> Load() {
     ASSIGN_OR_RETURN(result_.files, FindJournalFiles(env_, dir_));
@@ -40,6 +58,15 @@ class Loader {
       total_bytes_ += size;
     }
     start_ns_ = last_progress_ns_ = clock_->MonotonicNanos();
+    bool swap_mode = store_ && !store_->persistent();
+    if (swap_mode) keyspace_->set_observer(&drop_copies_);
+    Result<LoadedJournal> loaded = LoadFiles(order);
+    if (swap_mode) keyspace_->set_observer(nullptr);
+    return loaded;
+  }
+
+  Result<LoadedJournal> LoadFiles(const std::vector<std::string>& order) {
+    const JournalFiles& files = result_.files;
     if (total_bytes_ > 0) {
       spdlog::info("replaying journal: {} in {} file(s)", FormatSize(total_bytes_), order.size());
     }
@@ -187,6 +214,7 @@ class Loader {
     MemoryAccountant& memory = *keyspace_->mutable_memory();
     uint64_t target = memory.limit() / 2;
     uint64_t before = memory.InUse();
+    swap_full_ = false;
     Status failed;
     keyspace_->ForEachFile([&](Ino ino, FileData& file) {
       for (size_t i = 0; i < file.block_count() && failed.ok(); ++i) {
@@ -253,6 +281,7 @@ class Loader {
   const Clock* const clock_;
   BlockStore* const store_;
   Replayer replayer_;
+  DropCopies drop_copies_;
   LoadedJournal result_;
   uint64_t total_bytes_ = 0;
   uint64_t done_bytes_ = 0;

@@ -136,20 +136,24 @@ SwapFile::SwapFile(Env* env, const SwapFileOptions& options, std::unique_ptr<Ran
 }
 
 SwapFile::~SwapFile() {
+  Status removed = Remove();
+  if (!removed.ok()) spdlog::warn("could not remove the swap file: {}", removed.ToString());
   MutexLock lock(&mu_);
   if (accountant_ && charged_) accountant_->Release(MemoryComponent::kStore, charged_);
   charged_ = 0;
 }
 
 Status SwapFile::Remove() {
-  Status removed = env_->RemoveFile(options_.path);
-  file_.reset();
-  return removed;
+  if (removed_) return Status::Ok();
+  removed_ = true;
+  return env_->RemoveFile(options_.path);
 }
 
 void SwapFile::Recharge() {
   if (!accountant_) return;
-  size_t now = allocator_.heap_bytes() + (limbo_.size() + snapshot_held_.capacity()) * sizeof(Run);
+  // Tree nodes: about 64 bytes each beside what they hold.
+  size_t now = allocator_.heap_bytes() + (limbo_.size() + snapshot_held_.capacity()) * sizeof(Run) +
+               recovery_runs_.size() * (64 + sizeof(SavedRun));
   if (now > charged_) accountant_->Charge(MemoryComponent::kStore, now - charged_);
   if (now < charged_) accountant_->Release(MemoryComponent::kStore, charged_ - now);
   charged_ = now;
@@ -203,6 +207,7 @@ Result<BlockLocation> SwapFile::Save(const BlockId& id, std::string_view bytes) 
   }
   if (recovering_) {
     recovery_runs_[where.offset / options_.page_size] = {count, where.size, false};
+    Recharge();
   }
   live_bytes_ += record.size();
   ++counters_.saves;

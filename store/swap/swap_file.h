@@ -84,10 +84,12 @@ class SwapFile final : public BlockStore {
   // `accountant` (may be null) is charged for the free-space trees.
   static Result<std::unique_ptr<SwapFile>> Create(Env* env, const SwapFileOptions& options,
                                                   MemoryAccountant* accountant);
-  // Closes the file (the lock goes with it); the file stays (a crash's).
+  // Removes the file (Remove) and closes it: nothing in it is of use once
+  // this process is done with it. Only a crash leaves it behind.
   ~SwapFile() override;
-  // A clean unmount: removes the file, while it is still locked (so that a
-  // keyfs that takes it next never loses it to us), then closes it.
+  // Unlinks the file while it is still locked (so that a keyfs that takes
+  // the path next never loses its file to us); the descriptor stays open,
+  // so IO still running finishes. Once; the destructor calls it too.
   Status Remove();
 
   // BlockStore
@@ -143,7 +145,8 @@ class SwapFile final : public BlockStore {
 
   Env* const env_;
   const SwapFileOptions options_;
-  std::unique_ptr<RandomAccessFile> file_;  // null once removed
+  std::unique_ptr<RandomAccessFile> file_;  // never changes
+  bool removed_ = false;                    // loop thread only
   const uint64_t pages_;                    // in the file, page 0 included
   MemoryAccountant* const accountant_;
 

@@ -570,6 +570,42 @@ TEST_F(SwapModeTest, ReplayOfAJournalLargerThanMaxMemorySwapsOutAsItGoes) {
   EXPECT_EQ(m->Files(), expected);
 }
 
+// Replay swaps out as it goes, and later records drop what it swapped out
+// (files written, then deleted): their pages come back at once, so the swap
+// file needs room for what is live, not for every version the journal holds.
+TEST_F(SwapModeTest, ReplayGivesBackTheSwapOfFilesTheJournalDeletesLater) {
+  std::map<std::string, std::string> expected;
+  {
+    auto m = OpenSwap(1 << 20);
+    // Each round: six files, 1.5 MiB, more than the 1 MiB budget (replay
+    // must swap some out), then all six deleted.
+    for (int round = 0; round < 6; ++round) {
+      for (int f = 0; f < 6; ++f) {
+        Ino ino = m->Create(fmt::format("scratch{}", f));
+        ASSERT_TRUE(m->Write(ino, 0, Bytes(64 * kBlock, round * 6 + f)));
+        m->Step();
+      }
+      for (int f = 0; f < 6; ++f) {
+        ASSERT_TRUE(m->keyspace.Unlink(kRootIno, fmt::format("scratch{}", f)).ok());
+      }
+      m->Step();
+    }
+    Ino ino = m->Create("kept");
+    ASSERT_TRUE(m->Write(ino, 0, Bytes(64 * kBlock, 99)));
+    m->Step();
+    ASSERT_TRUE(m->journal->Commit());
+    expected = m->Files();
+  }
+  ASSERT_TRUE(env_.SimulateCrash().ok());
+  // 9 MiB of writes in the journal, 256 KiB live: a 2 MiB swap file holds
+  // it (without giving back, it would need about 6 MiB).
+  auto m = OpenSwap(1 << 20, 2 << 20);
+  ASSERT_TRUE(m->status.ok()) << m->status.ToString();
+  EXPECT_GT(m->journal->loaded().spilled, 64u);
+  EXPECT_LE(m->swap->swap_stats().pages_used, 70u);
+  EXPECT_EQ(m->Files(), expected);
+}
+
 TEST_F(SwapModeTest, AJournalTooBigForMemoryAndSwapTogetherIsRefusedNamingSwapSize) {
   std::map<std::string, std::string> expected;
   {

@@ -41,8 +41,9 @@ check "... swap_ins_total counts it" [ "$(info swap_ins_total)" -gt 100 ]
 # A second keyfs with its own store but this swap file.
 mkdir -p "$WORK/mnt2"
 status=0
-"$KEYFS" "$WORK/mnt2" -f -o "store=$WORK/store2,$SWAP_OPTIONS,swap_file=$SWAP" \
+timeout 20 "$KEYFS" "$WORK/mnt2" -f -o "store=$WORK/store2,$SWAP_OPTIONS,swap_file=$SWAP" \
   2>"$WORK/err2" || status=$?
+grep -qs " $WORK/mnt2 " /proc/mounts && fusermount3 -u -z "$WORK/mnt2"
 check "a second keyfs on the same swap file fails" [ "$status" -ne 0 ]
 check "... at once, naming the holder ($(head -c 200 "$WORK/err2"))" \
   grep -q "in use by another keyfs (keyfs pid $KEYFS_PID on $MNT" "$WORK/err2"

@@ -51,6 +51,7 @@ class FaultRandomAccessFile final : public RandomAccessFile {
       : env_(env), path_(std::move(path)), base_(std::move(base)) {}
 
   Result<size_t> ReadAt(uint64_t offset, size_t n, char* scratch) const override {
+    env_->RunReadHook(path_);
     RETURN_IF_ERROR(env_->Inject(FaultInjectionEnv::kRead, path_));
     return base_->ReadAt(offset, n, scratch);
   }
@@ -139,6 +140,20 @@ Result<std::unique_ptr<RandomAccessFile>> FaultInjectionEnv::OpenExclusiveFile(
   RETURN_IF_ERROR(Inject(kOpen, path));
   ASSIGN_OR_RETURN(auto file, base_->OpenExclusiveFile(path));
   return std::unique_ptr<RandomAccessFile>(new FaultRandomAccessFile(this, path, std::move(file)));
+}
+
+void FaultInjectionEnv::SetReadHook(std::function<void(const std::string&)> hook) {
+  MutexLock lock(&mu_);
+  read_hook_ = std::move(hook);
+}
+
+void FaultInjectionEnv::RunReadHook(const std::string& path) {
+  std::function<void(const std::string&)> hook;
+  {
+    MutexLock lock(&mu_);
+    hook = read_hook_;
+  }
+  if (hook) hook(path);
 }
 
 void FaultInjectionEnv::FailNth(unsigned ops, int n, int err, std::string only) {

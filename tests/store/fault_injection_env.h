@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <functional>
 #include <vector>
 
 #include "src/base/mutex.h"
@@ -49,6 +50,10 @@ class FaultInjectionEnv final : public Env {
   void FailNth(unsigned ops, int n, int err, std::string only = {}) EXCLUDES(mu_);
   void FailFrom(unsigned ops, int err, std::string only = {}) EXCLUDES(mu_);
   void ClearFailures() EXCLUDES(mu_);
+  // Runs `hook(path)` at the start of every RandomAccessFile::ReadAt, outside
+  // the env's mutex (a test holds an IO thread there to step a race).
+  void SetReadHook(std::function<void(const std::string&)> hook) EXCLUDES(mu_);
+  void RunReadHook(const std::string& path) EXCLUDES(mu_);
   // The process dies after `n` more calls: every call from then on fails
   // with EIO (nothing more reaches the disk) until ClearFailures.
   void CrashAfter(int n) EXCLUDES(mu_);
@@ -96,6 +101,7 @@ class FaultInjectionEnv final : public Env {
 
   // Counts the call and returns the injected failure, if any.
   Status Inject(Op op, const std::string& path) EXCLUDES(mu_);
+  std::function<void(const std::string&)> read_hook_ GUARDED_BY(mu_);
   void RecordSync(const std::string& path, uint64_t size) EXCLUDES(mu_);
   Result<std::unique_ptr<WritableFile>> Wrap(const std::string& path, bool existed,
                                              Result<std::unique_ptr<WritableFile>> file);
