@@ -11,6 +11,7 @@
 
 #include "src/base/logging.h"
 #include "src/base/size.h"
+#include "store/swap/swap_file.h"
 
 namespace keyfs {
 
@@ -34,8 +35,6 @@ constexpr std::string_view kKernelValued[] = {"fsname", "subtype", "max_read"};
 // mean nothing to a mounted filesystem.
 constexpr std::string_view kFstabOnly[] = {"defaults", "auto", "noauto", "user",
                                            "users", "nouser", "nofail", "_netdev"};
-constexpr uint32_t kMinPageSize = 512;
-constexpr uint32_t kMaxPageSize = 1 << 20;
 
 // "1s", "250ms", "0", "1.5" (seconds) -> nanoseconds.
 Result<int64_t> ParseDuration(std::string_view value) {
@@ -104,6 +103,17 @@ Result<uint64_t> ParseMemory(std::string_view value, const MachineFacts& facts) 
   return ParseSize(value);
 }
 
+// A size that must be a power of two within [min, max] (`range` says it).
+Result<uint32_t> ParsePowerOfTwo(std::string_view key, std::string_view value, uint32_t min,
+                                 uint32_t max, std::string_view range) {
+  auto bytes = ParseSize(value);
+  if (!bytes.ok()) return OptionError(key, bytes.status().message());
+  if (*bytes < min || *bytes > max || (*bytes & (*bytes - 1))) {
+    return OptionError(key, "must be a power of two from " + std::string(range));
+  }
+  return static_cast<uint32_t>(*bytes);
+}
+
 // Applies one "-o" option.
 Status ApplyOption(const std::string& option, const MachineFacts& facts,
                    MountOptions* options, bool* store_given) {
@@ -132,12 +142,8 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     options->max_memory = *bytes;
   } else if (key == "block_size") {
     RETURN_IF_ERROR(need_value());
-    auto bytes = ParseSize(value);
-    if (!bytes.ok()) return OptionError(key, bytes.status().message());
-    if (*bytes < kMinBlockSize || *bytes > kMaxBlockSize || (*bytes & (*bytes - 1))) {
-      return OptionError(key, "must be a power of two from 4K to 16M");
-    }
-    options->block_size = static_cast<uint32_t>(*bytes);
+    ASSIGN_OR_RETURN(options->block_size,
+                     ParsePowerOfTwo(key, value, kMinBlockSize, kMaxBlockSize, "4K to 16M"));
   } else if (key == "mode") {
     RETURN_IF_ERROR(need_value());
     if (value == "disk") {
@@ -158,12 +164,8 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     options->swap_size = *bytes;
   } else if (key == "page_size") {
     RETURN_IF_ERROR(need_value());
-    auto bytes = ParseSize(value);
-    if (!bytes.ok()) return OptionError(key, bytes.status().message());
-    if (*bytes < kMinPageSize || *bytes > kMaxPageSize || (*bytes & (*bytes - 1))) {
-      return OptionError(key, "must be a power of two from 512 to 1M");
-    }
-    options->page_size = static_cast<uint32_t>(*bytes);
+    ASSIGN_OR_RETURN(options->page_size, ParsePowerOfTwo(key, value, SwapFile::kMinPageSize,
+                                                         SwapFile::kMaxPageSize, "512 to 1M"));
   } else if (key == "flush_delay") {
     RETURN_IF_ERROR(need_value());
     auto delay = ParseDuration(value);

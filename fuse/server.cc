@@ -94,8 +94,7 @@ Result<std::unique_ptr<Server>> Server::Start(
   raw->store_->FinishRecovery();
   if (raw->disk_) {
     CompactorOptions compactor_options;
-    compactor_options.reserve_bytes =
-        std::min<uint64_t>(SegmentBytesFor(env, options.store_dir), 8 << 20);
+    compactor_options.reserve_bytes = std::min<uint64_t>(raw->disk_->segment_bytes(), 8 << 20);
     raw->compactor_ = std::make_unique<Compactor>(raw->disk_.get(), raw->cache_.get(),
                                                   raw->journal_.get(), raw->clock_,
                                                   compactor_options);
@@ -180,15 +179,6 @@ Status Server::OpenStore(const MountOptions& options, Env* env) {
     swap.compress = options.compress;
     swap.owner = fmt::format("keyfs pid {} on {}, store {}", getpid(), options.mountpoint,
                              options.store_dir);
-    if (options.swap_size == 0) {
-      auto space = env->GetSpace(DirName(options.swap_file));
-      if (space.ok()) {
-        spdlog::info("swap_size not given: {} for {} (a quarter of the {} free there, at most "
-                     "64G; -o swap_size=SIZE sets it)",
-                     FormatSize(SwapFile::DefaultSize(space->available)), options.swap_file,
-                     FormatSize(space->available));
-      }
-    }
     ASSIGN_OR_RETURN(swap_, SwapFile::Create(env, swap, &memory_));
     store_ = swap_.get();
     return Status::Ok();

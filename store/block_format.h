@@ -63,6 +63,16 @@ constexpr uint64_t RawRecordSize(uint32_t raw_length) {
   return kHeaderSize + RawPayloadLength(raw_length);
 }
 
+// Whether bytes [offset, offset + length) of a block of `block_length`
+// bytes can be read in part from its record of `record_size` bytes: the
+// record is raw (only a raw payload is chunked) and the range is a real part
+// of the block. Otherwise the whole record is read.
+constexpr bool ReadsInPart(uint64_t record_size, uint32_t block_length, uint32_t offset,
+                           uint32_t length) {
+  return record_size == RawRecordSize(block_length) && length > 0 &&
+         uint64_t{offset} + length <= block_length;
+}
+
 // Checks chunks first_chunk.. of a raw payload of block `id`, as stored
 // (bytes and CRCs, starting at a chunk), and copies their bytes to `out`
 // (null: checks only). EIO naming `where` on a mismatch.

@@ -205,8 +205,7 @@ bool DiskBlockStore::LoadsRange(const BlockLocation& where, uint32_t block_lengt
 Result<BlockStore::Range> DiskBlockStore::LoadRange(const BlockId& id, const BlockLocation& where,
                                                     uint32_t block_length, uint32_t offset,
                                                     uint32_t length, MemoryAccountant* accountant) {
-  if (!LoadsRange(where, block_length) || length == 0 ||
-      uint64_t{offset} + length > block_length) {
+  if (!block_format::ReadsInPart(where.size, block_length, offset, length)) {
     ASSIGN_OR_RETURN(RefPtr<BlockBuffer> block, Load(id, where, accountant));
     return Range{std::move(block), true};
   }

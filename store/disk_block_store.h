@@ -120,6 +120,7 @@ class DiskBlockStore final : public BlockStore {
   Status KeepReserve(uint64_t bytes);
   bool DropReserve();
   bool has_reserve() const { return reserve_held_; }
+  uint64_t segment_bytes() const { return options_.segment_bytes; }
   // Removes the files of segments retired before `epoch`; their bytes come
   // back to the filesystem.
   Status RemoveRetired(uint64_t epoch) EXCLUDES(mu_);

@@ -97,6 +97,11 @@ Result<std::unique_ptr<SwapFile>> SwapFile::Create(Env* env, const SwapFileOptio
   RETURN_IF_ERROR(env->TruncateFile(path, 0));
   ASSIGN_OR_RETURN(FsSpace space, env->GetSpace(DirName(path)));
   uint64_t size = options.size != 0 ? options.size : DefaultSize(space.available);
+  if (options.size == 0) {
+    spdlog::info("swap_size not given: {} for {} (a quarter of the {} free there, at most 64G; "
+                 "-o swap_size=SIZE sets it)",
+                 FormatSize(size), path, FormatSize(space.available));
+  }
   uint64_t pages = size / page_size;
   auto refuse = [&](int err, std::string why) -> Status {
     (void)env->RemoveFile(path);
@@ -303,16 +308,9 @@ void SwapFile::EndRead(uint64_t ticket) {
   }
 }
 
-void SwapFile::CountDamage(const Status& status) {
-  spdlog::error("{}", status.ToString());
-  MutexLock lock(&mu_);
-  ++counters_.damaged;
-}
-
 Result<RefPtr<BlockBuffer>> SwapFile::ReadBlock(const BlockId& id, const BlockLocation& where,
                                                 MemoryAccountant* accountant) const {
-  ASSIGN_OR_RETURN(Run run, RunOf(where));
-  (void)run;
+  RETURN_IF_ERROR(RunOf(where).status());
   if (where.size < block_format::kHeaderSize) {
     return Status::Errno(EIO, "damaged block at " + Place(where) + ": shorter than a block header");
   }
@@ -321,18 +319,24 @@ Result<RefPtr<BlockBuffer>> SwapFile::ReadBlock(const BlockId& id, const BlockLo
   return block_format::Decode(record, id, accountant, Place(where));
 }
 
+Result<RefPtr<BlockBuffer>> SwapFile::GuardedRead(
+    uint64_t BlockStoreStats::*counter, const std::function<Result<RefPtr<BlockBuffer>>()>& read) {
+  uint64_t ticket = BeginRead();
+  auto result = read();
+  EndRead(ticket);
+  if (!result.ok() && result.status().code() == EIO) spdlog::error("{}", result.status().ToString());
+  MutexLock lock(&mu_);
+  if (result.ok()) {
+    ++(counters_.*counter);
+  } else if (result.status().code() == EIO) {
+    ++counters_.damaged;
+  }
+  return result;
+}
+
 Result<RefPtr<BlockBuffer>> SwapFile::Load(const BlockId& id, const BlockLocation& where,
                                            MemoryAccountant* accountant) {
-  uint64_t ticket = BeginRead();
-  auto block = ReadBlock(id, where, accountant);
-  EndRead(ticket);
-  if (!block.ok()) {
-    if (block.status().code() == EIO) CountDamage(block.status());
-    return block.status();
-  }
-  MutexLock lock(&mu_);
-  ++counters_.loads;
-  return block;
+  return GuardedRead(&BlockStoreStats::loads, [&] { return ReadBlock(id, where, accountant); });
 }
 
 Result<RefPtr<BlockBuffer>> SwapFile::LoadForSnapshot(const BlockId& id,
@@ -348,25 +352,17 @@ bool SwapFile::LoadsRange(const BlockLocation& where, uint32_t block_length) con
 Result<BlockStore::Range> SwapFile::LoadRange(const BlockId& id, const BlockLocation& where,
                                               uint32_t block_length, uint32_t offset,
                                               uint32_t length, MemoryAccountant* accountant) {
-  if (!LoadsRange(where, block_length) || length == 0 ||
-      uint64_t{offset} + length > block_length) {
+  if (!block_format::ReadsInPart(where.size, block_length, offset, length)) {
     ASSIGN_OR_RETURN(RefPtr<BlockBuffer> block, Load(id, where, accountant));
     return Range{std::move(block), true};
   }
-  uint64_t ticket = BeginRead();
-  auto range = [&]() -> Result<RefPtr<BlockBuffer>> {
-    RETURN_IF_ERROR(RunOf(where).status());
-    return record_io::ReadRange(*file_, where.offset, id, block_length, offset, length,
-                                accountant, Place(where));
-  }();
-  EndRead(ticket);
-  if (!range.ok()) {
-    if (range.status().code() == EIO) CountDamage(range.status());
-    return range.status();
-  }
-  MutexLock lock(&mu_);
-  ++counters_.range_loads;
-  return Range{std::move(range).value(), false};
+  ASSIGN_OR_RETURN(RefPtr<BlockBuffer> part,
+                   GuardedRead(&BlockStoreStats::range_loads, [&]() -> Result<RefPtr<BlockBuffer>> {
+                     RETURN_IF_ERROR(RunOf(where).status());
+                     return record_io::ReadRange(*file_, where.offset, id, block_length, offset,
+                                                 length, accountant, Place(where));
+                   }));
+  return Range{std::move(part), false};
 }
 
 // --- reporting ------------------------------------------------------------------

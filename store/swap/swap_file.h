@@ -37,6 +37,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -141,7 +142,11 @@ class SwapFile final : public BlockStore {
   void Recharge() REQUIRES(mu_);
   Result<RefPtr<BlockBuffer>> ReadBlock(const BlockId& id, const BlockLocation& where,
                                         MemoryAccountant* accountant) const;
-  void CountDamage(const Status& status) EXCLUDES(mu_);
+  // One read under invariant 2 (a ticket while it runs), counted: in
+  // `counter` when good, as damage (and logged) when EIO.
+  Result<RefPtr<BlockBuffer>> GuardedRead(
+      uint64_t BlockStoreStats::*counter,
+      const std::function<Result<RefPtr<BlockBuffer>>()>& read) EXCLUDES(mu_);
 
   Env* const env_;
   const SwapFileOptions options_;
