@@ -8,9 +8,36 @@
 
 #include <spdlog/spdlog.h>
 
+#include "src/base/mutex.h"
+#include "src/loop/event_loop.h"
+
 namespace keyfs {
 
 namespace {
+
+// Requests handled per call of ProcessAvailable: then the loop looks at its
+// other sources (IO completions, timers) before reading more.
+constexpr int kBatchBudget = 64;
+
+// libfuse's room for a request's headers next to max_write bytes of data
+// (FUSE_BUFFER_HEADER_SIZE): what the kernel needs a read to offer.
+constexpr size_t kRequestHeaderRoom = 4096;
+
+// The sessions using custom IO, by fd: libfuse hands the custom writev the
+// fd and the filesystem's userdata, not the session.
+Mutex sessions_mu;
+std::vector<std::pair<int, FuseSession*>>& SessionsByFd() {
+  static std::vector<std::pair<int, FuseSession*>> sessions;
+  return sessions;
+}
+
+FuseSession* FindSession(int fd) {
+  MutexLock lock(&sessions_mu);
+  for (auto& [session_fd, session] : SessionsByFd()) {
+    if (session_fd == fd) return session;
+  }
+  return nullptr;
+}
 
 // Joins options into one "-o" argument, escaping commas inside values.
 std::string JoinOptions(const std::vector<std::string>& options) {
@@ -51,9 +78,88 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(
 }
 
 FuseSession::~FuseSession() {
+  {
+    MutexLock lock(&sessions_mu);
+    std::erase_if(SessionsByFd(), [this](const auto& entry) { return entry.second == this; });
+  }
   Unmount();
   fuse_session_destroy(session_);
   free(buffer_.mem);
+}
+
+Status FuseSession::Attach(EventLoop* loop, unsigned max_write,
+                           std::function<void()> on_unmounted) {
+  loop_ = loop;
+  on_unmounted_ = std::move(on_unmounted);
+  if (!loop->uses_io_uring()) {
+    return loop->WatchReadable(fd(), [this] {
+      if (!ProcessAvailable(kBatchBudget)) on_unmounted_();
+    });
+  }
+  fuse_custom_io io{};
+  io.writev = &FuseSession::WriteReply;
+  io.read = &FuseSession::ReadRequest;
+  if (int res = fuse_session_custom_io(session_, &io, fd()); res < 0) {
+    return Status::Errno(-res, "fuse_session_custom_io");
+  }
+  {
+    MutexLock lock(&sessions_mu);
+    SessionsByFd().emplace_back(fd(), this);
+  }
+  loop->set_write_error_handler([](int, int error) {
+    // ENOENT: the request was interrupted and the kernel no longer waits for
+    // it; ENODEV: unmounted meanwhile. libfuse keeps quiet about both too.
+    if (error != ENOENT && error != ENODEV) {
+      spdlog::warn("a reply to the kernel failed: {}", strerror(error));
+    }
+  });
+  request_.resize(max_write + kRequestHeaderRoom);
+  return loop->WatchReads(fd(), request_, [this](ssize_t result) { return OnRingRead(result); });
+}
+
+ssize_t FuseSession::WriteReply(int fd, iovec* iov, int count, void*) {
+  FuseSession* session = FindSession(fd);
+  if (session == nullptr) return writev(fd, iov, count);
+  return session->loop_->Writev(fd, iov, count);
+}
+
+ssize_t FuseSession::ReadRequest(int fd, void* buffer, size_t length, void*) {
+  return read(fd, buffer, length);
+}
+
+bool FuseSession::OnRingRead(ssize_t result) {
+  if (result == -ENOENT) return true;  // interrupted before it was read: read again
+  if (result <= 0 || fuse_session_exited(session_)) {
+    // 0 or ENODEV: unmounted from outside.
+    if (result < 0 && result != -ENODEV) {
+      spdlog::error("reading from /dev/fuse failed: {}", strerror(static_cast<int>(-result)));
+    }
+    on_unmounted_();
+    return false;
+  }
+  if (static_cast<size_t>(result) < sizeof(fuse_in_header)) {
+    spdlog::error("short read from /dev/fuse ({} bytes)", result);
+    return true;
+  }
+  fuse_buf request{};
+  request.size = static_cast<size_t>(result);
+  request.mem = request_.data();
+  if (IsBulkRead(request)) {
+    // The first of a batch of bulk reads: read the rest of the queue the
+    // direct way, so that what is behind them is answered first.
+    std::memcpy(set_aside_.emplace_back().data(), request_.data(), request.size);
+    if (!ProcessAvailable(kBatchBudget)) {
+      on_unmounted_();
+      return false;
+    }
+    return true;
+  }
+  fuse_session_process_buf(session_, &request);
+  if (fuse_session_exited(session_)) {
+    on_unmounted_();
+    return false;
+  }
+  return true;
 }
 
 bool FuseSession::ProcessAvailable(int budget) {
@@ -68,7 +174,8 @@ bool FuseSession::ProcessAvailable(int budget) {
       open = false;
       break;
     }
-    if (IsBulkRead(static_cast<size_t>(res))) {
+    buffer_.size = static_cast<size_t>(res);
+    if (IsBulkRead(buffer_)) {
       std::memcpy(set_aside_.emplace_back().data(), buffer_.mem, static_cast<size_t>(res));
       continue;
     }
@@ -78,16 +185,17 @@ bool FuseSession::ProcessAvailable(int budget) {
   return open;
 }
 
-bool FuseSession::IsBulkRead(size_t bytes) const {
+bool FuseSession::IsBulkRead(const fuse_buf& buffer) {
   // Only a request that is in memory (not spliced) and of a READ's size.
-  if ((buffer_.flags & FUSE_BUF_IS_FD) || bytes > sizeof(SetAsideRead) ||
+  size_t bytes = buffer.size;
+  if ((buffer.flags & FUSE_BUF_IS_FD) || bytes > sizeof(SetAsideRead) ||
       bytes < sizeof(fuse_in_header) + sizeof(fuse_read_in)) {
     return false;
   }
   fuse_in_header header;
   fuse_read_in read;
-  std::memcpy(&header, buffer_.mem, sizeof(header));
-  std::memcpy(&read, static_cast<const char*>(buffer_.mem) + sizeof(header), sizeof(read));
+  std::memcpy(&header, buffer.mem, sizeof(header));
+  std::memcpy(&read, static_cast<const char*>(buffer.mem) + sizeof(header), sizeof(read));
   return header.opcode == FUSE_READ && header.len == bytes && read.size > kBulkReadBytes;
 }
 

@@ -17,8 +17,20 @@
 // no payload (its request is a header and fuse_read_in), so setting it
 // aside copies a few dozen bytes. Every set-aside read is answered before
 // ProcessAvailable returns: nothing waits past its batch.
+//
+// The request path (docs/architecture.md). Attach() puts the session on the
+// event loop. With the loop's io_uring, the ring reads each request into
+// `request_` (EventLoop::WatchReads) and the replies libfuse sends go
+// through the session's custom IO (fuse_session_custom_io) into the loop's
+// Writev, queued for the next wait: a request costs one io_uring_enter.
+// A bulk read that arrives that way starts a batch as above, read with
+// read(2) until the session is empty, so the reordering is kept. With epoll,
+// the loop calls ProcessAvailable() when the session fd is readable.
+// Every reply is sent by the loop thread: custom IO is looked up by fd, and
+// the session registers itself under its fd for that.
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +41,8 @@
 #include "src/base/status.h"
 
 namespace keyfs {
+
+class EventLoop;
 
 class FuseSession {
  public:
@@ -42,6 +56,11 @@ class FuseSession {
   FuseSession& operator=(const FuseSession&) = delete;
 
   int fd() const { return fuse_session_fd(session_); }
+
+  // Has `loop` read and answer the session's requests from now on;
+  // `on_unmounted` runs on the loop thread once the session has ended.
+  // `max_write` is the mount's: a request buffer holds that and a header.
+  Status Attach(EventLoop* loop, unsigned max_write, std::function<void()> on_unmounted);
 
   // Reads and dispatches up to `budget` queued requests. Returns false once
   // the session has ended (the filesystem was unmounted from outside).
@@ -57,11 +76,20 @@ class FuseSession {
 
   explicit FuseSession(fuse_session* session) : session_(session) {}
 
-  // Whether the request in `buffer_` (`bytes` long) is a bulk read.
-  bool IsBulkRead(size_t bytes) const;
+  // The ring read a request into `request_` (or failed with -errno).
+  bool OnRingRead(ssize_t result);
+  // Custom IO: replies into the loop, found by the session fd.
+  static ssize_t WriteReply(int fd, iovec* iov, int count, void* userdata);
+  static ssize_t ReadRequest(int fd, void* buffer, size_t length, void* userdata);
+
+  // Whether the request in `buffer` is a bulk read.
+  static bool IsBulkRead(const fuse_buf& buffer);
   void AnswerSetAsideReads();
 
   fuse_session* session_;
+  EventLoop* loop_ = nullptr;
+  std::function<void()> on_unmounted_;
+  std::vector<char> request_;  // what the ring reads into
   fuse_buf buffer_{};
   std::vector<SetAsideRead> set_aside_;  // this batch's bulk reads
   bool mounted_ = true;

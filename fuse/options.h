@@ -52,6 +52,8 @@ struct MountOptions {
   int64_t flush_delay_ns = 1'000'000'000;
   int io_threads = 2;
   bool compress = true;
+  bool io_uring = true;  // the loop waits and answers requests through io_uring
+  int64_t busy_poll_ns = 100'000;  // the loop's longest spin for a request (event_loop.h)
   StoreMode mode = StoreMode::kDisk;
   // mode=swap: the file (empty: STORE/swap), its size (0: a quarter of the
   // free space there, at most 64G), its page size.

@@ -16,7 +16,6 @@ namespace keyfs {
 namespace {
 
 // Requests handled per wake-up before the loop looks at its other sources.
-constexpr int kRequestBudget = 64;
 constexpr auto kCronInterval = std::chrono::milliseconds(100);
 // Appended files give back their unused room after one to two seconds idle.
 constexpr uint64_t kTrimSlackTicks = 10;
@@ -64,7 +63,7 @@ Result<std::unique_ptr<Server>> Server::Start(
     const std::function<void(const LoadedJournal&)>& replayed) {
   std::unique_ptr<Server> server(new Server(options));
   server->env_ = env;
-  ASSIGN_OR_RETURN(server->loop_, EventLoop::Create());
+  ASSIGN_OR_RETURN(server->loop_, EventLoop::Create(EventLoopOptions{options.io_uring, options.busy_poll_ns}));
   RETURN_IF_ERROR(server->OpenStore(options, env));
   server->io_ = std::make_unique<IoQueue>(server->store_, &server->memory_, options.io_threads);
   ASSIGN_OR_RETURN(server->journal_,
@@ -128,11 +127,9 @@ Result<std::unique_ptr<Server>> Server::Start(
 
   raw->started_ns_ = raw->clock_->MonotonicNanos();
   RETURN_IF_ERROR(raw->loop_->WatchReadable(raw->io_->wake_fd(), [raw] { raw->cache_->OnIoReady(); }));
-  RETURN_IF_ERROR(raw->loop_->WatchReadable(raw->session_->fd(), [raw] {
-    if (!raw->session_->ProcessAvailable(kRequestBudget)) {
-      spdlog::info("{} was unmounted", raw->options_.mountpoint);
-      raw->loop_->Stop();
-    }
+  RETURN_IF_ERROR(raw->session_->Attach(raw->loop_.get(), options.adapter.max_write, [raw] {
+    spdlog::info("{} was unmounted", raw->options_.mountpoint);
+    raw->loop_->Stop();
   }));
   RETURN_IF_ERROR(raw->loop_->WatchSignals({SIGTERM, SIGINT, SIGHUP},
                                            [raw](int signo) { raw->OnSignal(signo); }));
@@ -146,12 +143,15 @@ Result<std::unique_ptr<Server>> Server::Start(
                                                FormatSize(options.page_size))
                                  : "disk store";
   spdlog::info("keyfs mounted {} (store {}, mode {} ({}), max_memory {}, block_size {}, "
-               "flush_delay {}ms, io_threads {}, compression {}, appendfsync {}; {} inodes, "
-               "{} {})",
+               "flush_delay {}ms, io_threads {}, compression {}, appendfsync {}, requests "
+               "through {}; {} inodes, {} {})",
                options.mountpoint, options.store_dir, raw->swap_ ? "swap" : "disk", where,
                FormatSize(options.max_memory), FormatSize(options.block_size),
                options.flush_delay_ns / 1'000'000, options.io_threads,
                options.compress ? "lz4" : "none", AppendFsyncName(options.journal.appendfsync),
+               raw->loop_->uses_io_uring()
+                   ? fmt::format("io_uring, busy_poll {}us", options.busy_poll_ns / 1000)
+                   : std::string("epoll"),
                raw->keyspace_.inode_count(), FormatSize(stored.live_bytes),
                raw->swap_ ? "swapped out by replay" : "in the store");
   return server;
@@ -254,6 +254,10 @@ std::string Server::Info() const {
   out += fmt::format("mountpoint:{}\n", options_.mountpoint);
   out += fmt::format("store:{}\n", options_.store_dir);
   out += fmt::format("uptime_in_seconds:{}\n", uptime_ns / 1'000'000'000);
+  out += fmt::format("request_path:{}\n", loop_->uses_io_uring() ? "io_uring" : "epoll");
+  out += fmt::format("busy_poll_us:{}\n",
+                     loop_->uses_io_uring() ? options_.busy_poll_ns / 1000 : 0);
+  out += fmt::format("loop_iterations:{}\n", loop_->iterations());
   out += "\n# Keyspace\n";
   out += fmt::format("inodes:{}\n", keyspace_.inode_count());
   out += fmt::format("block_size:{}\n", keyspace_.block_size());

@@ -240,6 +240,28 @@ TEST_F(OptionsTest, KernelCachingOptions) {
             "option 'max_background': must be a whole number from 1 to 65535");
 }
 
+TEST_F(OptionsTest, RequestPathOptions) {
+  ASSERT_TRUE(Parse({"/m"}).ok());
+  EXPECT_TRUE(options_.io_uring);
+  EXPECT_EQ(options_.busy_poll_ns, 100'000);
+
+  ASSERT_TRUE(Parse({"/m", "-o", "io_uring=no,busy_poll=0"}).ok());
+  EXPECT_FALSE(options_.io_uring);
+  EXPECT_EQ(options_.busy_poll_ns, 0);
+  ASSERT_TRUE(Parse({"/m", "-o", "busy_poll=250us"}).ok());
+  EXPECT_EQ(options_.busy_poll_ns, 250'000);
+  ASSERT_TRUE(Parse({"/m", "-o", "busy_poll=1ms"}).ok());
+  EXPECT_EQ(options_.busy_poll_ns, 1'000'000);
+
+  EXPECT_EQ(ErrorOf({"/m", "-o", "io_uring=maybe"}), "option 'io_uring': must be yes or no");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "busy_poll=2ms"}),
+            "option 'busy_poll': must be a duration from 0 to 1ms (examples: 100us, 0)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "busy_poll=fast"}),
+            "option 'busy_poll': must be a duration from 0 to 1ms (examples: 100us, 0)");
+  EXPECT_EQ(ErrorOf({"/m", "-o", "flush_delay=2h"}),
+            "option 'flush_delay': must be a duration from 0 to 3600s (examples: 1s, 250ms, 0)");
+}
+
 TEST_F(OptionsTest, NoHomeAndNoStoreIsAnError) {
   facts_.home.clear();
   EXPECT_EQ(ErrorOf({"/m"}),

@@ -104,5 +104,10 @@ else
 fi
 check "the session ran every step" \
   [ "$(grep -c '^## ' "$WORK/keyfs.out")" -eq "$(grep -c '^  step "' "$0")" ]
+# ... through the request path asked for (io_uring by default).
+expected_path=io_uring
+case ",${KEYFS_TEST_OPTIONS:-}," in *,io_uring=no,*) expected_path=epoll ;; esac
+check "requests went through $expected_path" \
+  grep -qx "request_path:$expected_path" "$MNT/.keyfs/info"
 stop_keyfs
 finish

@@ -1,0 +1,100 @@
+#include "src/loop/io_ring.h"
+
+#include <poll.h>
+#include <time.h>
+
+namespace keyfs {
+
+int64_t MonotonicNanos() {
+  timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
+Result<std::unique_ptr<IoRing>> IoRing::Create(unsigned entries) {
+  std::unique_ptr<IoRing> ring(new IoRing());
+  // COOP_TASKRUN: completions that need this thread's help (a poll's linked
+  // read) run when it next enters the ring, which it does to wait anyway,
+  // instead of interrupting it while it handles a request.
+  io_uring_params params{};
+  params.flags = IORING_SETUP_COOP_TASKRUN;
+  int res = io_uring_queue_init_params(entries, &ring->ring_, &params);
+  if (res == -EINVAL) {  // a kernel before 5.19: without the flag
+    params = io_uring_params{};
+    res = io_uring_queue_init_params(entries, &ring->ring_, &params);
+  }
+  if (res < 0) return Status::Errno(-res, "io_uring_queue_init");
+  ring->skip_success_ = (params.features & IORING_FEAT_CQE_SKIP) != 0;
+  return ring;
+}
+
+IoRing::~IoRing() { io_uring_queue_exit(&ring_); }
+
+io_uring_sqe* IoRing::NextEntry() {
+  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+  while (sqe == nullptr) {  // full: submit what is there (rule 3)
+    io_uring_submit(&ring_);
+    sqe = io_uring_get_sqe(&ring_);
+  }
+  return sqe;
+}
+
+void IoRing::QueuePoll(int fd, uint64_t tag) {
+  io_uring_sqe* sqe = NextEntry();
+  io_uring_prep_poll_add(sqe, fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void IoRing::QueueReadWhenReadable(int fd, void* buffer, unsigned length, uint64_t tag,
+                                   uint64_t poll_tag) {
+  // Two entries of one link: take both slots before filling either, so that
+  // a submission forced by a full queue cannot split the pair.
+  if (io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
+  io_uring_sqe* poll = NextEntry();
+  io_uring_prep_poll_add(poll, fd, POLLIN);
+  io_uring_sqe_set_data64(poll, poll_tag);
+  // Not IOSQE_CQE_SKIP_SUCCESS: should the poll fail or be cancelled, the
+  // kernel would then skip the read's completion too, and the caller would
+  // never learn that its buffer is free.
+  poll->flags |= IOSQE_IO_LINK;
+  io_uring_sqe* read = NextEntry();
+  io_uring_prep_read(read, fd, buffer, length, static_cast<uint64_t>(-1));
+  io_uring_sqe_set_data64(read, tag);
+}
+
+void IoRing::QueueWritev(int fd, const iovec* iov, unsigned count, uint64_t tag) {
+  io_uring_sqe* sqe = NextEntry();
+  io_uring_prep_writev(sqe, fd, iov, count, static_cast<uint64_t>(-1));
+  io_uring_sqe_set_data64(sqe, tag);
+}
+
+void IoRing::QueueCancel(uint64_t target, uint64_t tag) {
+  io_uring_sqe* sqe = NextEntry();
+  io_uring_prep_cancel64(sqe, target, 0);
+  // The cancel's own completion says only whether it found the entry; the
+  // cancelled entry reports itself.
+  io_uring_sqe_set_data64(sqe, tag);
+  sqe->flags |= skip_success_ ? IOSQE_CQE_SKIP_SUCCESS : 0;
+}
+
+bool IoRing::SpinForCompletion(int64_t nanos) {
+  int64_t start = MonotonicNanos();
+  for (;;) {
+    // Entering the ring submits what is queued and runs the work that
+    // completions wait for (a poll's linked read: COOP_TASKRUN), without
+    // sleeping.
+    io_uring_submit_and_get_events(&ring_);
+    if (io_uring_cq_ready(&ring_) > 0) return true;
+    if (MonotonicNanos() - start >= nanos) return false;
+  }
+}
+
+Status IoRing::Submit() {
+  int res = io_uring_submit(&ring_);
+  if (res < 0 && res != -EINTR && res != -EAGAIN && res != -EBUSY) {
+    return Status::Errno(-res, "io_uring_submit");
+  }
+  return Status::Ok();
+}
+
+}  // namespace keyfs
