@@ -2,6 +2,7 @@
 // operations. File and directory IO are in fuse_adapter_io.cc.
 
 #include "fuse/fuse_adapter.h"
+#include "fuse/fuse_session.h"
 
 #include <sys/xattr.h>
 
@@ -179,7 +180,9 @@ void FuseAdapter::ReplyControlEntry(fuse_req_t req, const Result<ControlFiles::E
     param.attr_timeout = param.entry_timeout = entry->timeout;
   }
   replies_->Defer([this, req, param] {
-    if (fuse_reply_entry(req, &param) != 0 && param.ino != 0) controls_->Forget(param.ino, 1);
+    ReplyOrUndo([&] { return fuse_reply_entry(req, &param); }, [this, ino = param.ino] {
+      if (ino != 0) controls_->Forget(ino, 1);
+    });
   });
 }
 
@@ -198,7 +201,8 @@ void FuseAdapter::ReplyEntry(fuse_req_t req, const Result<Entry>& entry) {
   replies_->Defer([this, req, param] {
     // If the kernel never got the entry (the request was interrupted), it
     // will never forget it either: take the reference back now.
-    if (fuse_reply_entry(req, &param) != 0) keyspace_->Forget(param.ino, 1);
+    ReplyOrUndo([&] { return fuse_reply_entry(req, &param); },
+                [this, ino = param.ino] { keyspace_->Forget(ino, 1); });
   });
 }
 

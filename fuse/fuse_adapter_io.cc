@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fuse/fuse_adapter.h"
+#include "fuse/fuse_session.h"
 
 namespace keyfs {
 
@@ -57,7 +58,8 @@ void FuseAdapter::Create(fuse_req_t req, fuse_ino_t parent, const char* name,
     reply.fh = entry->ino;
     reply.keep_cache = 1;
     replies_->Defer([this, req, param, reply] {
-      if (fuse_reply_create(req, &param, &reply) != 0) keyspace_->Forget(param.ino, 1);
+      ReplyOrUndo([&] { return fuse_reply_create(req, &param, &reply); },
+                  [this, ino = param.ino] { keyspace_->Forget(ino, 1); });
     });
     return Status::Ok();
   });
@@ -162,10 +164,10 @@ void FuseAdapter::OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   reply.keep_cache = 1;
   listings_.emplace(reply.fh, std::make_unique<DirListing>(std::move(listing).value()));
   replies_->Defer([this, req, reply, ino] {
-    if (fuse_reply_open(req, &reply) != 0) {
-      listings_.erase(reply.fh);
+    ReplyOrUndo([&] { return fuse_reply_open(req, &reply); }, [this, fh = reply.fh, ino] {
+      listings_.erase(fh);
       keyspace_->ReleaseDirectory(ino);
-    }
+    });
   });
 }
 

@@ -31,6 +31,18 @@ std::vector<std::pair<int, FuseSession*>>& SessionsByFd() {
   return sessions;
 }
 
+// The undo of the reply being sent on this thread (ReplyOrUndo), taken by
+// WriteReply when it queues the reply.
+thread_local std::function<void()>* reply_undo = nullptr;
+
+void LogReplyFailure(int error) {
+  // ENOENT: the request was interrupted and the kernel no longer waits for
+  // it; ENODEV: unmounted meanwhile. libfuse keeps quiet about both too.
+  if (error != ENOENT && error != ENODEV) {
+    spdlog::warn("a reply to the kernel failed: {}", strerror(error));
+  }
+}
+
 FuseSession* FindSession(int fd) {
   MutexLock lock(&sessions_mu);
   for (auto& [session_fd, session] : SessionsByFd()) {
@@ -53,6 +65,13 @@ std::string JoinOptions(const std::vector<std::string>& options) {
 }
 
 }  // namespace
+
+void ReplyOrUndo(const std::function<int()>& send, std::function<void()> undo) {
+  reply_undo = &undo;
+  int result = send();
+  reply_undo = nullptr;
+  if (result != 0 && undo) undo();  // written at once, and failed
+}
 
 Result<std::unique_ptr<FuseSession>> FuseSession::Mount(
     const std::string& mountpoint, const std::vector<std::string>& kernel_options,
@@ -106,13 +125,7 @@ Status FuseSession::Attach(EventLoop* loop, unsigned max_write,
     MutexLock lock(&sessions_mu);
     SessionsByFd().emplace_back(fd(), this);
   }
-  loop->set_write_error_handler([](int, int error) {
-    // ENOENT: the request was interrupted and the kernel no longer waits for
-    // it; ENODEV: unmounted meanwhile. libfuse keeps quiet about both too.
-    if (error != ENOENT && error != ENODEV) {
-      spdlog::warn("a reply to the kernel failed: {}", strerror(error));
-    }
-  });
+  loop->set_write_error_handler([](int, int error) { LogReplyFailure(error); });
   request_.resize(max_write + kRequestHeaderRoom);
   return loop->WatchReads(fd(), request_, [this](ssize_t result) { return OnRingRead(result); });
 }
@@ -120,7 +133,17 @@ Status FuseSession::Attach(EventLoop* loop, unsigned max_write,
 ssize_t FuseSession::WriteReply(int fd, iovec* iov, int count, void*) {
   FuseSession* session = FindSession(fd);
   if (session == nullptr) return writev(fd, iov, count);
-  return session->loop_->Writev(fd, iov, count);
+  if (reply_undo == nullptr || !*reply_undo) return session->loop_->Writev(fd, iov, count);
+  // Handed to the loop with the reply, and left empty here: if the loop
+  // writes it at once, the result tells ReplyOrUndo, and the loop drops it.
+  auto undo = std::make_shared<std::function<void()>>(std::move(*reply_undo));
+  *reply_undo = nullptr;
+  ssize_t result = session->loop_->Writev(fd, iov, count, [undo](int error) {
+    LogReplyFailure(error);
+    (*undo)();
+  });
+  if (result < 0) *reply_undo = std::move(*undo);  // failed at once: ReplyOrUndo undoes
+  return result;
 }
 
 ssize_t FuseSession::ReadRequest(int fd, void* buffer, size_t length, void*) {
@@ -155,7 +178,9 @@ bool FuseSession::OnRingRead(ssize_t result) {
     return true;
   }
   fuse_session_process_buf(session_, &request);
-  if (fuse_session_exited(session_)) {
+  bool open = !fuse_session_exited(session_);
+  if (open && gather_ && gather_()) open = ProcessAvailable(kBatchBudget);
+  if (!open) {
     on_unmounted_();
     return false;
   }

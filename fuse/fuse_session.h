@@ -44,6 +44,15 @@ namespace keyfs {
 
 class EventLoop;
 
+// Sends a reply with `send` (a fuse_reply_* call, returning its result)
+// and runs `undo` once if the kernel never took the reply: at once when it
+// was written at once and failed, or later, on the loop thread, when a reply
+// queued in the ring fails (ENOENT: the request was interrupted and the
+// kernel no longer waits for it). For replies that hand the kernel a
+// reference (an entry, a created file, an open directory): a reference the
+// kernel never got, it will never give back.
+void ReplyOrUndo(const std::function<int()>& send, std::function<void()> undo);
+
 class FuseSession {
  public:
   // Creates the session and mounts it. `kernel_options` go to libfuse as one
@@ -61,6 +70,11 @@ class FuseSession {
   // `on_unmounted` runs on the loop thread once the session has ended.
   // `max_write` is the mount's: a request buffer holds that and a header.
   Status Attach(EventLoop* loop, unsigned max_write, std::function<void()> on_unmounted);
+  // Group commit with the ring: the ring hands over one request at a time,
+  // so after each, when `gather()` says this iteration's commit will be
+  // costly (an fdatasync), the requests that already wait are read too
+  // (ProcessAvailable) and share it, as a batch of the epoll loop does.
+  void set_gather(std::function<bool()> gather) { gather_ = std::move(gather); }
 
   // Reads and dispatches up to `budget` queued requests. Returns false once
   // the session has ended (the filesystem was unmounted from outside).
@@ -89,6 +103,7 @@ class FuseSession {
   fuse_session* session_;
   EventLoop* loop_ = nullptr;
   std::function<void()> on_unmounted_;
+  std::function<bool()> gather_;
   std::vector<char> request_;  // what the ring reads into
   fuse_buf buffer_{};
   std::vector<SetAsideRead> set_aside_;  // this batch's bulk reads

@@ -131,6 +131,7 @@ Result<std::unique_ptr<Server>> Server::Start(
     spdlog::info("{} was unmounted", raw->options_.mountpoint);
     raw->loop_->Stop();
   }));
+  raw->session_->set_gather([raw] { return raw->journal_->CommitWillSync(); });
   RETURN_IF_ERROR(raw->loop_->WatchSignals({SIGTERM, SIGINT, SIGHUP},
                                            [raw](int signo) { raw->OnSignal(signo); }));
   RETURN_IF_ERROR(raw->loop_->AddTimer(kCronInterval, [raw] { raw->Cron(); }));

@@ -298,6 +298,10 @@ bool Journal::WriteOut(bool sync) {
   return true;
 }
 
+bool Journal::CommitWillSync() const {
+  return SyncDue() && (writer_->pending_bytes() > 0 || synced_seq_ < writer_->last_seq());
+}
+
 bool Journal::Commit() {
   bool sync = SyncDue();
   bool has_new = writer_->pending_bytes() > 0 || (sync && synced_seq_ < writer_->last_seq());

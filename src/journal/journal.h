@@ -91,6 +91,9 @@ class Journal final : public MutationLog {
   bool durable() const { return error_kind_ == ErrorKind::kNone; }
   // A client called fsync(): the next Commit fdatasyncs whatever the policy.
   void RequestSync() { sync_requested_ = true; }
+  // The next Commit will fdatasync records: requests that already wait are
+  // worth taking into this iteration first, to share that fdatasync.
+  bool CommitWillSync() const;
   // Periodic work: everysec fsync, retries after errors, automatic rewrite.
   void Cron();
   // Starts a background rewrite; `why` goes into its log line. EBUSY when

@@ -74,6 +74,7 @@ EventLoop::EventLoop(int epoll_fd, int wake_fd)
     : epoll_fd_(epoll_fd), wake_fd_(wake_fd) {}
 
 EventLoop::~EventLoop() {
+  ring_.reset();  // first: nothing it holds may outlive the buffers below
   for (int fd : owned_fds_) close(fd);
   close(wake_fd_);
   close(epoll_fd_);
@@ -96,9 +97,23 @@ Status EventLoop::WatchReadable(int fd, Callback on_readable) {
 
 void EventLoop::Unwatch(int fd) {
   if (watchers_.erase(fd) > 0) epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, fd, nullptr);
-  for (ReadSource& source : read_sources_) {
-    if (source.fd == fd) source.unwatched = true;  // an armed read ends when the loop does
+  for (size_t i = 0; i < read_sources_.size(); ++i) {
+    ReadSource& source = read_sources_[i];
+    if (source.fd != fd || source.unwatched) continue;
+    source.unwatched = true;
+    if (source.armed) {
+      // Cancelled now, not with the next wait: data that arrives from here
+      // on stays in the file. (A read that already took data completes
+      // with it, and the data is dropped: the caller asked for no more.)
+      CancelRead(i);
+      if (!ring_->Submit().ok()) spdlog::warn("io_uring_submit failed cancelling a read");
+    }
   }
+}
+
+void EventLoop::CancelRead(size_t index) {
+  ring_->QueueCancel(Tag(TagKind::kReadPoll, index), Tag(TagKind::kCancel));
+  ring_->QueueCancel(Tag(TagKind::kRead, index), Tag(TagKind::kCancel));
 }
 
 Status EventLoop::WatchReads(int fd, std::span<char> buffer,
@@ -111,15 +126,18 @@ Status EventLoop::WatchReads(int fd, std::span<char> buffer,
     });
   }
   read_sources_.push_back(ReadSource{fd, buffer, std::move(on_read)});
-  if (running_) ArmRead(read_sources_.size() - 1);
+  if (running_ && !draining_) ArmRead(read_sources_.size() - 1);
   return Status::Ok();
 }
 
-ssize_t EventLoop::Writev(int fd, const iovec* iov, int count) {
+ssize_t EventLoop::Writev(int fd, const iovec* iov, int count,
+                          std::function<void(int error)> on_failed) {
   size_t total = 0;
   for (int i = 0; i < count; ++i) total += iov[i].iov_len;
   if (!ring_ || !running_ || total > kMaxQueuedWrite) {
-    // Writes queued before this one go first.
+    // Writes queued before this one are submitted first (the order of
+    // submission; see Writev in the header). The caller learns a failure
+    // from the result: `on_failed` is not called.
     if (ring_ && running_ && writes_in_flight_ > 0 && !ring_->Submit().ok()) {
       spdlog::warn("io_uring_submit failed before a direct write");
     }
@@ -140,6 +158,7 @@ ssize_t EventLoop::Writev(int fd, const iovec* iov, int count) {
   }
   write.iov = iovec{write.bytes.data(), total};
   write.fd = fd;
+  write.on_failed = std::move(on_failed);
   ++writes_in_flight_;
   ring_->QueueWritev(fd, &write.iov, 1, Tag(TagKind::kWrite, slot));
   return static_cast<ssize_t>(total);
@@ -240,11 +259,21 @@ Status EventLoop::RunRing() {
   while (!stopping_ && status.ok()) {
     RunBeforeSleep();
     if (stopping_) break;
-    bool caught = poll_ns_ > 0 && ring_->SpinForCompletion(poll_ns_);
-    int64_t sleep_start = caught || poll_max_ns_ == 0 ? 0 : MonotonicNanos();
-    status = ring_->SubmitAndWait([this](uint64_t tag, int32_t result) {
+    // A write's completion is bookkeeping: it neither ends a spin nor
+    // counts as a wake-up, or every reply would cost a second pass.
+    bool woken = false;
+    auto handle = [this, &woken](uint64_t tag, int32_t result) {
+      woken |= KindOf(tag) != TagKind::kWrite;
       OnCompletion(tag, result);
-    });
+    };
+    if (poll_ns_ > 0) {
+      int64_t start = MonotonicNanos();
+      do {
+        ring_->Poll(handle);
+      } while (!woken && MonotonicNanos() - start < poll_ns_);
+    }
+    int64_t sleep_start = woken || poll_max_ns_ == 0 ? 0 : MonotonicNanos();
+    while (!woken && status.ok()) status = ring_->SubmitAndWait(handle);
     if (sleep_start != 0) AdaptPollWindow(MonotonicNanos() - sleep_start);
     ++iterations_;
   }
@@ -304,7 +333,18 @@ void EventLoop::OnCompletion(uint64_t tag, int32_t result) {
       size_t index = IndexOf(tag);
       ReadSource& source = read_sources_[index];
       source.armed = false;
-      if (source.unwatched || result == -ECANCELED) return;
+      if (source.unwatched || (draining_ && result == -ECANCELED)) return;
+      if (result == -ECANCELED) {
+        // Not ours: the linked poll failed (its warning is logged). Armed
+        // again; a poll that keeps failing ends the source with the error.
+        if (++source.failed_polls < kMaxFailedPolls) {
+          ArmRead(index);
+          return;
+        }
+        result = -EIO;
+      } else {
+        source.failed_polls = 0;
+      }
       if (result != -EAGAIN && result != -EINTR) {
         // A copy: on_read may add sources (which moves the vector).
         std::function<bool(ssize_t)> on_read = source.on_read;
@@ -313,7 +353,7 @@ void EventLoop::OnCompletion(uint64_t tag, int32_t result) {
           return;
         }
       }
-      if (!stopping_) ArmRead(index);
+      if (!stopping_ && !draining_) ArmRead(index);
       return;
     }
     case TagKind::kWrite: {
@@ -321,14 +361,21 @@ void EventLoop::OnCompletion(uint64_t tag, int32_t result) {
       QueuedWrite& write = *writes_[slot];
       if (result < 0 || static_cast<size_t>(result) != write.iov.iov_len) {
         int error = result < 0 ? -result : EIO;  // a short write: the rest is lost
-        if (on_write_error_) {
+        if (write.on_failed) {
+          // Moved out first: the action may write again, and take this slot.
+          std::function<void(int)> on_failed = std::move(write.on_failed);
+          write.on_failed = nullptr;
+          on_failed(error);
+        } else if (on_write_error_) {
           on_write_error_(write.fd, error);
         } else {
           spdlog::warn("write to fd {} failed: {}", write.fd, strerror(error));
         }
       }
-      if (write.bytes.capacity() > kMaxQueuedWrite / 4) {
-        std::vector<char>().swap(write.bytes);  // keep only small buffers around
+      QueuedWrite& done = *writes_[slot];
+      done.on_failed = nullptr;
+      if (done.bytes.capacity() > kMaxQueuedWrite / 4) {
+        std::vector<char>().swap(done.bytes);  // keep only small buffers around
       }
       free_writes_.push_back(slot);
       --writes_in_flight_;
@@ -348,13 +395,15 @@ void EventLoop::OnCompletion(uint64_t tag, int32_t result) {
 // The kernel may still write into an armed read's buffer, and a queued
 // write's bytes must outlive it: Run() returns only when neither is left.
 // A read that completes with data meanwhile is still handed to its source
-// (it is a request someone waits for); it is not armed again.
+// (it is a request someone waits for), and the before-sleep hooks run after
+// it as after any request (the journal before the replies); nothing is
+// armed again. Should the ring itself fail here, it is torn down: closing
+// it cancels what it holds.
 Status EventLoop::DrainRing() {
+  draining_ = true;
   if (epoll_armed_) ring_->QueueCancel(Tag(TagKind::kEpoll), Tag(TagKind::kCancel));
   for (size_t i = 0; i < read_sources_.size(); ++i) {
-    if (!read_sources_[i].armed) continue;
-    ring_->QueueCancel(Tag(TagKind::kReadPoll, i), Tag(TagKind::kCancel));
-    ring_->QueueCancel(Tag(TagKind::kRead, i), Tag(TagKind::kCancel));
+    if (read_sources_[i].armed) CancelRead(i);
   }
   auto armed = [this] {
     if (epoll_armed_ || writes_in_flight_ > 0) return true;
@@ -363,16 +412,30 @@ Status EventLoop::DrainRing() {
     }
     return false;
   };
-  while (armed()) {
-    RETURN_IF_ERROR(ring_->SubmitAndWait([this](uint64_t tag, int32_t result) {
+  Status status = Status::Ok();
+  for (int failures = 0; armed();) {
+    Status waited = ring_->SubmitAndWait([this](uint64_t tag, int32_t result) {
       if (KindOf(tag) == TagKind::kEpoll) {
         epoll_armed_ = false;  // not run: the loop has stopped
         return;
       }
       OnCompletion(tag, result);
-    }));
+    });
+    if (!waited.ok()) {
+      if (++failures < 3) continue;
+      spdlog::error("io_uring failed while the loop ended ({}): closing the ring",
+                    waited.ToString());
+      status = waited;
+      ring_.reset();  // cancels what it holds; the loop goes on with epoll
+      epoll_armed_ = false;
+      writes_in_flight_ = 0;
+      for (ReadSource& source : read_sources_) source.armed = false;
+      break;
+    }
+    RunBeforeSleep();
   }
-  return Status::Ok();
+  draining_ = false;
+  return status;
 }
 
 }  // namespace keyfs

@@ -85,11 +85,15 @@ class EventLoop {
   Status WatchReads(int fd, std::span<char> buffer, std::function<bool(ssize_t)> on_read);
 
   // Writes `iov` to `fd`. With io_uring, while Run() runs, a write of up to
-  // kMaxQueuedWrite bytes is copied and written with the next wait, in the
-  // order queued; the return is the length queued, and a failure found when
-  // it is done goes to the write error handler. Otherwise writev(2) now, and
-  // its result (-1 and errno on failure).
-  ssize_t Writev(int fd, const iovec* iov, int count);
+  // kMaxQueuedWrite bytes is copied and written with the next wait; the
+  // return is the length queued, and a failure found when it is done goes
+  // to `on_failed` (or, without one, to the write error handler). Otherwise
+  // writev(2) now, and its result (-1 and errno on failure; `on_failed` is
+  // not called). Writes are submitted in the order made; a file that takes
+  // them without blocking (a pipe with room, /dev/fuse) completes them in
+  // that order too, inside the submitting io_uring_enter.
+  ssize_t Writev(int fd, const iovec* iov, int count,
+                 std::function<void(int error)> on_failed = nullptr);
   void set_write_error_handler(std::function<void(int fd, int error)> handler) {
     on_write_error_ = std::move(handler);
   }
@@ -129,13 +133,17 @@ class EventLoop {
     std::function<bool(ssize_t)> on_read;
     bool armed = false;      // a read of it is in the ring
     bool unwatched = false;  // Unwatch() or on_read returned false: never called again
+    int failed_polls = 0;    // in a row: the linked poll failed, the read was cancelled
   };
   // A write copied for the ring; its bytes live until its completion.
   struct QueuedWrite {
     std::vector<char> bytes;
     iovec iov{};
     int fd = -1;
+    std::function<void(int error)> on_failed;
   };
+  // A source whose poll failed this many times in a row ends, with EIO.
+  static constexpr int kMaxFailedPolls = 100;
 
   EventLoop(int epoll_fd, int wake_fd);
   Status Add(int fd, Callback callback);
@@ -149,6 +157,7 @@ class EventLoop {
   void AdaptPollWindow(int64_t slept_ns);
   void ArmRing();
   void ArmRead(size_t index);
+  void CancelRead(size_t index);
   void OnCompletion(uint64_t tag, int32_t result);
   // After the last iteration: ends every armed read, waits for the writes.
   Status DrainRing();
@@ -160,6 +169,7 @@ class EventLoop {
   int64_t poll_max_ns_ = 0;       // EventLoopOptions::busy_poll_ns
   int64_t poll_ns_ = 0;           // the spin before the next sleep
   bool running_ = false;          // inside Run(): Writev queues
+  bool draining_ = false;         // DrainRing: nothing is armed again
   bool epoll_armed_ = false;      // the ring holds a poll of epoll_fd_
   std::vector<ReadSource> read_sources_;
   std::vector<std::unique_ptr<QueuedWrite>> writes_;  // by slot; stable addresses

@@ -16,11 +16,16 @@ Result<std::unique_ptr<IoRing>> IoRing::Create(unsigned entries) {
   // COOP_TASKRUN: completions that need this thread's help (a poll's linked
   // read) run when it next enters the ring, which it does to wait anyway,
   // instead of interrupting it while it handles a request.
+  // A completion queue far larger than the submission queue: replies that
+  // complete while the loop is busy wait there without overflowing.
   io_uring_params params{};
-  params.flags = IORING_SETUP_COOP_TASKRUN;
+  params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
+  params.cq_entries = entries * 16;
   int res = io_uring_queue_init_params(entries, &ring->ring_, &params);
-  if (res == -EINVAL) {  // a kernel before 5.19: without the flag
+  if (res == -EINVAL) {  // a kernel before 5.19: without COOP_TASKRUN
     params = io_uring_params{};
+    params.flags = IORING_SETUP_CQSIZE;
+    params.cq_entries = entries * 16;
     res = io_uring_queue_init_params(entries, &ring->ring_, &params);
   }
   if (res < 0) return Status::Errno(-res, "io_uring_queue_init");
@@ -33,10 +38,23 @@ IoRing::~IoRing() { io_uring_queue_exit(&ring_); }
 io_uring_sqe* IoRing::NextEntry() {
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
   while (sqe == nullptr) {  // full: submit what is there (rule 3)
-    io_uring_submit(&ring_);
+    if (io_uring_submit(&ring_) < 0) StashCompletions();
     sqe = io_uring_get_sqe(&ring_);
   }
   return sqe;
+}
+
+void IoRing::StashCompletions() {
+  io_uring_cqe* cqe;
+  unsigned head, seen = 0;
+  io_uring_for_each_cqe(&ring_, head, cqe) {
+    ++seen;
+    stashed_.emplace_back(cqe->user_data, cqe->res);
+  }
+  io_uring_cq_advance(&ring_, seen);
+  // With nothing to move, the refusal has another cause: flushing the
+  // kernel's overflow list needs an enter that gets events.
+  if (seen == 0) io_uring_get_events(&ring_);
 }
 
 void IoRing::QueuePoll(int fd, uint64_t tag) {
@@ -49,7 +67,9 @@ void IoRing::QueueReadWhenReadable(int fd, void* buffer, unsigned length, uint64
                                    uint64_t poll_tag) {
   // Two entries of one link: take both slots before filling either, so that
   // a submission forced by a full queue cannot split the pair.
-  if (io_uring_sq_space_left(&ring_) < 2) io_uring_submit(&ring_);
+  while (io_uring_sq_space_left(&ring_) < 2) {
+    if (io_uring_submit(&ring_) < 0) StashCompletions();
+  }
   io_uring_sqe* poll = NextEntry();
   io_uring_prep_poll_add(poll, fd, POLLIN);
   io_uring_sqe_set_data64(poll, poll_tag);
@@ -75,18 +95,6 @@ void IoRing::QueueCancel(uint64_t target, uint64_t tag) {
   // cancelled entry reports itself.
   io_uring_sqe_set_data64(sqe, tag);
   sqe->flags |= skip_success_ ? IOSQE_CQE_SKIP_SUCCESS : 0;
-}
-
-bool IoRing::SpinForCompletion(int64_t nanos) {
-  int64_t start = MonotonicNanos();
-  for (;;) {
-    // Entering the ring submits what is queued and runs the work that
-    // completions wait for (a poll's linked read: COOP_TASKRUN), without
-    // sleeping.
-    io_uring_submit_and_get_events(&ring_);
-    if (io_uring_cq_ready(&ring_) > 0) return true;
-    if (MonotonicNanos() - start >= nanos) return false;
-  }
 }
 
 Status IoRing::Submit() {

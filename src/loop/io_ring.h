@@ -19,7 +19,9 @@
 //     or reads it in between, at a time of its choosing.
 //  3. An entry queued is submitted with the next Submit/SubmitAndWait; if the
 //     submission queue fills first, Queue* submits what it holds then (no
-//     entry is ever dropped).
+//     entry is ever dropped). Should the kernel refuse (EBUSY: completions
+//     it cannot post), the completions are moved aside for the next Reap to
+//     make room, and the submission is tried again.
 //  4. A read "when readable" is a poll linked to a read: the read is issued
 //     only once the poll fired, in the kernel, without waking this thread
 //     in between. The file must be O_NONBLOCK: should another reader have
@@ -31,6 +33,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <utility>
+#include <vector>
 
 #include "src/base/status.h"
 
@@ -72,6 +76,24 @@ class IoRing {
     if (res < 0 && res != -EINTR && res != -EAGAIN && res != -EBUSY) {
       return Status::Errno(-res, "io_uring_submit_and_wait");
     }
+    Reap(on_complete);
+    return Status::Ok();
+  }
+  // Submits what is queued and runs the work completions wait for (a
+  // poll's linked read: COOP_TASKRUN), without sleeping; then Reap.
+  template <typename OnComplete>
+  void Poll(OnComplete on_complete) {
+    io_uring_submit_and_get_events(&ring_);
+    Reap(on_complete);
+  }
+  // Calls `on_complete(tag, result)` for every completion there is.
+  template <typename OnComplete>
+  void Reap(OnComplete on_complete) {
+    if (!stashed_.empty()) {
+      std::vector<std::pair<uint64_t, int32_t>> stashed;
+      stashed.swap(stashed_);
+      for (auto [tag, result] : stashed) on_complete(tag, result);
+    }
     io_uring_cqe* cqe;
     unsigned head, seen = 0;
     io_uring_for_each_cqe(&ring_, head, cqe) {
@@ -79,20 +101,18 @@ class IoRing {
       on_complete(cqe->user_data, cqe->res);
     }
     io_uring_cq_advance(&ring_, seen);
-    return Status::Ok();
   }
-
-  // Submits what is queued and looks for completions without sleeping
-  // (each look is an io_uring_enter), again and again, until there is one
-  // or `nanos` have passed. True if there is one.
-  bool SpinForCompletion(int64_t nanos);
 
  private:
   IoRing() = default;
   io_uring_sqe* NextEntry();
+  // Moves the completions there are aside, for the next Reap: room in the
+  // completion queue, when the kernel refuses to submit for want of it.
+  void StashCompletions();
 
   io_uring ring_{};
   bool skip_success_ = false;
+  std::vector<std::pair<uint64_t, int32_t>> stashed_;  // completions taken out early
 };
 
 }  // namespace keyfs

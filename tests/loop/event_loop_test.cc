@@ -195,7 +195,7 @@ TEST_P(EventLoopTest, AnArmedReadEndsWithTheLoopAndTakesNothingAfterIt) {
   EXPECT_EQ(std::string(buffer.data(), buffer.size()), std::string(16, 'x'));
 }
 
-TEST_P(EventLoopTest, UnwatchEndsAReadSource) {
+TEST_P(EventLoopTest, UnwatchEndsAReadSourceAndLeavesItsDataUnread) {
   auto loop = NewLoop();
   Pipe pipe;
   std::vector<char> buffer(16);
@@ -209,6 +209,38 @@ TEST_P(EventLoopTest, UnwatchEndsAReadSource) {
   });
   ASSERT_TRUE(loop->Run().ok());
   EXPECT_EQ(calls, 0);
+  EXPECT_EQ(pipe.Drain(), "ignored");
+}
+
+// A request answered through the ring costs one pass of the loop: the
+// completion of its reply's write is not a wake-up of its own.
+TEST_P(EventLoopTest, AReplysCompletionIsNotAPassOfTheLoop) {
+  auto loop = NewLoop();
+  Pipe requests, replies;
+  std::vector<char> buffer(16);
+  constexpr int kRounds = 200;
+  int answered = 0;
+  ASSERT_TRUE(loop->WatchReads(requests.fds[0], buffer, [&](ssize_t n) {
+    iovec iov{buffer.data(), static_cast<size_t>(n)};
+    EXPECT_EQ(loop->Writev(replies.fds[1], &iov, 1), n);
+    if (++answered == kRounds) loop->Stop();
+    return true;
+  }).ok());
+  fcntl(replies.fds[0], F_SETFL, 0);  // the client blocks for each reply
+  std::thread client([&] {
+    for (int i = 0; i < kRounds; ++i) {
+      char c = static_cast<char>('a' + i % 26), got = 0;
+      EXPECT_EQ(write(requests.fds[1], &c, 1), 1);
+      if (i + 1 < kRounds) {
+        EXPECT_EQ(read(replies.fds[0], &got, 1), 1);
+        EXPECT_EQ(got, c);
+      }
+    }
+  });
+  ASSERT_TRUE(loop->Run().ok());
+  client.join();
+  EXPECT_EQ(answered, kRounds);
+  EXPECT_LE(loop->iterations(), static_cast<uint64_t>(kRounds) + 5);
 }
 
 // Writes made while the loop runs go out in the order made, whether they
@@ -244,23 +276,32 @@ TEST_P(EventLoopTest, AWriteThatFailsIsReported) {
   close(pipe.fds[0]);
   pipe.fds[0] = -1;
   std::vector<std::pair<int, int>> failures;
+  std::vector<int> own_failures;
   loop->set_write_error_handler([&](int fd, int error) { failures.emplace_back(fd, error); });
-  ssize_t returned = 0;
+  ssize_t returned = 0, returned_own = 0;
   int returned_errno = 0;
   loop->Post([&] {
     iovec iov{const_cast<char*>("lost"), 4};
     returned = loop->Writev(pipe.fds[1], &iov, 1);
     returned_errno = errno;
+    // With its own failure action, which replaces the handler.
+    returned_own = loop->Writev(pipe.fds[1], &iov, 1, [&](int error) {
+      own_failures.push_back(error);
+    });
     loop->Stop();
   });
   ASSERT_TRUE(loop->Run().ok());
   if (GetParam()) {  // queued: the failure comes with its completion
     EXPECT_EQ(returned, 4);
+    EXPECT_EQ(returned_own, 4);
     EXPECT_EQ(failures, (std::vector<std::pair<int, int>>{{pipe.fds[1], EPIPE}}));
-  } else {  // written at once: the caller sees it
+    EXPECT_EQ(own_failures, std::vector<int>{EPIPE});
+  } else {  // written at once: the caller sees it, and nothing else is called
     EXPECT_EQ(returned, -1);
     EXPECT_EQ(returned_errno, EPIPE);
+    EXPECT_EQ(returned_own, -1);
     EXPECT_TRUE(failures.empty());
+    EXPECT_TRUE(own_failures.empty());
   }
 }
 
