@@ -175,8 +175,16 @@ for i in $(seq 1 100); do
 done
 check "a full store disk gives an error ($acked files fitted)" [ "$acked" -lt 100 ]
 # A refusal keeps room for what memory has not saved yet; once that is
-# saved, a small file may still fit. Fill with small ones until none does.
-for i in $(seq 1 500); do echo small 2>/dev/null > "$MNT/small$i" || break; done
+# saved, a small file may still fit (in swap mode a save goes to the
+# preallocated swap file and gives the room kept for it back). Fill with
+# small ones until none does, each tried with nothing left unsaved, so that
+# a refusal is not undone by a save that ends just after it.
+all_saved() { grep -qx "dirty_bytes:0" "$MNT/.keyfs/info"; }
+for i in $(seq 1 500); do
+  wait_until 10 all_saved || true
+  echo small 2>/dev/null > "$MNT/small$i" || break
+done
+wait_until 10 all_saved || true
 status=0
 sh -c 'echo more > "$1"' sh "$MNT/more" 2>"$WORK/err" || status=$?
 check "... new changes fail while it is full" [ "$status" -ne 0 ]
