@@ -167,24 +167,19 @@ bool FuseSession::OnRingRead(ssize_t result) {
   fuse_buf request{};
   request.size = static_cast<size_t>(result);
   request.mem = request_.data();
+  bool open;
   if (IsBulkRead(request)) {
     // The first of a batch of bulk reads: read the rest of the queue the
     // direct way, so that what is behind them is answered first.
     std::memcpy(set_aside_.emplace_back().data(), request_.data(), request.size);
-    if (!ProcessAvailable(kBatchBudget)) {
-      on_unmounted_();
-      return false;
-    }
-    return true;
+    open = ProcessAvailable(kBatchBudget);
+  } else {
+    fuse_session_process_buf(session_, &request);
+    open = !fuse_session_exited(session_);
+    if (open && gather_ && gather_()) open = ProcessAvailable(kBatchBudget);
   }
-  fuse_session_process_buf(session_, &request);
-  bool open = !fuse_session_exited(session_);
-  if (open && gather_ && gather_()) open = ProcessAvailable(kBatchBudget);
-  if (!open) {
-    on_unmounted_();
-    return false;
-  }
-  return true;
+  if (!open) on_unmounted_();
+  return open;
 }
 
 bool FuseSession::ProcessAvailable(int budget) {

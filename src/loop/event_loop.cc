@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "src/base/clock.h"
 #include "src/loop/io_ring.h"
 
 namespace keyfs {
@@ -38,6 +39,9 @@ constexpr uint64_t IndexOf(uint64_t tag) { return tag & ((uint64_t{1} << 56) - 1
 // Entries in the ring: requests and replies of a busy FUSE session, a few
 // polls. When it fills, entries are submitted early (io_ring.h rule 3).
 constexpr unsigned kRingEntries = 256;
+
+// The busy-poll window is real time, whatever clock the callers run on.
+int64_t Now() { return SystemClock::Default()->MonotonicNanos(); }
 
 }  // namespace
 
@@ -138,7 +142,7 @@ ssize_t EventLoop::Writev(int fd, const iovec* iov, int count,
     // Writes queued before this one are submitted first (the order of
     // submission; see Writev in the header). The caller learns a failure
     // from the result: `on_failed` is not called.
-    if (ring_ && running_ && writes_in_flight_ > 0 && !ring_->Submit().ok()) {
+    if (ring_ && running_ && ring_->has_unsubmitted() && !ring_->Submit().ok()) {
       spdlog::warn("io_uring_submit failed before a direct write");
     }
     return writev(fd, iov, count);
@@ -267,14 +271,14 @@ Status EventLoop::RunRing() {
       OnCompletion(tag, result);
     };
     if (poll_ns_ > 0) {
-      int64_t start = MonotonicNanos();
+      int64_t start = Now();
       do {
         ring_->Poll(handle);
-      } while (!woken && MonotonicNanos() - start < poll_ns_);
+      } while (!woken && Now() - start < poll_ns_);
     }
-    int64_t sleep_start = woken || poll_max_ns_ == 0 ? 0 : MonotonicNanos();
+    int64_t sleep_start = woken || poll_max_ns_ == 0 ? 0 : Now();
     while (!woken && status.ok()) status = ring_->SubmitAndWait(handle);
-    if (sleep_start != 0) AdaptPollWindow(MonotonicNanos() - sleep_start);
+    if (sleep_start != 0) AdaptPollWindow(Now() - sleep_start);
     ++iterations_;
   }
   RunBeforeSleep();
@@ -362,20 +366,16 @@ void EventLoop::OnCompletion(uint64_t tag, int32_t result) {
       if (result < 0 || static_cast<size_t>(result) != write.iov.iov_len) {
         int error = result < 0 ? -result : EIO;  // a short write: the rest is lost
         if (write.on_failed) {
-          // Moved out first: the action may write again, and take this slot.
-          std::function<void(int)> on_failed = std::move(write.on_failed);
-          write.on_failed = nullptr;
-          on_failed(error);
+          write.on_failed(error);  // the slot is not free yet: it may write again
         } else if (on_write_error_) {
           on_write_error_(write.fd, error);
         } else {
           spdlog::warn("write to fd {} failed: {}", write.fd, strerror(error));
         }
       }
-      QueuedWrite& done = *writes_[slot];
-      done.on_failed = nullptr;
-      if (done.bytes.capacity() > kMaxQueuedWrite / 4) {
-        std::vector<char>().swap(done.bytes);  // keep only small buffers around
+      write.on_failed = nullptr;
+      if (write.bytes.capacity() > kMaxQueuedWrite / 4) {
+        std::vector<char>().swap(write.bytes);  // keep only small buffers around
       }
       free_writes_.push_back(slot);
       --writes_in_flight_;

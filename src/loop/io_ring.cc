@@ -1,15 +1,8 @@
 #include "src/loop/io_ring.h"
 
 #include <poll.h>
-#include <time.h>
 
 namespace keyfs {
-
-int64_t MonotonicNanos() {
-  timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-}
 
 Result<std::unique_ptr<IoRing>> IoRing::Create(unsigned entries) {
   std::unique_ptr<IoRing> ring(new IoRing());
@@ -19,14 +12,14 @@ Result<std::unique_ptr<IoRing>> IoRing::Create(unsigned entries) {
   // A completion queue far larger than the submission queue: replies that
   // complete while the loop is busy wait there without overflowing.
   io_uring_params params{};
-  params.flags = IORING_SETUP_COOP_TASKRUN | IORING_SETUP_CQSIZE;
-  params.cq_entries = entries * 16;
-  int res = io_uring_queue_init_params(entries, &ring->ring_, &params);
-  if (res == -EINVAL) {  // a kernel before 5.19: without COOP_TASKRUN
+  int res = -EINVAL;
+  // A kernel before 5.19 refuses COOP_TASKRUN (EINVAL): then without it.
+  for (unsigned coop : {unsigned{IORING_SETUP_COOP_TASKRUN}, 0u}) {
     params = io_uring_params{};
-    params.flags = IORING_SETUP_CQSIZE;
+    params.flags = coop | IORING_SETUP_CQSIZE;
     params.cq_entries = entries * 16;
     res = io_uring_queue_init_params(entries, &ring->ring_, &params);
+    if (res != -EINVAL) break;
   }
   if (res < 0) return Status::Errno(-res, "io_uring_queue_init");
   ring->skip_success_ = (params.features & IORING_FEAT_CQE_SKIP) != 0;
@@ -36,12 +29,14 @@ Result<std::unique_ptr<IoRing>> IoRing::Create(unsigned entries) {
 IoRing::~IoRing() { io_uring_queue_exit(&ring_); }
 
 io_uring_sqe* IoRing::NextEntry() {
-  io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-  while (sqe == nullptr) {  // full: submit what is there (rule 3)
+  MakeRoom(1);
+  return io_uring_get_sqe(&ring_);
+}
+
+void IoRing::MakeRoom(unsigned entries) {
+  while (io_uring_sq_space_left(&ring_) < entries) {
     if (io_uring_submit(&ring_) < 0) StashCompletions();
-    sqe = io_uring_get_sqe(&ring_);
   }
-  return sqe;
 }
 
 void IoRing::StashCompletions() {
@@ -67,9 +62,7 @@ void IoRing::QueueReadWhenReadable(int fd, void* buffer, unsigned length, uint64
                                    uint64_t poll_tag) {
   // Two entries of one link: take both slots before filling either, so that
   // a submission forced by a full queue cannot split the pair.
-  while (io_uring_sq_space_left(&ring_) < 2) {
-    if (io_uring_submit(&ring_) < 0) StashCompletions();
-  }
+  MakeRoom(2);
   io_uring_sqe* poll = NextEntry();
   io_uring_prep_poll_add(poll, fd, POLLIN);
   io_uring_sqe_set_data64(poll, poll_tag);
@@ -97,10 +90,11 @@ void IoRing::QueueCancel(uint64_t target, uint64_t tag) {
   sqe->flags |= skip_success_ ? IOSQE_CQE_SKIP_SUCCESS : 0;
 }
 
-Status IoRing::Submit() {
-  int res = io_uring_submit(&ring_);
-  if (res < 0 && res != -EINTR && res != -EAGAIN && res != -EBUSY) {
-    return Status::Errno(-res, "io_uring_submit");
+Status IoRing::Submit() { return SubmitStatus(io_uring_submit(&ring_), "io_uring_submit"); }
+
+Status IoRing::SubmitStatus(int result, const char* what) {
+  if (result < 0 && result != -EINTR && result != -EAGAIN && result != -EBUSY) {
+    return Status::Errno(-result, what);
   }
   return Status::Ok();
 }

@@ -40,13 +40,12 @@
 
 namespace keyfs {
 
-// CLOCK_MONOTONIC in nanoseconds.
-int64_t MonotonicNanos();
-
 class IoRing {
  public:
-  // Fails (ENOSYS, EPERM, ...) when io_uring is not available here: an old
-  // kernel, kernel.io_uring_disabled, a seccomp filter. The caller falls back.
+  // Fails when io_uring is not available here: ENOSYS on a kernel built
+  // without it, EPERM where kernel.io_uring_disabled or a seccomp filter
+  // forbids it, ENOMEM under a locked-memory limit too small for the ring.
+  // The caller falls back to epoll.
   static Result<std::unique_ptr<IoRing>> Create(unsigned entries);
   ~IoRing();
   IoRing(const IoRing&) = delete;
@@ -68,16 +67,15 @@ class IoRing {
 
   // Submits what is queued without waiting.
   Status Submit();
+  // Whether entries are queued that the kernel has not been given yet.
+  bool has_unsubmitted() const { return io_uring_sq_ready(&ring_) > 0; }
   // Submits what is queued, waits for at least one completion, and calls
   // `on_complete(tag, result)` for every completion there is.
   template <typename OnComplete>
   Status SubmitAndWait(OnComplete on_complete) {
-    int res = io_uring_submit_and_wait(&ring_, 1);
-    if (res < 0 && res != -EINTR && res != -EAGAIN && res != -EBUSY) {
-      return Status::Errno(-res, "io_uring_submit_and_wait");
-    }
+    Status status = SubmitStatus(io_uring_submit_and_wait(&ring_, 1), "io_uring_submit_and_wait");
     Reap(on_complete);
-    return Status::Ok();
+    return status;
   }
   // Submits what is queued and runs the work completions wait for (a
   // poll's linked read: COOP_TASKRUN), without sleeping; then Reap.
@@ -106,6 +104,11 @@ class IoRing {
  private:
   IoRing() = default;
   io_uring_sqe* NextEntry();
+  // Submits until the submission queue has room for `entries` (rule 3).
+  void MakeRoom(unsigned entries);
+  // A submission's result as a Status: the transient refusals (EINTR,
+  // EAGAIN, EBUSY) are not errors, the caller simply waits or tries again.
+  static Status SubmitStatus(int result, const char* what);
   // Moves the completions there are aside, for the next Reap: room in the
   // completion queue, when the kernel refuses to submit for want of it.
   void StashCompletions();
