@@ -118,6 +118,13 @@ Result<std::unique_ptr<SwapFile>> SwapFile::Create(Env* env, const SwapFileOptio
                                       "{} free); give a smaller swap_size, or another swap_file",
                                       FormatSize(size), path, FormatSize(space.available)));
   }
+  // Page 0 first, and on the device before the file grows: a keyfs killed
+  // (or a machine that loses power) anywhere below leaves a file that says
+  // it is a swap file, which the next mount takes over. Grown first, a crash
+  // left pages of zeros that the check above must refuse as the user's.
+  Status headed = file->WriteAt(0, HeaderPage(page_size, pages, options.owner));
+  if (headed.ok()) headed = file->Sync();
+  if (!headed.ok()) return refuse(headed.code(), "cannot write the swap file: " + headed.ToString());
   // Preallocated where the filesystem can, so that a save never finds the
   // disk full once the mount has started.
   Status reserved = file->Reserve(0, pages * page_size);
@@ -127,7 +134,6 @@ Result<std::unique_ptr<SwapFile>> SwapFile::Create(Env* env, const SwapFileOptio
                                                reserved.ToString()));
   }
   Status sized = env->TruncateFile(path, pages * page_size);
-  if (sized.ok()) sized = file->WriteAt(0, HeaderPage(page_size, pages, options.owner));
   if (!sized.ok()) return refuse(sized.code(), "cannot write the swap file: " + sized.ToString());
   return std::unique_ptr<SwapFile>(new SwapFile(env, options, std::move(file), pages, accountant));
 }

@@ -297,6 +297,27 @@ TEST_F(SwapFileTest, ACrashedKeyfssFileIsTakenAndEmptiedAndRemoveDeletesIt) {
   EXPECT_FALSE(env_.FileExists(dir_.File("swap")));
 }
 
+TEST_F(SwapFileTest, AKeyfsKilledAtAnyStepOfMakingItsFileLeavesOneTheNextTakesOver) {
+  // CrashAfter(n): the process dies after n more calls, so nothing after
+  // them reaches the disk, its clean-up included (kill -9 during a mount).
+  bool made = false;
+  for (int steps = 0; steps < 50 && !made; ++steps) {
+    env_.CrashAfter(steps);
+    {
+      auto dying = SwapFile::Create(&env_, Options(), &memory_);
+      made = dying.ok();
+      env_.ClearFailures();  // the dead process's file handles close here
+    }
+    auto next = SwapFile::Create(&env_, Options(), &memory_);
+    ASSERT_TRUE(next.ok()) << "after a crash " << steps << " calls in: "
+                           << next.status().ToString();
+    (*next)->FinishRecovery();
+    BlockLocation where = Save(next->get(), {1, 0, 1}, "after the crash");
+    EXPECT_EQ(LoadOk(next->get(), {1, 0, 1}, where), "after the crash");
+  }
+  EXPECT_TRUE(made) << "Create never got to the end in 50 calls";
+}
+
 TEST_F(SwapFileTest, SizesItCannotUseAreRefusedClearly) {
   SwapFileOptions tiny = Options(4096);
   auto swap = SwapFile::Create(&env_, tiny, &memory_);
