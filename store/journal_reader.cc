@@ -15,12 +15,13 @@ Result<std::unique_ptr<JournalReader>> JournalReader::Open(Env* env, const std::
   ASSIGN_OR_RETURN(uint64_t size, env->GetFileSize(path));
   ASSIGN_OR_RETURN(auto file, env->NewSequentialFile(path));
   std::unique_ptr<JournalReader> reader(new JournalReader(path, std::move(file), size));
-  std::string bytes;
   auto not_a_journal = [&](const std::string& why) {
     return Status::InvalidArgument(path + " is not a keyfs journal: " + why);
   };
   if (size < kFileHeaderSize) return not_a_journal("shorter than its header");
-  RETURN_IF_ERROR(reader->ReadExactly(kFileHeaderSize, &bytes));
+  RETURN_IF_ERROR(reader->Fill(kFileHeaderSize));
+  std::string_view bytes = reader->window();
+  if (bytes.size() < kFileHeaderSize) return not_a_journal("shorter than its header");
   if (std::memcmp(bytes.data(), journal::kMagic, sizeof(journal::kMagic)) != 0) {
     return not_a_journal("bad magic");
   }
@@ -36,6 +37,7 @@ Result<std::unique_ptr<JournalReader>> JournalReader::Open(Env* env, const std::
                                    "; this keyfs reads version " +
                                    std::to_string(journal::kVersion));
   }
+  reader->Consume(kFileHeaderSize);
   reader->good_offset_ = kFileHeaderSize;
   reader->last_seq_ = reader->header_.base_seq;
   return reader;
@@ -51,11 +53,22 @@ Result<bool> JournalReader::IsCutInHeader(Env* env, const std::string& path) {
   return std::memcmp(bytes.data(), journal::kMagic, magic) == 0;
 }
 
-Status JournalReader::ReadExactly(size_t n, std::string* out) {
-  out->resize(n);
-  ASSIGN_OR_RETURN(size_t got, file_->Read(n, out->data()));
-  out->resize(got);
-  offset_ += got;
+Status JournalReader::Fill(size_t n) {
+  n = std::min<uint64_t>(n, file_size_ - offset_);
+  if (end_ - begin_ >= n) return Status::Ok();
+  // Keep what is left of the window, at the front of a buffer that holds n.
+  size_t kept = end_ - begin_;
+  std::memmove(buffer_.data(), buffer_.data() + begin_, kept);
+  begin_ = 0, end_ = kept;
+  if (buffer_.size() < std::max(n, kChunk)) buffer_.resize(std::max(n, kChunk));
+  uint64_t unread = file_size_ - offset_ - kept;
+  size_t want = static_cast<size_t>(std::min<uint64_t>(buffer_.size() - end_, unread));
+  ASSIGN_OR_RETURN(size_t got, file_->Read(want, buffer_.data() + end_));
+  end_ += got;
+  if (end_ < n) {
+    // The file is shorter than it was when opened: only what is there counts.
+    file_size_ = offset_ + end_;
+  }
   return Status::Ok();
 }
 
@@ -65,18 +78,13 @@ JournalReader::Outcome JournalReader::Stop(Outcome outcome, std::string problem)
   return outcome;
 }
 
-bool JournalReader::RestIsZero(std::string_view already_read) {
+bool JournalReader::RestIsZero() {
   auto zero = [](std::string_view bytes) {
     return std::all_of(bytes.begin(), bytes.end(), [](char c) { return c == 0; });
   };
-  if (!zero(already_read)) return false;
-  std::string chunk;
   while (offset_ < file_size_) {
-    if (!ReadExactly(std::min<uint64_t>(1 << 20, file_size_ - offset_), &chunk).ok() ||
-        chunk.empty()) {
-      return false;
-    }
-    if (!zero(chunk)) return false;
+    if (!Fill(kChunk).ok() || window().empty() || !zero(window())) return false;
+    Consume(window().size());
   }
   return true;
 }
@@ -84,7 +92,7 @@ bool JournalReader::RestIsZero(std::string_view already_read) {
 namespace {
 
 // True when a CRC-valid record of a non-zero type starts at tail[at].
-bool ValidRecordAt(const std::string& tail, size_t at) {
+bool ValidRecordAt(std::string_view tail, size_t at) {
   if (tail.size() - at < kRecordHeaderSize) return false;
   const char* p = tail.data() + at;
   uint32_t length = DecodeFixed32(p + 4);
@@ -96,20 +104,23 @@ bool ValidRecordAt(const std::string& tail, size_t at) {
 
 }  // namespace
 
-JournalReader::Outcome JournalReader::Damaged(uint64_t start, std::string consumed,
-                                              const std::string& what) {
+JournalReader::Outcome JournalReader::Damaged(const std::string& what) {
+  uint64_t start = offset_;
   std::string where = " at offset " + std::to_string(start);
-  if (RestIsZero(consumed)) return Stop(Outcome::kTornTail, "zero-filled tail" + where);
   uint64_t rest = file_size_ - start;
   if (rest > kRecordHeaderSize + journal::kMaxPayload) {
-    return Stop(Outcome::kCorrupt, what + where + ", with more data after it than one record");
+    return RestIsZero() ? Stop(Outcome::kTornTail, "zero-filled tail" + where)
+                        : Stop(Outcome::kCorrupt,
+                               what + where + ", with more data after it than one record");
   }
-  std::string tail = std::move(consumed);
-  std::string more;
-  if (!ReadExactly(rest - tail.size(), &more).ok()) {
+  // The rest could be one record: all of it in the window.
+  if (!Fill(rest).ok() || window().size() < rest) {
     return Stop(Outcome::kCorrupt, what + where + " (and the rest cannot be read)");
   }
-  tail += more;
+  std::string_view tail = window();
+  if (std::all_of(tail.begin(), tail.end(), [](char c) { return c == 0; })) {
+    return Stop(Outcome::kTornTail, "zero-filled tail" + where);
+  }
   for (size_t at = 1; at < tail.size(); ++at) {
     if (ValidRecordAt(tail, at)) {
       return Stop(Outcome::kCorrupt, what + where + "; a good record follows at offset " +
@@ -121,49 +132,52 @@ JournalReader::Outcome JournalReader::Damaged(uint64_t start, std::string consum
 
 JournalReader::Outcome JournalReader::Next(Record* record) {
   if (stopped_) return Outcome::kEnd;
-  uint64_t start = offset_;
-  uint64_t remaining = file_size_ - start;
-  if (remaining == 0) {
+  if (offset_ == file_size_) {
     stopped_ = true;
     return Outcome::kEnd;
   }
-  std::string where = " at offset " + std::to_string(start);
-  Status read = ReadExactly(std::min<uint64_t>(kRecordHeaderSize, remaining), &buffer_);
-  if (!read.ok()) return Stop(Outcome::kCorrupt, "cannot read" + where + ": " + read.ToString());
-  if (buffer_.size() < kRecordHeaderSize) {
-    return Damaged(start, buffer_, "incomplete record header");
-  }
-  uint32_t stored_crc = DecodeFixed32(buffer_.data());
-  uint32_t length = DecodeFixed32(buffer_.data() + 4);
-  auto type = static_cast<uint8_t>(buffer_[8]);
-  uint64_t seq = DecodeFixed64(buffer_.data() + 9);
+  auto cannot_read = [&](const Status& read) {
+    return Stop(Outcome::kCorrupt,
+                "cannot read at offset " + std::to_string(offset_) + ": " + read.ToString());
+  };
+  Status read = Fill(kRecordHeaderSize);
+  if (!read.ok()) return cannot_read(read);
+  if (window().size() < kRecordHeaderSize) return Damaged("incomplete record header");
+  const char* header = window().data();
+  uint32_t stored_crc = DecodeFixed32(header);
+  uint32_t length = DecodeFixed32(header + 4);
+  auto type = static_cast<uint8_t>(header[8]);
+  uint64_t seq = DecodeFixed64(header + 9);
   if (length > journal::kMaxPayload) {
-    return Damaged(start, buffer_, "record length " + std::to_string(length) + " over the maximum");
+    return Damaged("record length " + std::to_string(length) + " over the maximum");
   }
-  if (uint64_t{length} > remaining - kRecordHeaderSize) {
-    return Damaged(start, buffer_, "record of " + std::to_string(length) +
-                                       " bytes extending past the end of the file");
+  if (uint64_t{length} > file_size_ - offset_ - kRecordHeaderSize) {
+    return Damaged("record of " + std::to_string(length) +
+                   " bytes extending past the end of the file");
   }
-  std::string header_bytes = buffer_;
-  read = ReadExactly(length, &buffer_);
-  if (!read.ok() || buffer_.size() < length) {
-    return Stop(Outcome::kCorrupt, "cannot read" + where + ": " + read.ToString());
+  read = Fill(kRecordHeaderSize + length);
+  if (!read.ok()) return cannot_read(read);
+  if (window().size() < kRecordHeaderSize + length) {
+    return Damaged("record of " + std::to_string(length) +
+                   " bytes extending past the end of the file");
   }
-  if (type == 0 || journal::RecordCrc(type, seq, buffer_) != stored_crc) {
-    return Damaged(start, header_bytes + buffer_, "checksum mismatch in the record");
+  std::string_view payload = window().substr(kRecordHeaderSize, length);
+  if (type == 0 || journal::RecordCrc(type, seq, payload) != stored_crc) {
+    return Damaged("checksum mismatch in the record");
   }
   if (seq != last_seq_ + 1) {
-    return Stop(Outcome::kCorrupt, "sequence number " + std::to_string(seq) + where +
-                                       " where " + std::to_string(last_seq_ + 1) +
-                                       " was expected");
+    return Stop(Outcome::kCorrupt, "sequence number " + std::to_string(seq) + " at offset " +
+                                       std::to_string(offset_) + " where " +
+                                       std::to_string(last_seq_ + 1) + " was expected");
   }
+  record->type = type;
+  record->seq = seq;
+  record->offset = offset_;
+  record->payload = payload;
+  Consume(kRecordHeaderSize + length);
   last_seq_ = seq;
   good_offset_ = offset_;
   ++records_;
-  record->type = type;
-  record->seq = seq;
-  record->offset = start;
-  record->payload = buffer_;
   return Outcome::kRecord;
 }
 

@@ -56,24 +56,37 @@ class JournalReader {
   const std::string& problem() const { return problem_; }
 
  private:
+  // What the reader reads at a time: large enough that a system call is
+  // rare next to the records it brings (about 4 per small file before).
+  static constexpr size_t kChunk = 1 << 20;
+
   JournalReader(std::string path, std::unique_ptr<SequentialFile> file, uint64_t file_size)
       : path_(std::move(path)), file_(std::move(file)), file_size_(file_size) {}
-  Status ReadExactly(size_t n, std::string* out);
+  // Makes the next `n` bytes of the file (fewer only where it ends) the
+  // start of window(), reading as much more as fits in the buffer.
+  Status Fill(size_t n);
+  // The bytes read and not yet consumed; offset_ is the file offset of the
+  // first.
+  std::string_view window() const { return {buffer_.data() + begin_, end_ - begin_}; }
+  void Consume(size_t n) { begin_ += n, offset_ += n; }
   Outcome Stop(Outcome outcome, std::string problem);
-  // Classifies damage found in the record starting at `start`; `consumed` is
-  // what was read of it so far.
-  Outcome Damaged(uint64_t start, std::string consumed, const std::string& what);
-  bool RestIsZero(std::string_view already_read);
+  // Classifies damage found in the record starting at offset_ (nothing of
+  // it consumed).
+  Outcome Damaged(const std::string& what);
+  bool RestIsZero();
 
   std::string path_;
   std::unique_ptr<SequentialFile> file_;
   uint64_t file_size_;
   journal::FileHeader header_;
-  uint64_t offset_ = 0;  // bytes consumed from the file
+  uint64_t offset_ = 0;  // file offset of window()'s first byte
   uint64_t good_offset_ = 0;
   uint64_t last_seq_ = 0;
   uint64_t records_ = 0;
+  // Records are parsed where they were read: a payload points into buffer_
+  // and stays valid until the next call to Next (which may move the window).
   std::string buffer_;
+  size_t begin_ = 0, end_ = 0;  // window() is buffer_[begin_, end_)
   std::string problem_;
   bool stopped_ = false;
 };

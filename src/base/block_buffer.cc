@@ -64,6 +64,11 @@ RefPtr<BlockBuffer> BlockBuffer::CopyOf(MemoryAccountant* accountant,
   return buffer;
 }
 
+void BlockBuffer::GrowForFill(size_t length) {
+  assert(length >= length_ && length <= capacity_);
+  length_ = static_cast<uint32_t>(length);
+}
+
 void BlockBuffer::Resize(size_t length) {
   assert(length <= capacity_);
   if (length > length_) std::memset(mutable_data() + length_, 0, length - length_);

@@ -55,6 +55,9 @@ class BlockBuffer {
 
   // Sets the length; bytes between the old and new length read as zero.
   void Resize(size_t length);
+  // Sets a larger length without zeroing: the caller writes every byte
+  // between the old length and the new one before anyone reads them.
+  void GrowForFill(size_t length);
 
   // Bytes charged to the accountant for this buffer.
   size_t ChargedBytes() const { return ChargeFor(capacity_); }

@@ -163,8 +163,8 @@ int64_t FileData::WriteCost(size_t index, size_t end) const {
   return needed - freed;
 }
 
-BlockBuffer* FileData::WritableBlock(size_t index, size_t end) {
-  assert(end <= block_size_);
+BlockBuffer* FileData::WritableBlock(size_t index, size_t from, size_t end) {
+  assert(from <= end && end <= block_size_);
   BlockSlot& slot = blocks_[index];
   BlockBuffer* current = slot.buffer.get();
   bool unshared = current && slot.buffer.use_count() == 1;
@@ -180,9 +180,17 @@ BlockBuffer* FileData::WritableBlock(size_t index, size_t end) {
   size_t capacity = current && current->capacity() >= length
                         ? current->capacity()
                         : GrownCapacity(current ? current->capacity() : 0, length);
-  RefPtr<BlockBuffer> fresh = current ? BlockBuffer::CopyOf(accountant_, *current, keep, capacity)
-                                      : BlockBuffer::Create(accountant_, capacity, 0);
-  fresh->Resize(length);
+  RefPtr<BlockBuffer> fresh;
+  if (current) {
+    fresh = BlockBuffer::CopyOf(accountant_, *current, keep, capacity);
+    fresh->Resize(length);
+  } else {
+    // A new block: zeros only where the caller does not write at once (a
+    // whole small file, or a replayed block, is not zeroed to be overwritten).
+    fresh = BlockBuffer::Create(accountant_, capacity, from);
+    fresh->GrowForFill(end);
+    fresh->Resize(length);
+  }
   BlockBuffer* raw = fresh.get();
   slot.buffer = std::move(fresh);
   SetLength(slot, static_cast<uint32_t>(length));
@@ -222,7 +230,7 @@ Result<size_t> FileData::Write(uint64_t offset, std::string_view data, const Blo
     size_t index = pos / block_size_;
     size_t in_block = pos % block_size_;
     size_t chunk = std::min<size_t>(block_size_ - in_block, data.size() - written);
-    BlockBuffer* block = WritableBlock(index, in_block + chunk);
+    BlockBuffer* block = WritableBlock(index, in_block, in_block + chunk);
     std::memcpy(block->mutable_data() + in_block, data.data() + written, chunk);
     MarkChanged(index, change);
     written += chunk;
@@ -334,7 +342,8 @@ Status FileData::PunchHole(uint64_t offset, uint64_t length, const BlockChange& 
                                         end == 0 ? 0 : (end - 1) / block_size_}));
   for (size_t index : drops) Drop(index, change.ino, change.observer);
   for (const Cut& cut : cuts) {
-    BlockBuffer* block = WritableBlock(cut.index, blocks_[cut.index].length);
+    BlockBuffer* block = WritableBlock(cut.index, blocks_[cut.index].length,
+                                       blocks_[cut.index].length);
     std::memset(block->mutable_data() + cut.from, 0, cut.to - cut.from);
     MarkChanged(cut.index, change);
   }

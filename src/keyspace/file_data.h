@@ -117,10 +117,12 @@ class FileData {
  private:
   // Memory (signed) that making block `index` writable over [0, end) takes.
   int64_t WriteCost(size_t index, size_t end) const;
-  // Returns block `index` ready to be written over [0, end): unshared, with
-  // capacity >= end and length >= end, holding the slot's bytes. Copies a
-  // shared, missing or too small buffer. Its memory was checked (WriteCost).
-  BlockBuffer* WritableBlock(size_t index, size_t end);
+  // Returns block `index` ready to be written over [from, end): unshared,
+  // with capacity >= end and length >= end, holding the slot's bytes outside
+  // [from, end) (inside it, a new buffer is not zeroed: the caller writes it
+  // at once). Copies a shared, missing or too small buffer. Its memory was
+  // checked (WriteCost).
+  BlockBuffer* WritableBlock(size_t index, size_t from, size_t end);
   // Grows the slot vector to `count` slots (its memory was checked).
   void EnsureSlots(size_t count);
   int64_t SlotsCost(size_t count) const;
