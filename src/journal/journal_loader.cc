@@ -5,6 +5,7 @@
 
 #include "src/base/size.h"
 #include "src/journal/records.h"
+#include "src/journal/journal_read_ahead.h"
 #include "src/journal/replayer.h"
 #include "store/journal_reader.h"
 
@@ -13,6 +14,7 @@ namespace keyfs {
 namespace {
 
 constexpr int64_t kProgressIntervalNs = 1'000'000'000;
+constexpr int kRecordsPerClockRead = 1024;
 
 std::string RepairAdvice(const std::string& dir) {
   return "; `keyfs-check --fix " + dir +
@@ -91,19 +93,20 @@ class Loader {
       ASSIGN_OR_RETURN(bool cut, JournalReader::IsCutInHeader(env_, path));
       if (cut) return LiveCutInHeader(path);
     }
-    ASSIGN_OR_RETURN(auto reader, JournalReader::Open(env_, path));
-    if (!is_base && reader->header().base_seq != result_.last_seq) {
+    ASSIGN_OR_RETURN(auto opened, JournalReader::Open(env_, path));
+    if (!is_base && opened->header().base_seq != result_.last_seq) {
       return Status::Errno(EINVAL, "journal files do not follow each other: " + path +
                                        " continues from record " +
-                                       std::to_string(reader->header().base_seq) +
+                                       std::to_string(opened->header().base_seq) +
                                        " but the files before it end at record " +
                                        std::to_string(result_.last_seq) +
                                        " (a journal file is missing or from another store)");
     }
     uint64_t done_before = done_bytes_;
-    JournalReader::Record record;
+    JournalReadAhead ahead(std::move(opened));
+    JournalReadAhead::Record record;
     JournalReader::Outcome outcome;
-    while ((outcome = reader->Next(&record)) == JournalReader::Outcome::kRecord) {
+    while ((outcome = ahead.Next(&record)) == JournalReader::Outcome::kRecord) {
       uint64_t seq = is_base ? 0 : record.seq;
       Status status = replayer_.Apply(record.type, seq, record.payload);
       // Records are all or nothing: after a spill, the record again.
@@ -118,9 +121,10 @@ class Loader {
                                          " does not apply: " + status.ToString() +
                                          RepairAdvice(dir_));
       }
-      done_bytes_ = done_before + reader->good_offset();
+      done_bytes_ = done_before + record.end;
       MaybeLogProgress();
     }
+    const JournalReader* reader = &ahead.reader();
     done_bytes_ = done_before + reader->file_size();
 
     switch (outcome) {
@@ -263,6 +267,9 @@ class Loader {
   }
 
   void MaybeLogProgress() {
+    // Reading the clock costs more than applying a small record.
+    if (++records_since_clock_ < kRecordsPerClockRead) return;
+    records_since_clock_ = 0;
     int64_t now = clock_->MonotonicNanos();
     if (now - last_progress_ns_ < kProgressIntervalNs) return;
     last_progress_ns_ = now;
@@ -289,6 +296,7 @@ class Loader {
   bool swap_full_ = false;  // ... until it had no room
   int64_t start_ns_ = 0;
   int64_t last_progress_ns_ = 0;
+  int records_since_clock_ = 0;
 };
 
 }  // namespace

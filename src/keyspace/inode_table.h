@@ -12,12 +12,28 @@
 #include <memory>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/hash/hash.h>
 
 #include "src/base/memory_accountant.h"
 #include "src/base/heap_size.h"
 #include "src/keyspace/inode.h"
 
 namespace keyfs {
+
+// The table's hash. Inode numbers are handed out in order, and the inodes
+// made together are used together (a directory's files, a replayed journal),
+// so numbers that are close share a run of slots: each run of 64 numbers
+// lies in 64 adjacent slots (absl takes the slot from the bits above the 7
+// low ones), and the runs are placed at random. The low 7 bits, which absl
+// compares first, are the number's own, distinct within a run. Replaying a
+// million small files finds most inodes in a cache line already read, where
+// a fully mixed hash missed the cache on each.
+struct InoHash {
+  size_t operator()(uint64_t ino) const {
+    uint64_t run = absl::Hash<uint64_t>{}(ino >> 6);
+    return (run << 13) | ((ino & 63) << 7) | (ino & 127);
+  }
+};
 
 class InodeTable {
  public:
@@ -52,7 +68,7 @@ class InodeTable {
   void ChargeTable();  // brings the charge for the slot array up to date
 
   MemoryAccountant* accountant_;
-  absl::flat_hash_map<Ino, std::unique_ptr<Inode>> inodes_;
+  absl::flat_hash_map<Ino, std::unique_ptr<Inode>, InoHash> inodes_;
   size_t charged_table_ = 0;
   Ino next_ino_ = kRootIno;
 };
