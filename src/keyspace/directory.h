@@ -9,6 +9,7 @@
 // Charges every entry (its share of a node + out-of-line name bytes) to kNames.
 // Owner thread only.
 
+#include <cassert>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -53,8 +54,14 @@ class Directory {
       it->second = ino;
       return;
     }
+    Insert(name, ino);
+  }
+  // Adds `name`, which the caller has just found absent (one search of the
+  // tree, not two: creating a file costs a Find and this).
+  void Insert(std::string_view name, Ino ino) {
     accountant_->Charge(MemoryComponent::kNames, EntryCost(name));
-    entries_.emplace(std::string(name), ino);
+    [[maybe_unused]] bool added = entries_.emplace(std::string(name), ino).second;
+    assert(added);
   }
   void Erase(std::string_view name) {
     auto it = entries_.find(name);

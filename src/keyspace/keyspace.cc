@@ -78,7 +78,7 @@ Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
   }
   inode->nlink = 1;
   inode->atime = inode->mtime = inode->ctime = now;
-  dir->dir().Set(name, inode->ino);
+  dir->dir().Insert(name, inode->ino);  // DirectoryForNewEntry found it absent
   TouchModify(dir, now);
   return inode;
 }
@@ -234,7 +234,7 @@ Result<std::string> Keyspace::ReadLink(Ino ino) const {
 // --- removal ----------------------------------------------------------------
 
 void Keyspace::AddName(Inode* inode, Inode* dir, std::string_view name, timespec now) {
-  dir->dir().Set(name, inode->ino);
+  dir->dir().Insert(name, inode->ino);  // DirectoryForNewEntry found it absent
   TouchModify(dir, now);
   ++inode->nlink;
   TouchChange(inode, now);

@@ -47,7 +47,7 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
 
   Inode* inode = inodes_.CreateWithNumber(attrs.ino, attrs.mode);
   inode->nlink = 1;
-  dir->dir().Set(name, inode->ino);
+  dir->dir().Insert(name, inode->ino);
   if (touch_parent) TouchModify(dir, attrs.ctime);
   switch (type) {
     case S_IFDIR:
