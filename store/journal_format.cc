@@ -25,13 +25,16 @@ uint32_t RecordCrc(uint8_t type, uint64_t seq, std::string_view payload) {
   return crc32c::Mask(crc32c::Extend(crc, payload.data(), payload.size()));
 }
 
-void EncodeRecord(uint8_t type, uint64_t seq, std::string_view payload, std::string* out) {
+void FillRecordHeader(uint8_t type, uint64_t seq, std::string_view payload, char* header) {
   assert(type != 0 && payload.size() <= kMaxPayload);
-  PutFixed32(out, RecordCrc(type, seq, payload));
-  PutFixed32(out, static_cast<uint32_t>(payload.size()));
-  out->push_back(static_cast<char>(type));
-  PutFixed64(out, seq);
-  out->append(payload);
+  EncodeFixed32(header, RecordCrc(type, seq, payload));
+  EncodeFixed32(header + 4, static_cast<uint32_t>(payload.size()));
+  header[8] = static_cast<char>(type);
+  EncodeFixed64(header + 9, seq);
+}
+
+void EncodeRecord(uint8_t type, uint64_t seq, std::string_view payload, std::string* out) {
+  AppendRecord(type, seq, out, [payload](std::string* to) { to->append(payload); });
 }
 
 }  // namespace keyfs::journal

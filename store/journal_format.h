@@ -42,6 +42,25 @@ struct FileHeader {
 void EncodeFileHeader(const FileHeader& header, std::string* out);
 void EncodeRecord(uint8_t type, uint64_t seq, std::string_view payload, std::string* out);
 
+// Writes the header of a record with this payload at `header`
+// (kRecordHeaderSize bytes).
+void FillRecordHeader(uint8_t type, uint64_t seq, std::string_view payload, char* header);
+
+// Appends a record whose payload `encode(out)` appends to `out` itself, so a
+// write's bytes are copied once, into the journal's buffer, and not first
+// into a payload of their own: room for the header, the payload, then the
+// header, which needs the payload's checksum.
+template <typename EncodePayload>
+void AppendRecord(uint8_t type, uint64_t seq, std::string* out, EncodePayload&& encode) {
+  size_t start = out->size();
+  out->resize(start + kRecordHeaderSize);
+  encode(out);
+  size_t payload_start = start + kRecordHeaderSize;
+  FillRecordHeader(type, seq,
+                   std::string_view(out->data() + payload_start, out->size() - payload_start),
+                   out->data() + start);
+}
+
 // The masked CRC32C a record header carries for these contents.
 uint32_t RecordCrc(uint8_t type, uint64_t seq, std::string_view payload);
 

@@ -38,6 +38,13 @@ class JournalWriter {
 
   // Buffers a record; returns its sequence number.
   uint64_t Add(uint8_t type, std::string_view payload);
+  // The same, with the payload appended straight into the buffer by
+  // `encode(std::string*)` (journal::AppendRecord).
+  template <typename EncodePayload>
+  uint64_t AddEncoded(uint8_t type, EncodePayload&& encode) {
+    journal::AppendRecord(type, ++last_seq_, &pending_, encode);
+    return last_seq_;
+  }
   Status Flush();
   Status Sync();
 

@@ -108,8 +108,7 @@ Result<std::unique_ptr<Journal>> Journal::Open(Env* env, const std::string& dir,
 
 template <typename Record>
 void Journal::Add(uint8_t type, const Record& record) {
-  Encode(record, &payload_);
-  writer_->Add(type, payload_);
+  writer_->AddEncoded(type, [&record](std::string* out) { AppendPayload(record, out); });
   ChargePending();
 }
 

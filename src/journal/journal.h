@@ -212,7 +212,6 @@ class Journal final : public MutationLog {
   uint64_t base_bytes_ = 0;       // size of the base file
   uint64_t closed_incr_bytes_ = 0;  // incrs before the live one, since the base
   uint64_t rewrite_base_size_ = 0;  // journal size after the last rewrite or load
-  std::string payload_;           // scratch for encoding
   uint64_t charged_ = 0;          // pending bytes charged to kJournal
 
   bool sync_requested_ = false;

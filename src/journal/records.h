@@ -233,12 +233,18 @@ class FieldReader {
   bool ok_ = true;
 };
 
-// Appends the payload of `record` to `out` (cleared first).
+// Appends the payload of `record` to `out`.
+template <typename Record>
+void AppendPayload(Record record, std::string* out) {
+  FieldWriter writer(out);
+  record.Fields(writer);
+}
+
+// The payload of `record` in `out` (cleared first).
 template <typename Record>
 void Encode(Record record, std::string* out) {
   out->clear();
-  FieldWriter writer(out);
-  record.Fields(writer);
+  AppendPayload(record, out);
 }
 
 // Fills `record` from `payload`; its string_views point into `payload`.
