@@ -448,6 +448,7 @@ std::string Journal::Info() const {
   line("last_rewrite_seconds", fmt::format("{:.3f}", last_rewrite_seconds_));
   line("last_rewrite_start_ms", fmt::format("{:.3f}", last_rewrite_start_ms_));
   line("max_rewrite_start_ms", fmt::format("{:.3f}", max_rewrite_start_ms_));
+  line("last_fork_ms", fmt::format("{:.3f}", last_fork_ms_));
   line("loaded_records", loaded_.records);
   line("loaded_seconds", fmt::format("{:.3f}", loaded_.seconds));
   line("loaded_swapped_blocks", loaded_.spilled);

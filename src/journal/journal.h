@@ -248,6 +248,9 @@ class Journal final : public MutationLog {
   double last_rewrite_seconds_ = 0;
   double last_rewrite_start_ms_ = 0;   // how long starting held up the loop
   double max_rewrite_start_ms_ = 0;
+  // Of that, the fork() itself: it copies the page tables, so it grows with
+  // resident memory; the rest is the syncs that order the segments.
+  double last_fork_ms_ = 0;
 };
 
 }  // namespace keyfs

@@ -141,6 +141,7 @@ Status Journal::StartRewrite(std::string_view why) {
     return Status::Errno(err, "pipe for the rewrite");
   }
   pid_t parent = getpid();
+  int64_t fork_start = clock_->MonotonicNanos();
   pid_t pid = fork();
   if (pid < 0) {
     int err = errno;
@@ -155,6 +156,7 @@ Status Journal::StartRewrite(std::string_view why) {
                     fds[1]);
   }
   close(fds[1]);
+  last_fork_ms_ = (clock_->MonotonicNanos() - fork_start) / 1e6;
   child_pid_ = pid;
   child_pipe_ = fds[0];
   child_gen_ = next_gen;
@@ -171,8 +173,9 @@ Status Journal::StartRewrite(std::string_view why) {
   rewrite_logged_ = LogThisRewrite();
   spdlog::log(rewrite_logged_ ? spdlog::level::info : spdlog::level::debug,
               "journal rewrite started ({}; pid {}, snapshot of {} inodes up to record {}; "
-              "the loop paused {:.2f} ms for it)",
-              why, pid, keyspace_->inode_count(), covers_seq, last_rewrite_start_ms_);
+              "the loop paused {:.2f} ms for it, {:.2f} ms of which in fork)",
+              why, pid, keyspace_->inode_count(), covers_seq, last_rewrite_start_ms_,
+              last_fork_ms_);
   return Status::Ok();
 }
 
