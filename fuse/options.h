@@ -74,6 +74,14 @@ Result<CommandLineAction> ParseCommandLine(int argc, const char* const* argv,
                                            const MachineFacts& facts,
                                            MountOptions* options);
 
+// Applies one "-o" option ("name=value", or a flag's "name") to `options`,
+// as the command line does; `store_given` (may be null) is set by store=.
+// The error is the line keyfs prints: ENOENT for a name that is no option,
+// EINVAL for a bad or missing value. keyfs-ctl config parses through it too
+// (live_options.h), so a change made live is refused in the same words.
+Status ApplyMountOption(const std::string& option, const MachineFacts& facts,
+                        MountOptions* options, bool* store_given = nullptr);
+
 // The --help text: usage and every option with its default.
 std::string UsageText(const MachineFacts& facts);
 

@@ -45,11 +45,11 @@ Server::Server(const MountOptions& options)
       keyspace_(KeyspaceOptions{options.block_size}, &memory_, clock_),
       replies_(&memory_),
       adapter_(&keyspace_, &replies_, this, options.adapter) {
-  // A sixteenth of the budget in freed block buffers, kept for the next
+  // A share of the budget (a sixteenth) in freed block buffers, kept for the next
   // blocks (src/base/buffer_pool.h): more than one eviction from the high
   // watermark to the low one frees (5%), so that an eviction hands its
   // buffers to the loads that follow instead of unmapping them one by one.
-  memory_.EnableBufferPool(options.max_memory / 16);
+  memory_.EnableBufferPool(options.max_memory / kPoolShare);
 }
 
 Server::~Server() {
@@ -334,11 +334,13 @@ Result<std::string> Server::GetControl(std::string_view name) {
   if (name == "cache") return cache_->Info();
   if (name == "journal") return journal_->Info();
   if (name == "memory") return MemoryInfo();
+  if (name.starts_with(kConfigName)) return GetConfig(name);
   return Status::Errno(ENODATA);
 }
 
-Status Server::SetControl(std::string_view name, std::string_view) {
+Status Server::SetControl(std::string_view name, std::string_view value) {
   name.remove_prefix(kPrefix.size());
+  if (name.starts_with(kConfigName)) return SetConfig(name, value);
   if (name == "rewrite") return journal_->StartRewrite();
   if (name == "compact") {
     if (!compactor_) return Status::Errno(EINVAL, "mode=swap has no store to compact");

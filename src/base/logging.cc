@@ -18,6 +18,12 @@ Result<spdlog::level::level_enum> ParseLogLevel(std::string_view name) {
       "'{}' is not a log level (trace, debug, info, warn, error, critical, off)", name));
 }
 
+std::string_view LogLevelName(spdlog::level::level_enum level) {
+  if (level == spdlog::level::warn) return "warn";
+  auto name = spdlog::level::to_string_view(level);
+  return std::string_view(name.data(), name.size());
+}
+
 Status ConfigureLogging(const std::string& file, spdlog::level::level_enum level) {
   std::shared_ptr<spdlog::logger> logger;
   try {

@@ -15,6 +15,8 @@ namespace keyfs {
 
 // "trace", "debug", "info", "warn" (or "warning"), "error", "critical", "off".
 Result<spdlog::level::level_enum> ParseLogLevel(std::string_view name);
+// The name ParseLogLevel takes for `level` ("warn", not spdlog's "warning").
+std::string_view LogLevelName(spdlog::level::level_enum level);
 
 // Sends logs to `file` (appending), or to stderr when `file` is empty.
 Status ConfigureLogging(const std::string& file, spdlog::level::level_enum level);

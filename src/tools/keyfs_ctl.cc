@@ -7,6 +7,9 @@
 //   keyfs-ctl compact MOUNTPOINT   give the store's dead space back; waits
 //   keyfs-ctl status MOUNTPOINT    the daemon's figures in Redis's INFO style:
 //                                  store, pid, uptime, inodes, memory, journal
+//   keyfs-ctl config get MOUNTPOINT [NAME]
+//   keyfs-ctl config set MOUNTPOINT NAME VALUE
+//                                  the options that change on a running mount
 //
 // Exit status 0 on success, 1 when keyfs reports a failure, 2 on bad usage
 // or when MOUNTPOINT is not a keyfs mount.
@@ -20,43 +23,27 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "src/tools/ctl.h"
 
 namespace {
 
+using keyfs::ctl::Field;
+using keyfs::ctl::Get;
+using keyfs::ctl::NotKeyfs;
+
 constexpr const char* kUsage =
-    "usage: keyfs-ctl COMMAND MOUNTPOINT\n"
+    "usage: keyfs-ctl COMMAND MOUNTPOINT [ARGS]\n"
     "  rewrite   compact the journal in the background and wait until it is done\n"
     "  sync      wait until everything written so far is durable\n"
     "  compact   give the store's dead space back now, and wait until it is done\n"
-    "  status    print the daemon's figures (store, pid, uptime, inodes, memory, journal)\n";
-
-bool Get(const std::string& mount, const char* name, std::string* out) {
-  for (;;) {
-    ssize_t size = getxattr(mount.c_str(), name, nullptr, 0);
-    if (size < 0) return false;
-    out->resize(static_cast<size_t>(size) + 256);  // room for a value that grows meanwhile
-    ssize_t n = getxattr(mount.c_str(), name, out->data(), out->size());
-    if (n >= 0) {
-      out->resize(static_cast<size_t>(n));
-      return true;
-    }
-    if (errno != ERANGE) return false;
-  }
-}
-
-// The value of "key:" in INFO-style text, or "".
-std::string Field(const std::string& info, const std::string& key) {
-  size_t at = info.find(key + ":");
-  if (at == std::string::npos) return "";
-  at += key.size() + 1;
-  return info.substr(at, info.find('\n', at) - at);
-}
-
-int NotKeyfs(const std::string& mount) {
-  std::fprintf(stderr, "keyfs-ctl: %s is not a keyfs mount (%s)\n", mount.c_str(),
-               std::strerror(errno));
-  return 2;
-}
+    "  status    print the daemon's figures (store, pid, uptime, inodes, memory, journal)\n"
+    "  config get MOUNTPOINT [NAME]\n"
+    "            print the options that change live (max_memory, flush_delay, appendfsync,\n"
+    "            auto_rewrite_percentage, auto_rewrite_min_size, log_level), or one of them\n"
+    "  config set MOUNTPOINT NAME VALUE\n"
+    "            change one of them until unmount (VALUE as keyfs -o NAME=VALUE takes it)\n";
 
 int Rewrite(const std::string& mount) {
   std::string info;
@@ -164,6 +151,9 @@ int main(int argc, char** argv) {
   if (argc == 2 && (std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0)) {
     std::fputs(kUsage, stdout);
     return 0;
+  }
+  if (argc >= 2 && std::strcmp(argv[1], "config") == 0) {
+    return keyfs::ctl::Config(std::vector<std::string>(argv + 2, argv + argc));
   }
   if (argc != 3) {
     std::fputs(kUsage, stderr);
