@@ -259,6 +259,7 @@ std::string Server::Info() const {
   out += fmt::format("busy_poll_us:{}\n",
                      loop_->uses_io_uring() ? options_.busy_poll_ns / 1000 : 0);
   out += fmt::format("loop_iterations:{}\n", loop_->iterations());
+  out += "\n# Stats\n" + StatsInfo();
   out += "\n# Keyspace\n";
   out += fmt::format("inodes:{}\n", keyspace_.inode_count());
   out += fmt::format("block_size:{}\n", keyspace_.block_size());
@@ -266,6 +267,16 @@ std::string Server::Info() const {
   out += "\n" + cache_->Info();
   out += StoreInfo();
   out += "\n# Journal\n" + journal_->Info();
+  return out;
+}
+
+std::string Server::StatsInfo() const {
+  const RequestStats& stats = adapter_.stats();
+  std::string out = fmt::format("requests_total:{}\n", stats.requests);
+  out += fmt::format("reads_total:{}\n", stats.reads);
+  out += fmt::format("read_bytes_total:{}\n", stats.read_bytes);
+  out += fmt::format("writes_total:{}\n", stats.writes);
+  out += fmt::format("written_bytes_total:{}\n", stats.written_bytes);
   return out;
 }
 

@@ -79,6 +79,7 @@ class Server final : public ServerControl {
   std::string MemoryBreakdown() const;  // "blocks 60.0 MiB, inodes 1.2 MiB, ..."
   std::string MemoryInfo() const;       // INFO lines of the memory budget
   std::string Info() const;             // INFO: every section
+  std::string StatsInfo() const;        // # Stats: requests served
   std::string StoreInfo() const;        // # Store (mode=disk) or # Swap (mode=swap)
   // keyfs-ctl config (server_config.cc): "user.keyfs.config" lists the live
   // options, "user.keyfs.config.NAME" reads or sets one. `name` is what

@@ -23,4 +23,13 @@ int NotKeyfs(const std::string& mount);
 // keyfs-ctl config get|set MOUNTPOINT [NAME [VALUE]] (ctl_config.cc).
 int Config(const std::vector<std::string>& args);
 
+// keyfs-ctl metrics (ctl_metrics.cc): .keyfs/info's figures in the
+// Prometheus text format.
+std::string InfoToMetrics(const std::string& info);
+int Metrics(const std::string& mount);
+
+// keyfs-ctl watch (ctl_watch.cc): a line of key figures every `seconds`,
+// `count` lines (0: until interrupted).
+int Watch(const std::string& mount, double seconds, long count);
+
 }  // namespace keyfs::ctl

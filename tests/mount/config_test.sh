@@ -50,7 +50,7 @@ check "48 MiB more written under the 16M limit" cp "$WORK/src"/f7 "$WORK/src"/f8
   "$WORK/src"/f10 "$WORK/src"/f11 "$WORK/src"/f12 "$MNT/"
 check "... memory within it" wait_until 20 eval '[ "$(in_use)" -le $((16 << 20)) ]'
 sync; echo 3 > /proc/sys/vm/drop_caches
-check "every file reads back identical" eval "for f in '$WORK/src'/f*; do cmp -s \"\$f\" '$MNT'/\$(basename \"\$f\") || exit 1; done"
+check "every file reads back identical" eval "(for f in '$WORK/src'/f*; do cmp -s \"\$f\" '$MNT'/\$(basename \"\$f\") || exit 1; done)"
 check "config set max_memory 128M grows it" eval "ctl config set '$MNT' max_memory 128M > /dev/null && [ \$(info max_memory) -eq $((128 << 20)) ]"
 
 # --- the other live options -------------------------------------------------------
@@ -108,6 +108,6 @@ stop_keyfs
 start_keyfs -o max_memory=64M
 check "a remount has its command line's options again" \
   eval "[ \"\$(ctl config get '$MNT' max_memory)\" = 64M ] && [ \"\$(ctl config get '$MNT' appendfsync)\" = everysec ]"
-check "... and the data" eval "for f in '$WORK/src'/f*; do cmp -s \"\$f\" '$MNT'/\$(basename \"\$f\") || exit 1; done"
+check "... and the data" eval "(for f in '$WORK/src'/f*; do cmp -s \"\$f\" '$MNT'/\$(basename \"\$f\") || exit 1; done)"
 stop_keyfs
 finish
