@@ -254,7 +254,8 @@ Status ApplyMountOption(const std::string& option, const MachineFacts& facts,
     options->adapter.max_background = count;
   } else if (key == "log") {
     RETURN_IF_ERROR(need_value());
-    options->log_file = Absolute(value, facts);
+    // A file named syslog is "./syslog".
+    options->log_file = value == kSyslogTarget ? std::string(value) : Absolute(value, facts);
   } else if (key == "log_level") {
     RETURN_IF_ERROR(need_value());
     auto level = ParseLogLevel(value);
@@ -457,7 +458,9 @@ std::string UsageText(const MachineFacts& facts) {
          "                         together (it adapts, and an idle mount never spins):\n"
          "                         small-file work about twice as fast for some CPU while\n"
          "                         busy. 0 never spins. default: 100us\n"
-         "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
+         "  log=FILE|syslog        log file, or syslog (facility daemon); SIGHUP reopens the\n"
+         "                         file (logrotate). default: stderr with -f, else\n"
+         "                         STORE/keyfs.log\n"
          "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
          "  nonempty               mount even where another filesystem is mounted (hiding\n"
          "                         it); without it that is refused. A dead keyfs mount left\n"

@@ -42,7 +42,9 @@ struct MountOptions {
   std::string store_dir;   // absolute
   uint64_t max_memory = 0;
   uint32_t block_size = 256 * 1024;
-  std::string log_file;  // empty: stderr in the foreground, store/keyfs.log otherwise
+  // Empty: stderr in the foreground, store/keyfs.log otherwise; an absolute
+  // path; or "syslog" (kSyslogTarget).
+  std::string log_file;
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool foreground = false;
   bool debug = false;  // -d: foreground, debug logs, libfuse's request trace

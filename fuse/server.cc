@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "keyfs_version.h"
+#include "src/base/logging.h"
 #include "src/base/size.h"
 #include "store/block_format.h"
 
@@ -216,7 +217,11 @@ Status Server::Run(const std::function<void()>& on_stopping) {
     // byte); IO still running after a drain that timed out keeps its
     // descriptor, and the file goes from the directory now.
     Status removed = swap_->Remove();
-    if (!removed.ok()) spdlog::warn("could not remove the swap file: {}", removed.ToString());
+    if (!removed.ok()) {
+      spdlog::warn("could not remove the swap file: {}; it is no longer used: remove {} by hand "
+                   "(the next mount takes it over otherwise)",
+                   removed.ToString(), swap_->path());
+    }
   }
   replies_.Flush();
   session_->Unmount();
@@ -365,6 +370,18 @@ Status Server::SetControl(std::string_view name, std::string_view value) {
 }
 
 void Server::OnSignal(int signo) {
+  if (signo == SIGHUP) {
+    // logrotate's postrotate: the old file was moved away; write to a new one.
+    Status reopened = ReopenLog();
+    if (reopened.ok()) {
+      if (!LogFilePath().empty()) spdlog::info("log file {} reopened (SIGHUP)", LogFilePath());
+    } else {
+      spdlog::warn("{}; still logging to the old file: make the directory writable and send "
+                   "SIGHUP again (kill -HUP {})",
+                   reopened.message(), getpid());
+    }
+    return;
+  }
   spdlog::info("received {}, unmounting {}", strsignal(signo), options_.mountpoint);
   loop_->Stop();
 }
