@@ -28,6 +28,7 @@ struct Thunk;
 template <typename... Args, void (FuseAdapter::*Method)(fuse_req_t, Args...)>
 struct Thunk<Method> {
   static void Call(fuse_req_t req, Args... args) {
+    Self(req)->CountRequest();
     try {
       (Self(req)->*Method)(req, args...);
     } catch (const std::bad_alloc&) {

@@ -80,6 +80,15 @@ struct AdapterConfig {
   unsigned max_background = 12;
 };
 
+// What the adapter has served, for .keyfs/info's # Stats (keyfs-ctl watch
+// and metrics): the requests the kernel sent. Reads of cached pages and
+// lookups of cached names never reach keyfs, so they are not here.
+struct RequestStats {
+  uint64_t requests = 0;  // every request, FORGETs included
+  uint64_t reads = 0, read_bytes = 0;
+  uint64_t writes = 0, written_bytes = 0;
+};
+
 class FuseAdapter {
  public:
   // `cache`: where requests that must wait are parked (null: none can wait;
@@ -90,6 +99,10 @@ class FuseAdapter {
 
   // The operation table for fuse_session_new(); its userdata must be `this`.
   static const fuse_lowlevel_ops& Operations();
+
+  const RequestStats& stats() const { return stats_; }
+  // Each request, as it comes in (the trampolines call it).
+  void CountRequest() { ++stats_.requests; }
 
   // --- handlers, one per FUSE operation (fuse_adapter.cc, fuse_adapter_io.cc)
   void Init(fuse_conn_info* conn);
@@ -170,6 +183,7 @@ class FuseAdapter {
   std::unique_ptr<ControlFiles> controls_;
   std::unordered_map<uint64_t, std::unique_ptr<DirListing>> listings_;
   uint64_t next_listing_ = 1;
+  RequestStats stats_;
 };
 
 }  // namespace keyfs

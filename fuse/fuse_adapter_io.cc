@@ -79,6 +79,8 @@ void FuseAdapter::Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
     auto slices = keyspace_->Read(ino, static_cast<uint64_t>(off), size);
     if (!slices.ok()) return ReplyOrWait(req, slices.status());
     if (cache_) cache_->NoteRead(ino, static_cast<uint64_t>(off), size);
+    ++stats_.reads;
+    for (const ReadSlice& slice : *slices) stats_.read_bytes += slice.length;
     ReplySlices(req, std::move(slices).value());
     return Status::Ok();
   });
@@ -118,6 +120,8 @@ void FuseAdapter::Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t 
         auto written = keyspace_->Write(ino, static_cast<uint64_t>(off), data, at);
         if (!written.ok()) return ReplyOrWait(req, written.status());
         size_t count = *written;
+        ++stats_.writes;
+        stats_.written_bytes += count;
         replies_->Defer([req, count] { fuse_reply_write(req, count); });
         return Status::Ok();
       },

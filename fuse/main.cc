@@ -141,7 +141,9 @@ int Main(int argc, char** argv) {
   auto set_state = [&](LockOwner::State state) {
     owner.state = state;
     if (Status status = (*store)->SetOwner(owner.Format()); !status.ok()) {
-      spdlog::warn("could not update the store's lock file: {}", status.ToString());
+      spdlog::warn("could not update the store's lock file: {}; keyfs-check and the next mount "
+                   "may report this keyfs's state wrongly: check the store directory's disk",
+                   status.ToString());
     }
   };
   set_state(LockOwner::State::kServing);

@@ -119,9 +119,10 @@ Result<uint32_t> ParsePowerOfTwo(std::string_view key, std::string_view value, u
   return static_cast<uint32_t>(*bytes);
 }
 
-// Applies one "-o" option.
-Status ApplyOption(const std::string& option, const MachineFacts& facts,
-                   MountOptions* options, bool* store_given) {
+}  // namespace
+
+Status ApplyMountOption(const std::string& option, const MachineFacts& facts,
+                        MountOptions* options, bool* store_given) {
   size_t eq = option.find('=');
   std::string key = option.substr(0, eq);
   bool has_value = eq != std::string::npos;
@@ -138,7 +139,7 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
   if (key == "store") {
     RETURN_IF_ERROR(need_value());
     options->store_dir = Absolute(value, facts);
-    *store_given = true;
+    if (store_given) *store_given = true;
   } else if (key == "max_memory") {
     RETURN_IF_ERROR(need_value());
     auto bytes = ParseMemory(value, facts);
@@ -253,7 +254,8 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
     options->adapter.max_background = count;
   } else if (key == "log") {
     RETURN_IF_ERROR(need_value());
-    options->log_file = Absolute(value, facts);
+    // A file named syslog is "./syslog".
+    options->log_file = value == kSyslogTarget ? std::string(value) : Absolute(value, facts);
   } else if (key == "log_level") {
     RETURN_IF_ERROR(need_value());
     auto level = ParseLogLevel(value);
@@ -280,12 +282,10 @@ Status ApplyOption(const std::string& option, const MachineFacts& facts,
   } else if (Contains(kFstabOnly, key) || key.starts_with("x-")) {
     // Ignored on purpose, see kFstabOnly.
   } else {
-    return OptionError(key, "unknown option (see keyfs --help)");
+    return Status::Errno(ENOENT, "option '" + key + "': unknown option (see keyfs --help)");
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 MachineFacts MachineFacts::FromEnvironment() {
   MachineFacts facts;
@@ -362,7 +362,7 @@ Result<CommandLineAction> ParseCommandLine(int argc, const char* const* argv,
   bool store_given = false;
   options->max_memory = facts.physical_memory / 4;
   for (const auto& option : option_list) {
-    RETURN_IF_ERROR(ApplyOption(option, facts, options, &store_given));
+    RETURN_IF_ERROR(ApplyMountOption(option, facts, options, &store_given));
   }
   if (positional.size() == 2) {
     std::string source = Absolute(positional[0], facts);
@@ -458,7 +458,9 @@ std::string UsageText(const MachineFacts& facts) {
          "                         together (it adapts, and an idle mount never spins):\n"
          "                         small-file work about twice as fast for some CPU while\n"
          "                         busy. 0 never spins. default: 100us\n"
-         "  log=FILE               log file. default: stderr with -f, else STORE/keyfs.log\n"
+         "  log=FILE|syslog        log file, or syslog (facility daemon); SIGHUP reopens the\n"
+         "                         file (logrotate). default: stderr with -f, else\n"
+         "                         STORE/keyfs.log\n"
          "  log_level=LEVEL        trace, debug, info, warn, error, critical, off. default: info\n"
          "  nonempty               mount even where another filesystem is mounted (hiding\n"
          "                         it); without it that is refused. A dead keyfs mount left\n"

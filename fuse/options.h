@@ -42,7 +42,9 @@ struct MountOptions {
   std::string store_dir;   // absolute
   uint64_t max_memory = 0;
   uint32_t block_size = 256 * 1024;
-  std::string log_file;  // empty: stderr in the foreground, store/keyfs.log otherwise
+  // Empty: stderr in the foreground, store/keyfs.log otherwise; an absolute
+  // path; or "syslog" (kSyslogTarget).
+  std::string log_file;
   spdlog::level::level_enum log_level = spdlog::level::info;
   bool foreground = false;
   bool debug = false;  // -d: foreground, debug logs, libfuse's request trace
@@ -73,6 +75,14 @@ enum class CommandLineAction { kMount, kHelp, kVersion };
 Result<CommandLineAction> ParseCommandLine(int argc, const char* const* argv,
                                            const MachineFacts& facts,
                                            MountOptions* options);
+
+// Applies one "-o" option ("name=value", or a flag's "name") to `options`,
+// as the command line does; `store_given` (may be null) is set by store=.
+// The error is the line keyfs prints: ENOENT for a name that is no option,
+// EINVAL for a bad or missing value. keyfs-ctl config parses through it too
+// (live_options.h), so a change made live is refused in the same words.
+Status ApplyMountOption(const std::string& option, const MachineFacts& facts,
+                        MountOptions* options, bool* store_given = nullptr);
 
 // The --help text: usage and every option with its default.
 std::string UsageText(const MachineFacts& facts);

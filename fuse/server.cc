@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "keyfs_version.h"
+#include "src/base/logging.h"
 #include "src/base/size.h"
 #include "store/block_format.h"
 
@@ -45,11 +46,11 @@ Server::Server(const MountOptions& options)
       keyspace_(KeyspaceOptions{options.block_size}, &memory_, clock_),
       replies_(&memory_),
       adapter_(&keyspace_, &replies_, this, options.adapter) {
-  // A sixteenth of the budget in freed block buffers, kept for the next
+  // A share of the budget (a sixteenth) in freed block buffers, kept for the next
   // blocks (src/base/buffer_pool.h): more than one eviction from the high
   // watermark to the low one frees (5%), so that an eviction hands its
   // buffers to the loads that follow instead of unmapping them one by one.
-  memory_.EnableBufferPool(options.max_memory / 16);
+  memory_.EnableBufferPool(options.max_memory / kPoolShare);
 }
 
 Server::~Server() {
@@ -216,7 +217,11 @@ Status Server::Run(const std::function<void()>& on_stopping) {
     // byte); IO still running after a drain that timed out keeps its
     // descriptor, and the file goes from the directory now.
     Status removed = swap_->Remove();
-    if (!removed.ok()) spdlog::warn("could not remove the swap file: {}", removed.ToString());
+    if (!removed.ok()) {
+      spdlog::warn("could not remove the swap file: {}; it is no longer used: remove {} by hand "
+                   "(the next mount takes it over otherwise)",
+                   removed.ToString(), swap_->path());
+    }
   }
   replies_.Flush();
   session_->Unmount();
@@ -259,6 +264,7 @@ std::string Server::Info() const {
   out += fmt::format("busy_poll_us:{}\n",
                      loop_->uses_io_uring() ? options_.busy_poll_ns / 1000 : 0);
   out += fmt::format("loop_iterations:{}\n", loop_->iterations());
+  out += "\n# Stats\n" + StatsInfo();
   out += "\n# Keyspace\n";
   out += fmt::format("inodes:{}\n", keyspace_.inode_count());
   out += fmt::format("block_size:{}\n", keyspace_.block_size());
@@ -266,6 +272,16 @@ std::string Server::Info() const {
   out += "\n" + cache_->Info();
   out += StoreInfo();
   out += "\n# Journal\n" + journal_->Info();
+  return out;
+}
+
+std::string Server::StatsInfo() const {
+  const RequestStats& stats = adapter_.stats();
+  std::string out = fmt::format("requests_total:{}\n", stats.requests);
+  out += fmt::format("reads_total:{}\n", stats.reads);
+  out += fmt::format("read_bytes_total:{}\n", stats.read_bytes);
+  out += fmt::format("writes_total:{}\n", stats.writes);
+  out += fmt::format("written_bytes_total:{}\n", stats.written_bytes);
   return out;
 }
 
@@ -334,11 +350,13 @@ Result<std::string> Server::GetControl(std::string_view name) {
   if (name == "cache") return cache_->Info();
   if (name == "journal") return journal_->Info();
   if (name == "memory") return MemoryInfo();
+  if (name.starts_with(kConfigName)) return GetConfig(name);
   return Status::Errno(ENODATA);
 }
 
-Status Server::SetControl(std::string_view name, std::string_view) {
+Status Server::SetControl(std::string_view name, std::string_view value) {
   name.remove_prefix(kPrefix.size());
+  if (name.starts_with(kConfigName)) return SetConfig(name, value);
   if (name == "rewrite") return journal_->StartRewrite();
   if (name == "compact") {
     if (!compactor_) return Status::Errno(EINVAL, "mode=swap has no store to compact");
@@ -352,6 +370,18 @@ Status Server::SetControl(std::string_view name, std::string_view) {
 }
 
 void Server::OnSignal(int signo) {
+  if (signo == SIGHUP) {
+    // logrotate's postrotate: the old file was moved away; write to a new one.
+    Status reopened = ReopenLog();
+    if (reopened.ok()) {
+      if (!LogFilePath().empty()) spdlog::info("log file {} reopened (SIGHUP)", LogFilePath());
+    } else {
+      spdlog::warn("{}; still logging to the old file: make the directory writable and send "
+                   "SIGHUP again (kill -HUP {})",
+                   reopened.message(), getpid());
+    }
+    return;
+  }
   spdlog::info("received {}, unmounting {}", strsignal(signo), options_.mountpoint);
   loop_->Stop();
 }

@@ -38,6 +38,9 @@ namespace keyfs {
 
 class Server final : public ServerControl {
  public:
+  // The control attributes of keyfs-ctl config: kPrefix + kConfigName.
+  static constexpr std::string_view kConfigName = "config";
+
   // Replays the journal in options.store_dir (locked by the caller), tells
   // `replayed` what replay did, then mounts. The signals must already be
   // blocked in this and every thread.
@@ -61,6 +64,8 @@ class Server final : public ServerControl {
 
  private:
   explicit Server(const MountOptions& options);
+  // The buffer pool keeps up to max_memory / kPoolShare (server.cc).
+  static constexpr uint64_t kPoolShare = 16;
   void BeforeSleep();
   void Cron();
   void OnSignal(int signo);
@@ -74,11 +79,21 @@ class Server final : public ServerControl {
   std::string MemoryBreakdown() const;  // "blocks 60.0 MiB, inodes 1.2 MiB, ..."
   std::string MemoryInfo() const;       // INFO lines of the memory budget
   std::string Info() const;             // INFO: every section
+  std::string StatsInfo() const;        // # Stats: requests served
   std::string StoreInfo() const;        // # Store (mode=disk) or # Swap (mode=swap)
+  // keyfs-ctl config (server_config.cc): "user.keyfs.config" lists the live
+  // options, "user.keyfs.config.NAME" reads or sets one. `name` is what
+  // follows kPrefix, and starts with kConfigName.
+  Result<std::string> GetConfig(std::string_view name) const;
+  Status SetConfig(std::string_view name, std::string_view value);
+  // Makes `changed` (options_ with one live option changed) hold now.
+  Status ApplyLiveOptions(const MountOptions& changed);
   // Opens the block store of options.mode.
   Status OpenStore(const MountOptions& options, Env* env);
 
-  const MountOptions options_;
+  // As mounted, but for the live options (live_options.h), which keyfs-ctl
+  // config changes until unmount.
+  MountOptions options_;
   const Clock* const clock_;
   MemoryAccountant memory_;
   Keyspace keyspace_;

@@ -52,6 +52,16 @@ void BufferPool::Trim(uint64_t bytes) {
   for (const Idle& idle : freed) ::operator delete(idle.memory);
 }
 
+void BufferPool::SetMaxBytes(uint64_t max_bytes) {
+  uint64_t excess = 0;
+  {
+    MutexLock lock(&mu_);
+    max_bytes_ = max_bytes;
+    if (idle_bytes_ > max_bytes) excess = idle_bytes_ - max_bytes;
+  }
+  if (excess > 0) Trim(excess);
+}
+
 uint64_t BufferPool::idle_bytes() const {
   MutexLock lock(&mu_);
   return idle_bytes_;

@@ -53,6 +53,9 @@ class BufferPool {
   // Frees idle memory until at least `bytes` (charged) are freed or none is
   // left.
   void Trim(uint64_t bytes) EXCLUDES(mu_);
+  // Holds at most `max_bytes` from now on, freeing idle memory beyond it
+  // (max_memory changed on a running mount).
+  void SetMaxBytes(uint64_t max_bytes) EXCLUDES(mu_);
   uint64_t idle_bytes() const EXCLUDES(mu_);
 
  private:
@@ -62,7 +65,7 @@ class BufferPool {
   };
 
   MemoryAccountant* const accountant_;
-  const uint64_t max_bytes_;
+  uint64_t max_bytes_ GUARDED_BY(mu_);
   mutable Mutex mu_;
   // Most recently given back last: it is the likeliest to be in the CPU's
   // caches still.

@@ -93,10 +93,15 @@ class MemoryAccountant {
   // What is held for data: Used() less the idle pooled buffers, which are
   // freed at once for whatever needs their room.
   uint64_t InUse() const { return Used() - Used(MemoryComponent::kPool); }
-  uint64_t limit() const { return limit_; }
+  uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  // A new max_memory on a running mount (keyfs-ctl config): whatever grows
+  // from now on is held to it, and the cache's cron evicts down to it, with
+  // back-pressure for writers while dirty blocks are above it.
+  void set_limit(uint64_t limit) { limit_.store(limit, std::memory_order_relaxed); }
   uint64_t Available() const {
     uint64_t used = InUse();
-    return used >= limit_ ? 0 : limit_ - used;
+    uint64_t limit = this->limit();
+    return used >= limit ? 0 : limit - used;
   }
 
   // Keeps freed block buffers for reuse, up to `max_bytes` (the server does;
@@ -124,7 +129,7 @@ class MemoryAccountant {
  private:
   static int Index(MemoryComponent c) { return static_cast<int>(c); }
 
-  const uint64_t limit_;
+  std::atomic<uint64_t> limit_;  // read by IO threads as they allocate
   std::array<std::atomic<uint64_t>, static_cast<int>(MemoryComponent::kCount)>
       counters_{};
   std::atomic<uint64_t> refusals_{0};

@@ -960,6 +960,13 @@ std::string BlockCache::StateOf(Ino ino) const {
                      file.block_count(), memory, dirty, saving, evicted, on_disk, loading, holes);
 }
 
+void BlockCache::SetFlushDelay(int64_t ns) {
+  options_.flush_delay_ns = ns;
+  // A min() with one value keeps the queue in the order it was in.
+  int64_t latest = clock_->MonotonicNanos() + ns;
+  for (DirtyEntry& entry : dirty_queue_) entry.due_ns = std::min(entry.due_ns, latest);
+}
+
 std::string BlockCache::Info() const {
   std::string out;
   auto line = [&](std::string_view key, const auto& value) {

@@ -225,6 +225,9 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   bool DrainIo(int64_t timeout_ns);
   // Answers every parked request with `err` (the server stops).
   void AbandonAll(int err);
+  // A new flush_delay on a running mount (keyfs-ctl config): blocks
+  // dirtied from now on wait `ns`; those waiting already, at most that.
+  void SetFlushDelay(int64_t ns);
   // Runs `work` on an IO thread, then `done` here (compaction's steps).
   void SubmitWork(std::function<void()> work, std::function<void()> done);
   // The stored copy of `key` at `where` is no longer needed.
@@ -355,7 +358,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   IoQueue* const io_;
   MemoryAccountant* const memory_;
   const Clock* const clock_;
-  const CacheOptions options_;
+  CacheOptions options_;
   MutationLog* const log_;
   std::mt19937_64 rng_;
 

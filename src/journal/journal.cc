@@ -417,6 +417,12 @@ Status Journal::Close() {
   return Status::Ok();
 }
 
+void Journal::SetLiveOptions(const JournalOptions& options) {
+  options_.appendfsync = options.appendfsync;
+  options_.auto_rewrite_percentage = options.auto_rewrite_percentage;
+  options_.auto_rewrite_min_size = options.auto_rewrite_min_size;
+}
+
 std::string Journal::DiskSpaceText() const {
   auto space = env_->GetSpace(dir_);
   if (!space.ok()) return "free space unknown: " + space.status().ToString();

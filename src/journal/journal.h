@@ -102,6 +102,11 @@ class Journal final : public MutationLog {
   // At unmount: ends a rewrite in progress, writes and fsyncs everything.
   Status Close();
 
+  // keyfs-ctl config on a running mount: `options`' appendfsync and
+  // auto_rewrite_* hold from the next commit and cron on; its other fields
+  // are fixed at Open and ignored.
+  void SetLiveOptions(const JournalOptions& options);
+
   // Redis INFO style "key:value" lines (keyfs-ctl status, tests).
   std::string Info() const;
   const LoadedJournal& loaded() const { return loaded_; }
@@ -193,7 +198,7 @@ class Journal final : public MutationLog {
 
   Env* const env_;
   const std::string dir_;
-  const JournalOptions options_;
+  JournalOptions options_;
   Keyspace* const keyspace_;
   EventLoop* const loop_;
   MemoryAccountant* const accountant_;

@@ -113,7 +113,9 @@ Status Journal::StartRewrite(std::string_view why) {
     // the reserve for changes that free room must not stay behind in a
     // segment nothing writes to any more (issue 9: rm on a full disk).
     Status trimmed = env_->TruncateFile(closed, closed_size);
-    if (!trimmed.ok()) spdlog::warn("could not trim {}: {}", closed, trimmed.ToString());
+    if (!trimmed.ok()) spdlog::warn("could not trim {}: {}; its preallocated room stays taken until the next "
+                                      "rewrite removes it (keyfs-ctl rewrite)",
+                                      closed, trimmed.ToString());
     (void)ReserveRoom(SpaceEffect::kAdds);
   }
 
@@ -314,7 +316,8 @@ void Journal::RemoveInBackground(std::vector<std::string> paths) {
     for (const auto& path : paths) {
       Status status = env->RemoveFile(path);
       if (!status.ok() && status.code() != ENOENT) {
-        spdlog::warn("could not remove {}: {}", path, status.ToString());
+        spdlog::warn("could not remove {}: {}; it is no longer used: remove it by hand", path,
+                     status.ToString());
       }
     }
   });

@@ -5,8 +5,15 @@
 //   keyfs-ctl sync MOUNTPOINT      returns when everything written so far is
 //                                  durable in the journal
 //   keyfs-ctl compact MOUNTPOINT   give the store's dead space back; waits
-//   keyfs-ctl status MOUNTPOINT    the daemon's figures in Redis's INFO style:
-//                                  store, pid, uptime, inodes, memory, journal
+//   keyfs-ctl info MOUNTPOINT      the daemon's figures in Redis's INFO style
+//                                  (.keyfs/info): store, pid, uptime, inodes,
+//                                  memory, cache, journal; `status` is the same
+//   keyfs-ctl watch MOUNTPOINT [SECONDS [COUNT]]
+//                                  key figures every SECONDS (redis-cli --stat)
+//   keyfs-ctl metrics MOUNTPOINT   the figures in Prometheus's text format
+//   keyfs-ctl config get MOUNTPOINT [NAME]
+//   keyfs-ctl config set MOUNTPOINT NAME VALUE
+//                                  the options that change on a running mount
 //
 // Exit status 0 on success, 1 when keyfs reports a failure, 2 on bad usage
 // or when MOUNTPOINT is not a keyfs mount.
@@ -17,46 +24,39 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
+
+#include "src/tools/ctl.h"
 
 namespace {
 
+using keyfs::ctl::Field;
+using keyfs::ctl::Get;
+using keyfs::ctl::NotKeyfs;
+
 constexpr const char* kUsage =
-    "usage: keyfs-ctl COMMAND MOUNTPOINT\n"
+    "usage: keyfs-ctl COMMAND MOUNTPOINT [ARGS]\n"
     "  rewrite   compact the journal in the background and wait until it is done\n"
     "  sync      wait until everything written so far is durable\n"
     "  compact   give the store's dead space back now, and wait until it is done\n"
-    "  status    print the daemon's figures (store, pid, uptime, inodes, memory, journal)\n";
-
-bool Get(const std::string& mount, const char* name, std::string* out) {
-  for (;;) {
-    ssize_t size = getxattr(mount.c_str(), name, nullptr, 0);
-    if (size < 0) return false;
-    out->resize(static_cast<size_t>(size) + 256);  // room for a value that grows meanwhile
-    ssize_t n = getxattr(mount.c_str(), name, out->data(), out->size());
-    if (n >= 0) {
-      out->resize(static_cast<size_t>(n));
-      return true;
-    }
-    if (errno != ERANGE) return false;
-  }
-}
-
-// The value of "key:" in INFO-style text, or "".
-std::string Field(const std::string& info, const std::string& key) {
-  size_t at = info.find(key + ":");
-  if (at == std::string::npos) return "";
-  at += key.size() + 1;
-  return info.substr(at, info.find('\n', at) - at);
-}
-
-int NotKeyfs(const std::string& mount) {
-  std::fprintf(stderr, "keyfs-ctl: %s is not a keyfs mount (%s)\n", mount.c_str(),
-               std::strerror(errno));
-  return 2;
-}
+    "  info      print the daemon's figures, .keyfs/info (store, pid, uptime, inodes, memory,\n"
+    "            cache, IO, journal)\n"
+    "  status    the same as info\n"
+    "  watch MOUNTPOINT [SECONDS [COUNT]]\n"
+    "            print the key figures every SECONDS (default 1), COUNT times (default: until\n"
+    "            interrupted): requests, reads and writes per second, cache hit ratio,\n"
+    "            evictions, memory used and max_memory, unsaved bytes, IO jobs, journal size\n"
+    "  metrics   print the figures in the Prometheus text format (for node_exporter's\n"
+    "            textfile collector)\n"
+    "  config get MOUNTPOINT [NAME]\n"
+    "            print the options that change live (max_memory, flush_delay, appendfsync,\n"
+    "            auto_rewrite_percentage, auto_rewrite_min_size, log_level), or one of them\n"
+    "  config set MOUNTPOINT NAME VALUE\n"
+    "            change one of them until unmount (VALUE as keyfs -o NAME=VALUE takes it)\n";
 
 int Rewrite(const std::string& mount) {
   std::string info;
@@ -158,6 +158,29 @@ int Status(const std::string& mount) {
   return 0;
 }
 
+// keyfs-ctl watch MOUNTPOINT [SECONDS [COUNT]]
+int Watch(int argc, char** argv) {
+  double seconds = 1;
+  long count = 0;
+  char* end = nullptr;
+  if (argc >= 4) {
+    seconds = std::strtod(argv[3], &end);
+    if (*argv[3] == '\0' || *end != '\0' || !(seconds >= 0.1 && seconds <= 86400)) {
+      std::fprintf(stderr, "keyfs-ctl: watch: '%s' is not a number of seconds from 0.1 to 86400\n",
+                   argv[3]);
+      return 2;
+    }
+  }
+  if (argc == 5) {
+    count = std::strtol(argv[4], &end, 10);
+    if (*argv[4] == '\0' || *end != '\0' || count < 1) {
+      std::fprintf(stderr, "keyfs-ctl: watch: '%s' is not a count of lines (1 or more)\n", argv[4]);
+      return 2;
+    }
+  }
+  return keyfs::ctl::Watch(argv[2], seconds, count);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -165,6 +188,10 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
+  if (argc >= 2 && std::strcmp(argv[1], "config") == 0) {
+    return keyfs::ctl::Config(std::vector<std::string>(argv + 2, argv + argc));
+  }
+  if (argc >= 3 && argc <= 5 && std::strcmp(argv[1], "watch") == 0) return Watch(argc, argv);
   if (argc != 3) {
     std::fputs(kUsage, stderr);
     return 2;
@@ -173,7 +200,8 @@ int main(int argc, char** argv) {
   if (command == "rewrite") return Rewrite(mount);
   if (command == "sync") return Sync(mount);
   if (command == "compact") return Compact(mount);
-  if (command == "status") return Status(mount);
+  if (command == "status" || command == "info") return Status(mount);
+  if (command == "metrics") return keyfs::ctl::Metrics(mount);
   std::fprintf(stderr, "keyfs-ctl: unknown command '%s'\n%s", command.c_str(), kUsage);
   return 2;
 }
