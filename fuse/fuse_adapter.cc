@@ -400,8 +400,19 @@ void FuseAdapter::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name,
   if (flags & XATTR_CREATE) mode = XattrMap::SetMode::kCreateOnly;
   if (flags & XATTR_REPLACE) mode = XattrMap::SetMode::kReplaceOnly;
   if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
-    if (ino != FUSE_ROOT_ID) return ReplyError(req, Status::Errno(EPERM));
-    return ReplyError(req, control_->SetControl(name, std::string_view(value, size)));
+    std::string_view text(value, size);
+    if (ino == FUSE_ROOT_ID) {
+      // Options are the operator's: with allow_other, other users may write
+      // the root too (Redis keeps CONFIG SET for authenticated clients).
+      const fuse_ctx* ctx = fuse_req_ctx(req);
+      if (std::string_view(name).substr(ServerControl::kPrefix.size()).starts_with("config") &&
+          ctx->uid != 0 && ctx->uid != getuid()) {
+        return ReplyError(req, Status::Errno(EPERM));
+      }
+      return ReplyError(req, control_->SetControl(name, text));
+    }
+    if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EPERM));
+    return ReplyError(req, control_->SetFileControl(ino, name, text));  // user.keyfs.evict, ...
   }
   if (RefuseControl(req, ino)) return;
   Dispatch(req, 0,

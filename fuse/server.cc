@@ -333,6 +333,22 @@ Result<std::string> Server::GetFileControl(Ino ino, std::string_view name) {
   return Status::Errno(ENODATA);
 }
 
+Status Server::SetFileControl(Ino ino, std::string_view name, std::string_view value) {
+  name.remove_prefix(kPrefix.size());
+  if (name != "evict" && name != "prefetch") return Status::Errno(EPERM);
+  // Any of "", "1" (setfattr -n NAME FILE, or -v 1): the act, not a setting.
+  if (!value.empty() && value != "1") return Status::Errno(EINVAL);
+  const Inode* inode = keyspace_.FindInode(ino);
+  if (!inode) return Status::Errno(ENOENT);
+  if (inode->is_dir()) return Status::Errno(EISDIR);  // keyfs-ctl -r walks the tree
+  if (!inode->is_regular()) return Status::Errno(EINVAL);
+  BlockCache::FileAction action =
+      name == "evict" ? cache_->EvictFile(ino) : cache_->PrefetchFile(ino);
+  spdlog::debug("{} of inode {}: {} now, {} after their save, {} skipped", name, ino,
+                action.now, action.later, action.skipped);
+  return Status::Ok();
+}
+
 FsStats Server::StatFs() {
   FsStats stats = keyspace_.StatFs();
   // The size is the store's disk (what the data can grow to), not the cache.
@@ -370,8 +386,10 @@ Status Server::SetControl(std::string_view name, std::string_view value) {
 }
 
 void Server::OnSignal(int signo) {
-  if (signo == SIGHUP) {
+  if (signo == SIGHUP && !LoggingToStderr()) {
     // logrotate's postrotate: the old file was moved away; write to a new one.
+    // (Logging to stderr, keyfs -f in a terminal: SIGHUP is the terminal
+    // going away, and unmounts as SIGTERM does.)
     Status reopened = ReopenLog();
     if (reopened.ok()) {
       if (!LogFilePath().empty()) spdlog::info("log file {} reopened (SIGHUP)", LogFilePath());

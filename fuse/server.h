@@ -59,6 +59,7 @@ class Server final : public ServerControl {
   Result<std::string> GetControl(std::string_view name) override;
   Status SetControl(std::string_view name, std::string_view value) override;
   Result<std::string> GetFileControl(Ino ino, std::string_view name) override;
+  Status SetFileControl(Ino ino, std::string_view name, std::string_view value) override;
   std::string InfoText() override { return Info(); }
   FsStats StatFs() override;
 

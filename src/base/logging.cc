@@ -50,6 +50,7 @@ class ReopenableFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 // Set once by ConfigureLogging, before other threads run; used by the loop
 // thread (SIGHUP) after.
 std::shared_ptr<ReopenableFileSink> file_sink;
+bool to_stderr = true;
 
 }  // namespace
 
@@ -74,6 +75,7 @@ std::string_view LogLevelName(spdlog::level::level_enum level) {
 Status ConfigureLogging(const std::string& target, spdlog::level::level_enum level) {
   std::shared_ptr<spdlog::logger> logger;
   file_sink.reset();
+  to_stderr = target.empty();
   try {
     if (target.empty()) {
       logger = std::make_shared<spdlog::logger>(
@@ -111,5 +113,7 @@ Status ReopenLog() {
 }
 
 std::string LogFilePath() { return file_sink ? file_sink->path() : std::string(); }
+
+bool LoggingToStderr() { return to_stderr; }
 
 }  // namespace keyfs

@@ -37,5 +37,7 @@ Status ConfigureLogging(const std::string& target, spdlog::level::level_enum lev
 Status ReopenLog();
 // The log file's path; empty for stderr or syslog.
 std::string LogFilePath();
+// Whether logs go to stderr (keyfs -f without log=).
+bool LoggingToStderr();
 
 }  // namespace keyfs

@@ -20,6 +20,8 @@ constexpr int64_t kMaxSaveRetryNs = 10'000'000'000;
 constexpr int64_t kSaveErrorLogIntervalNs = 10'000'000'000;
 // Sampling rounds without a candidate before eviction gives up.
 constexpr int kFruitlessRounds = 8;
+// The cron's eviction per tick (10 Hz): a quarter of the tick at most.
+constexpr int64_t kCronEvictionNs = 25'000'000;
 // Sequential-read tracking is for the files being read now.
 constexpr size_t kMaxTrackedReaders = 4096;
 constexpr size_t kMaxTrackedRanges = 65536;
@@ -96,6 +98,7 @@ void BlockCache::Dropping(Ino ino, uint64_t index, BlockSlot& slot) {
   if (slot.dirty) --dirty_blocks_;
   UncountDirty(slot);
   if (slot.stored.valid()) QueueDelete(key, slot.stored_version, slot.stored);
+  evict_when_saved_.erase(key);
   auto it = io_state_.find(key);
   if (it == io_state_.end()) return;
   // A queued SAVE is forgotten (its queue entry is skipped); a SAVE or LOAD
@@ -625,6 +628,9 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
   const BlockLocation& where = *item.saved;
   ++stats_.saves;
   SaveWorked();
+  // EvictFile asked for the block once this SAVE is in (a failed one keeps
+  // the request for its retry).
+  bool evict = evict_when_saved_.erase(item.key) > 0;
   if (!slot || slot->hole()) {
     // Gone while it was being saved: nobody recorded this copy (rule 1).
     QueueDelete(item.key, item.id.version, where);
@@ -648,6 +654,67 @@ void BlockCache::ApplySave(IoJob::SaveItem& item) {
     UncountDirty(*slot);
     if (slot->resident()) AddClean(item.key, *slot);
   }
+  if (evict) {
+    item.buffer = nullptr;  // the SAVE's own reference: the block is not held by it now
+    if (Evictable(item.key, *slot)) Evict(item.key, *slot);
+  }
+}
+
+// --- one file, on request ----------------------------------------------------------
+
+BlockCache::FileAction BlockCache::EvictFile(Ino ino) {
+  FileAction action;
+  Inode* inode = keyspace_->MutableInode(ino);
+  if (!inode || !inode->is_regular()) return action;
+  FileData& file = inode->file();
+  int64_t now = clock_->MonotonicNanos();
+  for (uint64_t index = 0; index < file.block_count(); ++index) {
+    BlockKey key{ino, index};
+    BlockSlot& slot = file.mutable_slot(index);
+    if (!slot.resident()) continue;
+    if (Evictable(key, slot)) {
+      Evict(key, slot);
+      ++action.now;
+      continue;
+    }
+    auto state = io_state_.find(key);
+    uint8_t flags = state == io_state_.end() ? 0 : state->second.flags;
+    if (!slot.dirty || (flags & kLoading)) {
+      ++action.skipped;  // held by a reply, or IO on it: a later evict gets it
+      continue;
+    }
+    evict_when_saved_.insert(key);
+    ++action.later;
+    if (flags & kSaveQueued) {
+      // Due now: an entry at the front is taken first; the one further back
+      // is skipped as stale once the flag is gone (SubmitSaves).
+      dirty_queue_.push_front({key, now});
+    }
+    // kSaving: the SAVE in flight applies it; a block written since is saved
+    // again after it, at its own delay.
+  }
+  if (action.later > 0) SubmitSaves(/*all=*/false);
+  return action;
+}
+
+BlockCache::FileAction BlockCache::PrefetchFile(Ino ino) {
+  FileAction action;
+  const Inode* inode = keyspace_->FindInode(ino);
+  if (!inode || !inode->is_regular()) return action;
+  const FileData& file = inode->file();
+  for (uint64_t index = 0; index < file.block_count(); ++index) {
+    BlockKey key{ino, index};
+    if (!file.slot(index).evicted()) continue;
+    auto state = io_state_.find(key);
+    bool loading = state != io_state_.end() && (state->second.flags & (kLoading | kLoadWanted));
+    if (loading || ScheduleLoad(key, /*waiter=*/0, /*urgent=*/false)) {
+      if (!loading) ++stats_.prefetches;
+      ++action.now;
+    } else {
+      ++action.skipped;
+    }
+  }
+  return action;
 }
 
 // --- whole-block writes ----------------------------------------------------------
@@ -754,7 +821,10 @@ void BlockCache::Cron() {
   }
   uint64_t limit = memory_->limit();
   if (memory_->InUse() > limit * options_.high_watermark) {
-    EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), {});
+    // Bounded, like Redis's activeExpireCycle: after max_memory shrank by
+    // gigabytes there are more blocks to drop than one tick should take;
+    // the next ticks go on, and writers wait for room meanwhile.
+    EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), {}, kCronEvictionNs);
   }
   // Memory full of dirty blocks: save them now, whatever flush_delay says.
   if (memory_->InUse() > limit * options_.high_watermark) pressure_ = true;
@@ -877,11 +947,14 @@ void BlockCache::Evict(const BlockKey& key, BlockSlot& slot) {
   ++stats_.evictions;
 }
 
-uint64_t BlockCache::EvictDownTo(uint64_t target, const BusyBlocks& busy) {
+uint64_t BlockCache::EvictDownTo(uint64_t target, const BusyBlocks& busy, int64_t budget_ns) {
   uint64_t before = memory_->InUse();
   int fruitless = 0;
   std::uniform_int_distribution<size_t> pick;
+  int64_t deadline = budget_ns > 0 ? clock_->MonotonicNanos() + budget_ns : 0;
+  uint64_t rounds = 0;
   while (memory_->InUse() > target && !clean_.empty() && fruitless < kFruitlessRounds) {
+    if (deadline != 0 && ++rounds % 64 == 0 && clock_->MonotonicNanos() >= deadline) break;
     BlockSlot* best = nullptr;
     BlockKey best_key;
     double best_score = -1;
@@ -991,6 +1064,7 @@ std::string BlockCache::Info() const {
   line("evictions_total", stats_.evictions);
   line("deletes_total", stats_.deletes);
   line("readaheads_total", stats_.readaheads);
+  line("prefetches_total", stats_.prefetches);
   line("parked_requests", parked_.size());
   line("parked_total", stats_.parked_total);
   line("interrupted_total", stats_.interrupted);

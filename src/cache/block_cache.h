@@ -106,6 +106,7 @@
 #include <vector>
 
 #include <absl/container/flat_hash_map.h>
+#include <absl/container/flat_hash_set.h>
 
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
@@ -174,6 +175,7 @@ struct CacheStats {
   uint64_t evictions = 0;
   uint64_t deletes = 0;
   uint64_t readaheads = 0;
+  uint64_t prefetches = 0;  // blocks loaded for user.keyfs.prefetch
   uint64_t parked_total = 0, interrupted = 0;
 };
 
@@ -228,6 +230,22 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // A new flush_delay on a running mount (keyfs-ctl config): blocks
   // dirtied from now on wait `ns`; those waiting already, at most that.
   void SetFlushDelay(int64_t ns);
+  // --- one file, on request (user.keyfs.evict / user.keyfs.prefetch) -------------
+  struct FileAction {
+    uint64_t now = 0;      // evict: dropped; prefetch: loading (scheduled now or before)
+    uint64_t later = 0;    // evict: dirty, saved now and dropped once saved
+    uint64_t skipped = 0;  // evict: in use (held by a reply, IO running); prefetch: no room
+  };
+  // Drops the clean blocks of `ino` from memory now; its dirty blocks are
+  // saved now rather than at their flush_delay, and dropped when saved
+  // (unless written again meanwhile). Nothing is lost: a block is only ever
+  // dropped with a stored copy.
+  FileAction EvictFile(Ino ino);
+  // LOADs the evicted blocks of `ino`, as readahead does (no request waits
+  // for them): as many as there is room for now, clean blocks of other
+  // files evicted for them as for any load.
+  FileAction PrefetchFile(Ino ino);
+
   // Runs `work` on an IO thread, then `done` here (compaction's steps).
   void SubmitWork(std::function<void()> work, std::function<void()> done);
   // The stored copy of `key` at `where` is no longer needed.
@@ -347,8 +365,9 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   void RunReady();
   void SendDeletes();
   // Evicts until `target` bytes of the budget are used (or nothing more can
-  // go); never the `busy` blocks. Returns the bytes freed.
-  uint64_t EvictDownTo(uint64_t target, const BusyBlocks& busy);
+  // go, or `budget_ns` has passed when it is not 0); never the `busy`
+  // blocks. Returns the bytes freed.
+  uint64_t EvictDownTo(uint64_t target, const BusyBlocks& busy, int64_t budget_ns = 0);
   bool Evictable(const BlockKey& key, const BlockSlot& slot) const;
   void Evict(const BlockKey& key, BlockSlot& slot);
 
@@ -363,6 +382,8 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   std::mt19937_64 rng_;
 
   absl::flat_hash_map<BlockKey, IoState> io_state_;
+  // Dirty blocks EvictFile asked to drop once their SAVE is applied.
+  absl::flat_hash_set<BlockKey> evict_when_saved_;
   std::deque<DirtyEntry> dirty_queue_;   // in due order
   std::vector<BlockKey> clean_;          // for sampling; slot.resident_pos indexes it
   std::vector<std::pair<BlockId, BlockLocation>> deletes_;  // to send

@@ -23,6 +23,9 @@ int NotKeyfs(const std::string& mount);
 // keyfs-ctl config get|set MOUNTPOINT [NAME [VALUE]] (ctl_config.cc).
 int Config(const std::vector<std::string>& args);
 
+// keyfs-ctl evict|prefetch [-r] [--wait] PATH... (ctl_files.cc): `action` is
+// "evict" or "prefetch", `args` what follows it.
+int FileControl(const std::string& action, const std::vector<std::string>& args);
 // keyfs-ctl metrics (ctl_metrics.cc): .keyfs/info's figures in the
 // Prometheus text format.
 std::string InfoToMetrics(const std::string& info);

@@ -54,8 +54,14 @@ int Set(const std::string& mount, const std::string& name, const std::string& va
       std::fprintf(stderr,
                    "keyfs-ctl: max_memory %s is less than what keyfs holds and cannot evict "
                    "(the namespace: inodes, names, xattrs; see used_memory_* in keyfs-ctl info "
-                   "%s); nothing changed\n",
+                   "%s) plus room for 8 blocks; nothing changed (keyfs's log gives the least "
+                   "value it takes)\n",
                    value.c_str(), mount.c_str());
+    } else if (errno == EPERM) {
+      std::fprintf(stderr,
+                   "keyfs-ctl: %s refused %s=%s: only root or the user keyfs runs as may change "
+                   "a mount's options; nothing changed\n",
+                   mount.c_str(), name.c_str(), value.c_str());
     } else {
       std::fprintf(stderr, "keyfs-ctl: %s refused %s=%s (%s); nothing changed\n", mount.c_str(),
                    name.c_str(), value.c_str(), std::strerror(errno));

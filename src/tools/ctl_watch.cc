@@ -33,11 +33,13 @@ void PrintHeader() {
               "hit%", "evict/s", "used", "max", "dirty", "jobs", "size");
 }
 
+// How much a counter grew; 0 when it went back (a remount resets them).
+uint64_t Growth(uint64_t now, uint64_t before) { return now >= before ? now - before : 0; }
+
 // "1234" per second over `seconds`, or "-" on the first line.
 std::string Rate(uint64_t now, uint64_t before, double seconds, bool first) {
   if (first) return "-";
-  uint64_t delta = now >= before ? now - before : 0;  // a remount resets the counters
-  return std::to_string(static_cast<uint64_t>(delta / seconds + 0.5));
+  return std::to_string(static_cast<uint64_t>(Growth(now, before) / seconds + 0.5));
 }
 
 }  // namespace
@@ -58,8 +60,8 @@ int Watch(const std::string& mount, double seconds, long count) {
     };
     std::string hits = "-";
     if (!first) {
-      uint64_t hit = Number(info, "cache_hits") - Number(before, "cache_hits");
-      uint64_t miss = Number(info, "cache_misses") - Number(before, "cache_misses");
+      uint64_t hit = Growth(Number(info, "cache_hits"), Number(before, "cache_hits"));
+      uint64_t miss = Growth(Number(info, "cache_misses"), Number(before, "cache_misses"));
       if (hit + miss > 0) hits = std::to_string(hit * 100 / (hit + miss));
     }
     uint64_t used = Number(info, "used_memory") - Number(info, "used_memory_pool");

@@ -14,6 +14,9 @@
 //   keyfs-ctl config get MOUNTPOINT [NAME]
 //   keyfs-ctl config set MOUNTPOINT NAME VALUE
 //                                  the options that change on a running mount
+//   keyfs-ctl evict [-r] PATH...   drop files' blocks from memory (saved first)
+//   keyfs-ctl prefetch [-r] [--wait] PATH...
+//                                  load files' blocks into memory ahead of use
 //
 // Exit status 0 on success, 1 when keyfs reports a failure, 2 on bad usage
 // or when MOUNTPOINT is not a keyfs mount.
@@ -56,7 +59,13 @@ constexpr const char* kUsage =
     "            print the options that change live (max_memory, flush_delay, appendfsync,\n"
     "            auto_rewrite_percentage, auto_rewrite_min_size, log_level), or one of them\n"
     "  config set MOUNTPOINT NAME VALUE\n"
-    "            change one of them until unmount (VALUE as keyfs -o NAME=VALUE takes it)\n";
+    "            change one of them until unmount (VALUE as keyfs -o NAME=VALUE takes it)\n"
+    "  evict [-r] PATH...\n"
+    "            drop the files' blocks from keyfs's memory now (unsaved ones are saved\n"
+    "            first); -r: every file under the directories named\n"
+    "  prefetch [-r] [--wait] PATH...\n"
+    "            load the files' blocks into memory ahead of use, as much as max_memory\n"
+    "            holds; returns at once, or with --wait when the loads are done\n";
 
 int Rewrite(const std::string& mount) {
   std::string info;
@@ -192,6 +201,9 @@ int main(int argc, char** argv) {
     return keyfs::ctl::Config(std::vector<std::string>(argv + 2, argv + argc));
   }
   if (argc >= 3 && argc <= 5 && std::strcmp(argv[1], "watch") == 0) return Watch(argc, argv);
+  if (argc >= 2 && (std::strcmp(argv[1], "evict") == 0 || std::strcmp(argv[1], "prefetch") == 0)) {
+    return keyfs::ctl::FileControl(argv[1], std::vector<std::string>(argv + 2, argv + argc));
+  }
   if (argc != 3) {
     std::fputs(kUsage, stderr);
     return 2;

@@ -494,6 +494,111 @@ TEST_F(BlockCacheTest, ASequentialReaderGetsTheNextBlocksLoadedAhead) {
   EXPECT_EQ(cache_.stats().readaheads, 2u);
 }
 
+// --- live options (keyfs-ctl config set) --------------------------------------------
+
+TEST_F(BlockCacheTest, AShorterFlushDelayAppliesToBlocksWaitingAlready) {
+  Ino ino = MakeFile("f", kBlock, 'a');
+  RunAllIo();
+  EXPECT_EQ(cache_.stats().saves, 0u);  // due in a second
+  cache_.SetFlushDelay(0);
+  RunAllIo();  // the clock has not moved
+  EXPECT_EQ(cache_.stats().saves, 1u);
+  EXPECT_FALSE(SlotOf(ino, 0).dirty);
+}
+
+TEST_F(BlockCacheTest, AShrunkLimitIsReachedByTheCronAndTheDataStays) {
+  Ino ino = MakeFile("f", 256 * kBlock, 'a');
+  SaveAll();
+  memory_.set_limit(memory_.InUse() / 2);
+  cache_.Cron();
+  EXPECT_LE(memory_.InUse(), memory_.limit());
+  for (uint64_t at = 0; at < 256; at += 16) {  // reads that fit in the new limit
+    std::string got;
+    cache_.Submit(Reader(ino, at * kBlock, 16 * kBlock, &got, &abandoned_));
+    RunAllIo();
+    ASSERT_EQ(got, std::string(16 * kBlock, 'a')) << at;
+  }
+  EXPECT_EQ(abandoned_, 0);
+}
+
+// --- one file, on request (user.keyfs.evict / user.keyfs.prefetch) --------------------
+
+TEST_F(BlockCacheTest, EvictFileDropsCleanBlocksNowAndDirtyOnesOnceSaved) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'a');
+  Ino other = MakeFile("other", 2 * kBlock, 'o');
+  SaveAll();
+  ASSERT_TRUE(keyspace_.Write(ino, 2 * kBlock, std::string(kBlock, 'b'),
+                              Keyspace::WriteAt::kOffset).ok());  // block 2: dirty
+  BlockCache::FileAction action = cache_.EvictFile(ino);
+  EXPECT_EQ(action.now, 2u);
+  EXPECT_EQ(action.later, 1u);
+  EXPECT_TRUE(SlotOf(ino, 0).evicted() && SlotOf(ino, 1).evicted());
+  EXPECT_TRUE(SlotOf(ino, 2).resident() && SlotOf(ino, 2).dirty);
+  // Its SAVE is due now, not after flush_delay (the clock has not moved).
+  EXPECT_EQ(io_.queued(), 1u);
+  RunAllIo();
+  EXPECT_TRUE(SlotOf(ino, 2).evicted());
+  EXPECT_TRUE(SlotOf(other, 0).resident() && SlotOf(other, 1).resident());  // not asked
+  std::string got;
+  cache_.Submit(Reader(ino, 0, 3 * kBlock, &got, &abandoned_));
+  RunAllIo();
+  EXPECT_EQ(got, std::string(2 * kBlock, 'a') + std::string(kBlock, 'b'));
+}
+
+TEST_F(BlockCacheTest, ABlockWrittenAgainBeforeItsSaveIsKept) {
+  Ino ino = MakeFile("f", kBlock, 'a');
+  cache_.EvictFile(ino);
+  cache_.Flush();
+  ASSERT_TRUE(io_.RunNext());  // the SAVE of 'a...' ran; its result is not applied yet
+  ASSERT_TRUE(keyspace_.Write(ino, 0, "b", Keyspace::WriteAt::kOffset).ok());
+  cache_.OnIoReady();
+  EXPECT_TRUE(SlotOf(ino, 0).resident() && SlotOf(ino, 0).dirty);  // the new bytes stay
+  SaveAll();
+  EXPECT_TRUE(SlotOf(ino, 0).resident());  // evict was for the bytes it saw
+}
+
+TEST_F(BlockCacheTest, AnEvictionWaitingForASaveForgetsABlockThatIsGone) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'a');
+  EXPECT_EQ(cache_.EvictFile(ino).later, 2u);
+  SetAttrRequest truncate;
+  truncate.size = 0;
+  ASSERT_TRUE(keyspace_.SetAttr(ino, truncate).ok());  // both blocks dropped before their SAVE
+  RunAllIo();
+  ASSERT_TRUE(keyspace_.Write(ino, 0, "new", Keyspace::WriteAt::kOffset).ok());
+  SaveAll();
+  EXPECT_TRUE(SlotOf(ino, 0).resident());  // a new block 0, not asked to go
+}
+
+TEST_F(BlockCacheTest, PrefetchFileLoadsEvictedBlocksAndTheReadAfterIsAHit) {
+  Ino ino = MakeFile("f", 3 * kBlock, 'p');
+  EvictFile(ino);
+  BlockCache::FileAction action = cache_.PrefetchFile(ino);
+  EXPECT_EQ(action.now, 3u);
+  EXPECT_EQ(cache_.PrefetchFile(ino).now, 3u);  // asked twice: still one LOAD each
+  EXPECT_EQ(io_.queued(), 3u);
+  RunAllIo();
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(SlotOf(ino, i).resident()) << i;
+  EXPECT_EQ(cache_.stats().prefetches, 3u);
+  uint64_t misses = cache_.stats().misses;
+  std::string got;
+  EXPECT_EQ(cache_.Submit(Reader(ino, 0, 3 * kBlock, &got, &abandoned_)), 0u);  // at once
+  EXPECT_EQ(got, std::string(3 * kBlock, 'p'));
+  EXPECT_EQ(cache_.stats().misses, misses);
+}
+
+TEST_F(BlockCacheTest, PrefetchLoadsWhatFitsAndSkipsTheRest) {
+  Ino ino = MakeFile("f", 32 * kBlock, 'q');
+  EvictFile(ino);
+  // Room for about 8 of its 32 blocks.
+  memory_.set_limit(memory_.InUse() + 8 * BlockBuffer::ChargeFor(kBlock));
+  BlockCache::FileAction action = cache_.PrefetchFile(ino);
+  EXPECT_GT(action.now, 0u);
+  EXPECT_GT(action.skipped, 0u);
+  EXPECT_EQ(action.now + action.skipped, 32u);
+  RunAllIo();
+  EXPECT_LE(memory_.InUse(), memory_.limit());
+}
+
 // --- partial reads ---------------------------------------------------------------
 
 class RangeReadTest : public BlockCacheTest {

@@ -37,6 +37,16 @@ echo x > "$MNT/open/setid" && chmod 6777 "$MNT/open/setid"
 as_nobody sh -c "echo y >> '$MNT/open/setid'"
 check "a write by another user clears set-user-ID and set-group-ID" \
   [ "$(stat -c %a "$MNT/open/setid")" = 777 ]
+# A mount's options are the operator's, even where others may write the root.
+chmod 777 "$MNT"
+delay=$(getfattr --only-values -n user.keyfs.config.flush_delay "$MNT")
+check "other user cannot change a live option (EPERM)" \
+  eval "as_nobody setfattr -n user.keyfs.config.flush_delay -v 7s '$MNT' 2>&1 | grep -q 'not permitted'"
+check "... nothing changed" [ "$(getfattr --only-values -n user.keyfs.config.flush_delay "$MNT")" = "$delay" ]
+check "... keyfs-ctl says who may" \
+  eval "as_nobody '$KEYFS_CTL' config set '$MNT' flush_delay 7s 2>&1 | grep -q 'only root or the user keyfs runs as'"
+check "... while root may" setfattr -n user.keyfs.config.flush_delay -v 7s "$MNT"
+chmod 755 "$MNT"
 stop_keyfs
 
 start_keyfs -o max_memory=64M,ro
