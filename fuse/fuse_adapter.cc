@@ -412,7 +412,9 @@ void FuseAdapter::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name,
       return ReplyError(req, control_->SetControl(name, text));
     }
     if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EPERM));
-    return ReplyError(req, control_->SetFileControl(ino, name, text));  // user.keyfs.evict, ...
+    // user.keyfs.evict, ...: whatever the flags (keyfs-ctl sends XATTR_REPLACE,
+    // which other filesystems refuse for an attribute a file lacks).
+    return ReplyError(req, control_->SetFileControl(ino, name, text));
   }
   if (RefuseControl(req, ino)) return;
   Dispatch(req, 0,

@@ -514,11 +514,16 @@ void BlockCache::NoteRead(Ino ino, uint64_t offset, size_t size) {
     BlockKey key{ino, index};
     const BlockSlot* slot = Slot(key);
     if (!slot) break;
-    if (!slot->evicted()) continue;
-    auto state = io_state_.find(key);
-    if (state != io_state_.end() && (state->second.flags & (kLoading | kLoadWanted))) continue;
-    if (ScheduleLoad(key, /*waiter=*/0, /*urgent=*/false)) ++stats_.readaheads;
+    if (slot->evicted() && LoadAhead(key) == Ahead::kStarted) ++stats_.readaheads;
   }
+}
+
+BlockCache::Ahead BlockCache::LoadAhead(const BlockKey& key) {
+  auto state = io_state_.find(key);
+  if (state != io_state_.end() && (state->second.flags & (kLoading | kLoadWanted))) {
+    return Ahead::kLoading;
+  }
+  return ScheduleLoad(key, /*waiter=*/0, /*urgent=*/false) ? Ahead::kStarted : Ahead::kNoRoom;
 }
 
 // --- SAVE ------------------------------------------------------------------------
@@ -703,15 +708,17 @@ BlockCache::FileAction BlockCache::PrefetchFile(Ino ino) {
   if (!inode || !inode->is_regular()) return action;
   const FileData& file = inode->file();
   for (uint64_t index = 0; index < file.block_count(); ++index) {
-    BlockKey key{ino, index};
     if (!file.slot(index).evicted()) continue;
-    auto state = io_state_.find(key);
-    bool loading = state != io_state_.end() && (state->second.flags & (kLoading | kLoadWanted));
-    if (loading || ScheduleLoad(key, /*waiter=*/0, /*urgent=*/false)) {
-      if (!loading) ++stats_.prefetches;
-      ++action.now;
-    } else {
-      ++action.skipped;
+    switch (LoadAhead(BlockKey{ino, index})) {
+      case Ahead::kStarted:
+        ++stats_.prefetches;
+        [[fallthrough]];
+      case Ahead::kLoading:
+        ++action.now;
+        break;
+      case Ahead::kNoRoom:
+        ++action.skipped;
+        break;
     }
   }
   return action;

@@ -321,6 +321,11 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // Schedules a LOAD of `key` for request `waiter` (0: readahead). False
   // when the block need not be loaded (not evicted any more).
   bool ScheduleLoad(const BlockKey& key, uint64_t waiter, bool urgent);
+  // A LOAD of evicted block `key` that no request waits for (readahead,
+  // prefetch): one is running or wanted already, this one started, or
+  // there is no room for it now (it is not tried again).
+  enum class Ahead { kLoading, kStarted, kNoRoom };
+  Ahead LoadAhead(const BlockKey& key);
   void StartPendingLoads();
   // A LOAD (or range LOAD) of the stored copy `slot` holds, with `reserved`
   // bytes of the budget set aside for it.

@@ -19,21 +19,22 @@ class SnapshotWriter {
   SnapshotWriter(JournalWriter* writer, const BlockStore* store)
       : writer_(writer), store_(store), store_persists_(!store || store->persistent()) {}
 
-  Status Add(uint8_t type, const std::string& payload) {
-    writer_->Add(type, payload);
+  // Encoded straight into the writer's buffer: a block's bytes are copied
+  // once, not into a payload first.
+  template <typename Record>
+  Status Add(uint8_t type, const Record& record) {
+    writer_->AddEncoded(type, [&record](std::string* out) { AppendPayload(record, out); });
     ++records_;
     if (writer_->pending_bytes() >= kFlushBytes) return writer_->Flush();
     return Status::Ok();
   }
 
   Status Node(Ino parent, std::string_view name, const Inode& inode) {
-    Encode(NodeRecordOf(parent, name, inode), &payload_);
-    RETURN_IF_ERROR(Add(kNode, payload_));
+    RETURN_IF_ERROR(Add(kNode, NodeRecordOf(parent, name, inode)));
     if (inode.is_regular()) RETURN_IF_ERROR(Blocks(inode));
     if (inode.xattrs) {
       for (const auto& [attr_name, value] : inode.xattrs->entries()) {
-        Encode(XattrRecord{inode.ino, {}, attr_name, value}, &payload_);
-        RETURN_IF_ERROR(Add(kSnapshotXattr, payload_));
+        RETURN_IF_ERROR(Add(kSnapshotXattr, XattrRecord{inode.ino, {}, attr_name, value}));
       }
     }
     return Status::Ok();
@@ -46,10 +47,10 @@ class SnapshotWriter {
       if (slot.hole() || slot.length == 0) continue;
       bool saved = slot.stored.valid() && !slot.dirty && store_persists_;
       if (saved) {
-        Encode(StoredBlockRecord{inode.ino, i, slot.length, slot.version, slot.stored_version,
-                                 LocationFields::Of(slot.stored)},
-               &payload_);
-        RETURN_IF_ERROR(Add(kSnapshotStoredBlock, payload_));
+        RETURN_IF_ERROR(Add(kSnapshotStoredBlock,
+                            StoredBlockRecord{inode.ino, i, slot.length, slot.version,
+                                              slot.stored_version,
+                                              LocationFields::Of(slot.stored)}));
         continue;
       }
       RefPtr<BlockBuffer> read_back;
@@ -58,10 +59,9 @@ class SnapshotWriter {
         ASSIGN_OR_RETURN(read_back, ReadBack(inode.ino, i, slot));
         bytes = read_back.get();
       }
-      Encode(BlockDataRecord{inode.ino, i, slot.version,
-                             std::string_view(bytes->data(), slot.length)},
-             &payload_);
-      RETURN_IF_ERROR(Add(kSnapshotBlockData, payload_));
+      RETURN_IF_ERROR(Add(kSnapshotBlockData,
+                          BlockDataRecord{inode.ino, i, slot.version,
+                                          std::string_view(bytes->data(), slot.length)}));
     }
     return Status::Ok();
   }
@@ -84,8 +84,7 @@ class SnapshotWriter {
   }
 
   Status Link(Ino ino, Ino parent, std::string_view name) {
-    Encode(LinkRecord{ino, parent, {}, name}, &payload_);
-    return Add(kSnapshotLink, payload_);
+    return Add(kSnapshotLink, LinkRecord{ino, parent, {}, name});
   }
 
   uint64_t records() const { return records_; }
@@ -97,7 +96,6 @@ class SnapshotWriter {
   // Buffers read back are charged here, not to the server's budget (this
   // may be a forked child, whose memory is its own).
   MemoryAccountant scratch_{UINT64_MAX};
-  std::string payload_;
   uint64_t records_ = 0;
 };
 
@@ -125,9 +123,8 @@ Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_se
   });
   RETURN_IF_ERROR(status);
 
-  std::string payload;
-  Encode(SnapshotEndRecord{covers_seq, keyspace.next_ino(), stats.inodes}, &payload);
-  RETURN_IF_ERROR(snapshot.Add(kSnapshotEnd, payload));
+  RETURN_IF_ERROR(
+      snapshot.Add(kSnapshotEnd, SnapshotEndRecord{covers_seq, keyspace.next_ino(), stats.inodes}));
   RETURN_IF_ERROR(writer->Flush());
   RETURN_IF_ERROR(writer->Sync());
   stats.records = snapshot.records();

@@ -137,16 +137,17 @@ int FileControl(const std::string& action, const std::vector<std::string>& args)
   Progress progress(action.c_str());
   size_t done = 0;
   for (const std::string& file : files) {
-    // Only files keyfs answers for: elsewhere the attribute would be stored
-    // as the user's own.
-    if (StateOf(file).empty()) {
-      std::fprintf(stderr, "keyfs-ctl: %s: not a file on a keyfs mount\n", file.c_str());
-      return kFailed;
-    }
-    if (setxattr(file.c_str(), attribute.c_str(), "1", 1, 0) != 0) {
+    // XATTR_REPLACE: keyfs acts on the name whatever the flags, while any
+    // other filesystem refuses to replace an attribute the file does not
+    // have (ENODATA), so none is stored there as the user's own.
+    if (setxattr(file.c_str(), attribute.c_str(), "1", 1, XATTR_REPLACE) != 0) {
       int err = errno;
-      std::fprintf(stderr, "keyfs-ctl: %s: %s%s\n", file.c_str(), std::strerror(err),
-                   err == EPERM ? " (a keyfs without this command?)" : "");
+      if (err == ENODATA || err == ENOTSUP) {
+        std::fprintf(stderr, "keyfs-ctl: %s: not a file on a keyfs mount\n", file.c_str());
+      } else {
+        std::fprintf(stderr, "keyfs-ctl: %s: %s%s\n", file.c_str(), std::strerror(err),
+                     err == EPERM ? " (a keyfs without this command?)" : "");
+      }
       return kFailed;
     }
     progress.Tick(++done, files.size());

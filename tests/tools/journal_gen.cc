@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   timespec now{1'700'000'000, 0};
-  std::string payload, data(size, 'v');
+  std::string data(size, 'v');
   uint64_t ino = 2, dir_ino = 0;
   auto node = [&](uint64_t parent, const std::string& name, uint32_t mode) {
     NodeRecord r;
@@ -45,15 +45,14 @@ int main(int argc, char** argv) {
     r.atime = r.mtime = r.ctime = now;
     r.flags = kTouchParent;
     r.name = name;
-    Encode(r, &payload);
-    (*writer)->Add(kNode, payload);
+    (*writer)->AddEncoded(kNode, [&r](std::string* out) { AppendPayload(r, out); });
     return r.ino;
   };
   for (uint64_t i = 0; i < files; ++i) {
     if (i % 1000 == 0) dir_ino = node(1, fmt::format("d{}", i / 1000), S_IFDIR | 0755);
     uint64_t file = node(dir_ino, fmt::format("f{}", i), S_IFREG | 0644);
-    Encode(WriteRecord{file, 0, now, data}, &payload);
-    (*writer)->Add(kWrite, payload);
+    WriteRecord write{file, 0, now, data};
+    (*writer)->AddEncoded(kWrite, [&write](std::string* out) { AppendPayload(write, out); });
     if ((*writer)->pending_bytes() > (8u << 20) && !(*writer)->Flush().ok()) return 1;
     now.tv_nsec = static_cast<long>(i % 1'000'000'000);
   }
