@@ -1,6 +1,6 @@
 #pragma once
 
-// Inode: one file, directory, symlink or special file, without its names.
+// Inode: one file, directory, symlink or special file, with its first name.
 //
 // Invariants (checked where they could break, in keyspace.cc):
 //  1. `nlink` counts the directory entries naming this inode; for a directory
@@ -19,7 +19,14 @@
 //     answered, so RELEASEDIR always comes).
 //  3. Inode numbers are never reused (InodeTable hands out increasing ones), so
 //     a stale kernel reference can never reach a different file.
-//  4. `parent` is meaningful for directories only (they have exactly one name).
+//  4. (`parent`, `name`) is the inode's first name: while nlink > 0 the
+//     directory `parent` maps `name` to this inode. A file with several names
+//     (hard links) has the others in the keyspace (Keyspace::extra_names_);
+//     when its first name goes, one of those takes its place. A removed
+//     inode (nlink 0, still open) has an empty name; a removed directory
+//     keeps `parent` (".." of a directory removed while open). Names are
+//     kept with the inode so that keyfs can remove a file it knows only by
+//     number (an expired TTL) and say where it was.
 
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -70,7 +77,8 @@ struct Inode {
 
   uint64_t lookups = 0;  // the kernel's references (FUSE lookup count)
   uint32_t opens = 0;    // open directory handles (files: see invariant 2)
-  Ino parent = 0;        // directories: the directory that holds this one
+  Ino parent = 0;        // the directory of its first name (invariant 4)
+  std::string name;      // its first name there
 
   std::unique_ptr<XattrMap> xattrs;  // null until the first attribute is set
   std::variant<SpecialContent, FileData, std::unique_ptr<Directory>, std::string> content;

@@ -4,6 +4,7 @@
 
 #include "src/keyspace/keyspace.h"
 
+#include <algorithm>
 #include <cassert>
 
 namespace keyfs {
@@ -79,6 +80,7 @@ Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
   inode->nlink = 1;
   inode->atime = inode->mtime = inode->ctime = now;
   dir->dir().Insert(name, inode->ino);  // DirectoryForNewEntry found it absent
+  NameAdded(inode, dir->ino, name);
   TouchModify(dir, now);
   return inode;
 }
@@ -115,8 +117,61 @@ void Keyspace::MaybeFree(Inode* inode) {
                          StringHeapBytes(inode->symlink_target()));
   }
   assert(!inode->is_dir() || inode->dir().empty());
+  assert(inode->name.empty() && !extra_names_.contains(inode->ino));
   if (inode->is_regular()) inode->file().DropAll(inode->ino, observer_);
   inodes_.Erase(inode->ino);  // frees blocks, xattrs and directory with it
+}
+
+void Keyspace::NameAdded(Inode* inode, Ino parent, std::string_view name) {
+  if (inode->name.empty()) {
+    inode->parent = parent;
+    inode->name = name;
+    accountant_->Charge(MemoryComponent::kNames, StringHeapBytes(inode->name));
+    return;
+  }
+  extra_names_[inode->ino].push_back({parent, std::string(name)});
+  accountant_->Charge(MemoryComponent::kNames, ExtraNameCost(name));
+}
+
+void Keyspace::NameRemoved(Inode* inode, Ino parent, std::string_view name) {
+  auto extra = extra_names_.find(inode->ino);
+  if (inode->parent == parent && inode->name == name) {
+    accountant_->Release(MemoryComponent::kNames, StringHeapBytes(inode->name));
+    if (extra == extra_names_.end()) {
+      std::string().swap(inode->name);  // gives its heap bytes back
+      if (!inode->is_dir()) inode->parent = 0;
+      return;
+    }
+    // A further name becomes the first.
+    NameRef& next = extra->second.back();
+    accountant_->Release(MemoryComponent::kNames, ExtraNameCost(next.name));
+    inode->parent = next.parent;
+    inode->name = std::move(next.name);
+    accountant_->Charge(MemoryComponent::kNames, StringHeapBytes(inode->name));
+    extra->second.pop_back();
+  } else {
+    assert(extra != extra_names_.end());
+    std::vector<NameRef>& names = extra->second;
+    auto it = std::find_if(names.begin(), names.end(), [&](const NameRef& ref) {
+      return ref.parent == parent && ref.name == name;
+    });
+    assert(it != names.end());
+    accountant_->Release(MemoryComponent::kNames, ExtraNameCost(it->name));
+    *it = std::move(names.back());
+    names.pop_back();
+  }
+  if (extra->second.empty()) extra_names_.erase(extra);
+}
+
+std::vector<NameRef> Keyspace::NamesOf(Ino ino) const {
+  std::vector<NameRef> names;
+  const Inode* inode = inodes_.Find(ino);
+  if (!inode || inode->name.empty()) return names;
+  names.push_back({inode->parent, inode->name});
+  if (auto extra = extra_names_.find(ino); extra != extra_names_.end()) {
+    names.insert(names.end(), extra->second.begin(), extra->second.end());
+  }
+  return names;
 }
 
 bool Keyspace::IsWithin(Ino dir, Ino ancestor) const {
@@ -167,7 +222,7 @@ Result<Entry> Keyspace::MakeNode(Ino parent, std::string_view name, mode_t mode,
   }
   RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
-  RETURN_IF_ERROR(Reserve(InodeTable::kInodeCost + Directory::EntryCost(name)));
+  RETURN_IF_ERROR(Reserve(NewInodeCost(name)));
   Inode* inode = AddInode(dir, name, type | (mode & 07777), caller, clock_->Now());
   if (type == S_IFREG) {
     inode->content.emplace<FileData>(accountant_, options_.block_size);
@@ -183,12 +238,10 @@ Result<Entry> Keyspace::MakeDirectory(Ino parent, std::string_view name,
   RETURN_IF_ERROR(CheckWritable());
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
   if (dir->nlink >= kMaxLinks) return Status::Errno(EMLINK);
-  RETURN_IF_ERROR(Reserve(InodeTable::kInodeCost + Directory::EntryCost(name) +
-                          HeapChunk(sizeof(Directory))));
+  RETURN_IF_ERROR(Reserve(NewInodeCost(name) + HeapChunk(sizeof(Directory))));
   Inode* inode = AddInode(dir, name, S_IFDIR | (mode & 07777), caller, clock_->Now());
   inode->content = std::make_unique<Directory>(accountant_);
   inode->nlink = 2;
-  inode->parent = dir->ino;
   ++dir->nlink;
   if (log_) log_->NodeCreated(parent, name, *inode);
   return MakeEntry(inode);
@@ -201,8 +254,7 @@ Result<Entry> Keyspace::MakeSymlink(Ino parent, std::string_view name,
   if (target.size() > kMaxSymlinkLength) return Status::Errno(ENAMETOOLONG);
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
   size_t target_cost = StringHeapBytes(target.size());
-  RETURN_IF_ERROR(
-      Reserve(InodeTable::kInodeCost + Directory::EntryCost(name) + target_cost));
+  RETURN_IF_ERROR(Reserve(NewInodeCost(name) + target_cost));
   Inode* inode = AddInode(dir, name, S_IFLNK | 0777, caller, clock_->Now());
   inode->content.emplace<std::string>(target);
   inode->size = target.size();
@@ -218,7 +270,7 @@ Result<Entry> Keyspace::Link(Ino ino, Ino new_parent, std::string_view new_name)
   if (inode->nlink == 0) return Status::Errno(ENOENT);  // unlinked, still open
   if (inode->nlink >= kMaxLinks) return Status::Errno(EMLINK);
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(new_parent, new_name));
-  RETURN_IF_ERROR(Reserve(Directory::EntryCost(new_name)));
+  RETURN_IF_ERROR(Reserve(Directory::EntryCost(new_name) + ExtraNameCost(new_name)));
   timespec now = clock_->Now();
   AddName(inode, dir, new_name, now);
   if (log_) log_->Linked(ino, new_parent, new_name, now);
@@ -235,6 +287,7 @@ Result<std::string> Keyspace::ReadLink(Ino ino) const {
 
 void Keyspace::AddName(Inode* inode, Inode* dir, std::string_view name, timespec now) {
   dir->dir().Insert(name, inode->ino);  // DirectoryForNewEntry found it absent
+  NameAdded(inode, dir->ino, name);
   TouchModify(dir, now);
   ++inode->nlink;
   TouchChange(inode, now);
@@ -251,6 +304,7 @@ Status Keyspace::Unlink(Ino parent, std::string_view name) {
   timespec now = clock_->Now();
   if (log_) log_->Unlinked(parent, name, /*directory=*/false, now);
   dir->dir().Erase(name);
+  NameRemoved(inode, parent, name);
   TouchModify(dir, now);
   DropName(inode, now);
   MaybeFree(inode);
@@ -271,6 +325,7 @@ Status Keyspace::RemoveDirectory(Ino parent, std::string_view name) {
   timespec now = clock_->Now();
   if (log_) log_->Unlinked(parent, name, /*directory=*/true, now);
   dir->dir().Erase(name);
+  NameRemoved(inode, parent, name);
   --dir->nlink;
   TouchModify(dir, now);
   DropName(inode, now);

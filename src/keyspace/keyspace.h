@@ -35,6 +35,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include <absl/container/flat_hash_map.h>
+
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
 #include "src/base/status.h"
@@ -118,6 +120,13 @@ struct NodeAttributes {
   timespec atime{}, mtime{}, ctime{};
 };
 
+// One name of an inode: the directory and the name in it.
+struct NameRef {
+  Ino parent = 0;
+  std::string name;
+  bool operator==(const NameRef&) const = default;
+};
+
 struct FsStats {
   uint64_t bytes_limit = 0;
   uint64_t bytes_used = 0;
@@ -155,6 +164,9 @@ class Keyspace {
   Status Rename(Ino parent, std::string_view name, Ino new_parent,
                 std::string_view new_name, unsigned flags);
   Result<std::string> ReadLink(Ino ino) const;
+  // Every name of `ino`, its first name first (inode.h, invariant 4); none
+  // for an inode that was removed or does not exist.
+  std::vector<NameRef> NamesOf(Ino ino) const;
 
   // --- attributes ----------------------------------------------------------
   Result<struct stat> GetAttr(Ino ino) const;
@@ -319,6 +331,18 @@ class Keyspace {
   static void TouchChange(Inode* inode, timespec now);  // ctime = now
   static void TouchModify(Inode* inode, timespec now);  // mtime = ctime = now
   void DropName(Inode* inode, timespec now);  // nlink - 1 (or 0 for a directory)
+  // Keep an inode's names (inode.h, invariant 4) after its directory entry
+  // `name` in `parent` was added or erased.
+  void NameAdded(Inode* inode, Ino parent, std::string_view name);
+  void NameRemoved(Inode* inode, Ino parent, std::string_view name);
+  // What a further name of a file costs beyond its directory entry.
+  // What a new inode with its first name costs.
+  static size_t NewInodeCost(std::string_view name) {
+    return InodeTable::kInodeCost + Directory::EntryCost(name) + StringHeapBytes(name.size());
+  }
+  static size_t ExtraNameCost(std::string_view name) {
+    return sizeof(NameRef) + StringHeapBytes(name.size());
+  }
   void MaybeFree(Inode* inode);
   bool IsWithin(Ino dir, Ino ancestor) const;  // dir == ancestor or below it
   Status TruncateFile(Inode* inode, uint64_t size, timespec now);
@@ -345,6 +369,9 @@ class Keyspace {
   ToStore to_store_;
   const std::vector<StoredBlock>* offered_ = nullptr;
   InodeTable inodes_;
+  // The names of files beyond their first (hard links), by inode number;
+  // files with one name have no entry. Charged to kNames.
+  absl::flat_hash_map<Ino, std::vector<NameRef>> extra_names_;
   // Files whose last block has slack: written since the last TrimSlack(), and
   // written in the round before it.
   std::unordered_set<Ino> slack_recent_, slack_older_;

@@ -40,14 +40,16 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
     }
     from_dir->dir().Set(name, target->ino);
     to_dir->dir().Set(new_name, source->ino);
+    NameRemoved(source, from_dir->ino, name);
+    NameRemoved(target, to_dir->ino, new_name);
+    NameAdded(source, to_dir->ino, new_name);
+    NameAdded(target, from_dir->ino, name);
     if (from_dir != to_dir) {
       if (source->is_dir()) {
-        source->parent = to_dir->ino;
         --from_dir->nlink;
         ++to_dir->nlink;
       }
       if (target->is_dir()) {
-        target->parent = from_dir->ino;
         --to_dir->nlink;
         ++from_dir->nlink;
       }
@@ -82,11 +84,13 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
   if (target) {
     if (target->is_dir()) --to_dir->nlink;
     DropName(target, now);
+    NameRemoved(target, to_dir->ino, new_name);
   }
   from_dir->dir().Erase(name);
   to_dir->dir().Set(new_name, source->ino);
+  NameRemoved(source, from_dir->ino, name);
+  NameAdded(source, to_dir->ino, new_name);
   if (source->is_dir() && from_dir != to_dir) {
-    source->parent = to_dir->ino;
     --from_dir->nlink;
     ++to_dir->nlink;
   }

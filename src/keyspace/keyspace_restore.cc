@@ -40,7 +40,7 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
     return Status::Errno(EEXIST, "inode " + std::to_string(attrs.ino) + " exists already");
   }
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
-  size_t cost = InodeTable::kInodeCost + Directory::EntryCost(name);
+  size_t cost = NewInodeCost(name);
   if (type == S_IFDIR) cost += HeapChunk(sizeof(Directory));
   if (type == S_IFLNK) cost += StringHeapBytes(content.size());
   RETURN_IF_ERROR(Reserve(cost));
@@ -48,12 +48,12 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
   Inode* inode = inodes_.CreateWithNumber(attrs.ino, attrs.mode);
   inode->nlink = 1;
   dir->dir().Insert(name, inode->ino);
+  NameAdded(inode, dir->ino, name);
   if (touch_parent) TouchModify(dir, attrs.ctime);
   switch (type) {
     case S_IFDIR:
       inode->content = std::make_unique<Directory>(accountant_);
       inode->nlink = 2;
-      inode->parent = dir->ino;
       ++dir->nlink;
       break;
     case S_IFLNK:
@@ -88,7 +88,7 @@ Status Keyspace::RestoreLink(Ino ino, Ino parent, std::string_view name) {
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EPERM);
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(parent, name));
-  RETURN_IF_ERROR(Reserve(Directory::EntryCost(name)));
+  RETURN_IF_ERROR(Reserve(Directory::EntryCost(name) + ExtraNameCost(name)));
   timespec dir_mtime = dir->mtime, dir_ctime = dir->ctime, ctime = inode->ctime;
   AddName(inode, dir, name, ctime);
   dir->mtime = dir_mtime;
