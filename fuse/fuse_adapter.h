@@ -58,6 +58,8 @@ class ServerControl {
   virtual Result<std::string> GetFileControl(Ino ino, std::string_view name) = 0;
   // Setting one (user.keyfs.evict, user.keyfs.prefetch): EPERM for unknown names.
   virtual Status SetFileControl(Ino ino, std::string_view name, std::string_view value) = 0;
+  // Removing one (user.keyfs.ttl): EPERM for names that cannot be removed.
+  virtual Status RemoveFileControl(Ino ino, std::string_view name) = 0;
   // The text of .keyfs/info.
   virtual std::string InfoText() = 0;
   // What df shows: the store's disk, and the namespace's room.

@@ -2,10 +2,14 @@
 
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <sys/sysmacros.h>
 
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "src/base/mutex.h"
@@ -41,6 +45,42 @@ void LogReplyFailure(int error) {
   if (error != ENOENT && error != ENODEV) {
     spdlog::warn("a reply to the kernel failed: {}", strerror(error));
   }
+}
+
+// Set while a notification is written (FuseSession::NotifyDelete): custom
+// IO writes it straight to the fd instead of queueing it in the loop's ring,
+// which belongs to the loop thread.
+thread_local bool writing_notification = false;
+
+// The device (st_dev) of the FUSE mount at `mountpoint`, from
+// /proc/self/mountinfo (a stat of the mountpoint would ask this very
+// filesystem, which is not serving yet); 0 when not found.
+dev_t MountDevice(const std::string& mountpoint) {
+  std::ifstream mountinfo("/proc/self/mountinfo");
+  dev_t device = 0;
+  for (std::string line; std::getline(mountinfo, line);) {
+    // id parent major:minor root mountpoint options ... - type source ...
+    std::istringstream fields(line);
+    std::string id, parent, numbers, root, point;
+    fields >> id >> parent >> numbers >> root >> point;
+    if (line.find(" - fuse") == std::string::npos) continue;
+    // Octal escapes (\040 for a space) as the kernel writes them.
+    std::string unescaped;
+    for (size_t i = 0; i < point.size(); ++i) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        unescaped += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        unescaped += point[i];
+      }
+    }
+    unsigned major_number = 0, minor_number = 0;
+    if (unescaped == mountpoint &&
+        std::sscanf(numbers.c_str(), "%u:%u", &major_number, &minor_number) == 2) {
+      device = makedev(major_number, minor_number);  // the last one is the newest
+    }
+  }
+  return device;
 }
 
 FuseSession* FindSession(int fd) {
@@ -93,7 +133,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(
   }
   int fd = fuse_session_fd(session);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return std::unique_ptr<FuseSession>(new FuseSession(session));
+  return std::unique_ptr<FuseSession>(new FuseSession(session, MountDevice(mountpoint)));
 }
 
 FuseSession::~FuseSession() {
@@ -132,7 +172,7 @@ Status FuseSession::Attach(EventLoop* loop, unsigned max_write,
 
 ssize_t FuseSession::WriteReply(int fd, iovec* iov, int count, void*) {
   FuseSession* session = FindSession(fd);
-  if (session == nullptr) return writev(fd, iov, count);
+  if (session == nullptr || writing_notification) return writev(fd, iov, count);
   if (reply_undo == nullptr || !*reply_undo) return session->loop_->Writev(fd, iov, count);
   // Handed to the loop with the reply, and left empty here: if the loop
   // writes it at once, the result tells ReplyOrUndo, and the loop drops it.
@@ -229,6 +269,24 @@ void FuseSession::AnswerSetAsideReads() {
     fuse_session_process_buf(session_, &request);
   }
   set_aside_.clear();  // keeps its capacity for the next batch
+}
+
+int FuseSession::NotifyDelete(uint64_t parent, uint64_t child, std::string_view name) {
+  writing_notification = true;
+  int result = fuse_lowlevel_notify_delete(session_, parent, child, name.data(), name.size());
+  writing_notification = false;
+  return result;
+}
+
+void FuseSession::AbortConnection() {
+  // fusectl names a connection by the mount's device number (major 0).
+  std::string path = fmt::format("/sys/fs/fuse/connections/{}/abort", minor(device_));
+  int fd = device_ == 0 ? -1 : open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0 || write(fd, "1", 1) != 1) {
+    spdlog::error("could not abort the FUSE connection through {}: {}", path,
+                  device_ == 0 ? "the mount was not found" : strerror(errno));
+  }
+  if (fd >= 0) close(fd);
 }
 
 void FuseSession::Unmount() {

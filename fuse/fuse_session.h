@@ -33,7 +33,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include <sys/types.h>
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
@@ -82,13 +85,24 @@ class FuseSession {
 
   void Unmount();
 
+  // Tells the kernel that `child` named `name` in `parent` is gone
+  // (fuse_lowlevel_notify_delete): 0 or -errno. Blocking, and safe on any
+  // thread but the loop's: the kernel applies it under the parent
+  // directory's lock, which a request waiting for the loop may hold (see
+  // kernel_notifier.h). Written straight to the fd, not through the ring.
+  int NotifyDelete(uint64_t parent, uint64_t child, std::string_view name);
+  // Fails every request the kernel is waiting for and every one to come
+  // (the fuse control filesystem's abort): the last resort when a
+  // notification cannot get the parent's lock at the end.
+  void AbortConnection();
+
  private:
   // Reads of more than this are bulk reads (see the top of the file).
   static constexpr uint32_t kBulkReadBytes = 32 * 1024;
   // A READ request: fuse_in_header + fuse_read_in (80 bytes), with room.
   using SetAsideRead = std::array<char, 128>;
 
-  explicit FuseSession(fuse_session* session) : session_(session) {}
+  FuseSession(fuse_session* session, dev_t device) : session_(session), device_(device) {}
 
   // The ring read a request into `request_` (or failed with -errno).
   bool OnRingRead(ssize_t result);
@@ -101,6 +115,7 @@ class FuseSession {
   void AnswerSetAsideReads();
 
   fuse_session* session_;
+  const dev_t device_;  // the mount's st_dev: names the connection in fusectl
   EventLoop* loop_ = nullptr;
   std::function<void()> on_unmounted_;
   std::function<bool()> gather_;

@@ -20,6 +20,9 @@ namespace {
 constexpr auto kCronInterval = std::chrono::milliseconds(100);
 // Appended files give back their unused room after one to two seconds idle.
 constexpr uint64_t kTrimSlackTicks = 10;
+// The most a cron tick spends removing expired files (Redis's active expire
+// cycle takes up to 25% of its 100 ms tick too); the rest go next tick.
+constexpr int64_t kCronExpiryNs = 25'000'000;
 // Warn when the budget is this full, at most once a minute.
 constexpr double kMemoryWarningRatio = 0.9;
 constexpr int64_t kMemoryWarningIntervalNs = 60'000'000'000;
@@ -111,6 +114,13 @@ Result<std::unique_ptr<Server>> Server::Start(
   raw->MeasureDisk();
   raw->journal_->set_space_check([raw] { return raw->CheckDiskRoom(); });
   raw->adapter_.set_cache(raw->cache_.get());
+  // Lifetimes run from now on; files whose lifetime ended while keyfs was
+  // not mounted go before anyone can see them.
+  raw->keyspace_.set_expiry_clock(raw->clock_);
+  if (size_t expired = raw->keyspace_.ExpireDue(INT64_MAX); expired > 0) {
+    spdlog::info("{} file(s) whose lifetime ended while unmounted were removed", expired);
+  }
+  raw->keyspace_.TakeRemovedNames();  // the kernel has seen none of them
 
   std::vector<std::string> kernel_options = options.kernel_options;
   kernel_options.push_back("default_permissions");
@@ -133,6 +143,7 @@ Result<std::unique_ptr<Server>> Server::Start(
     raw->loop_->Stop();
   }));
   raw->session_->set_gather([raw] { return raw->journal_->CommitWillSync(); });
+  raw->notifier_ = std::make_unique<KernelNotifier>(raw->session_.get());
   RETURN_IF_ERROR(raw->loop_->WatchSignals({SIGTERM, SIGINT, SIGHUP},
                                            [raw](int signo) { raw->OnSignal(signo); }));
   RETURN_IF_ERROR(raw->loop_->AddTimer(kCronInterval, [raw] { raw->Cron(); }));
@@ -224,6 +235,7 @@ Status Server::Run(const std::function<void()>& on_stopping) {
     }
   }
   replies_.Flush();
+  notifier_->Stop();
   session_->Unmount();
   spdlog::info("keyfs stopped serving {}", options_.mountpoint);
   if (!status.ok()) return status;
@@ -234,6 +246,9 @@ Status Server::Run(const std::function<void()>& on_stopping) {
 // journal: no reply of this iteration may leave before the records of its
 // changes are written (and synced, when that is due).
 void Server::BeforeSleep() {
+  for (RemovedName& removed : keyspace_.TakeRemovedNames()) {
+    notifier_->Post(removed.parent, removed.child, std::move(removed.name));
+  }
   cache_->Flush();
   if (!journal_->Commit()) replies_.Park();
   if (journal_->durable()) replies_.ReleaseParked();
@@ -267,6 +282,7 @@ std::string Server::Info() const {
   out += "\n# Stats\n" + StatsInfo();
   out += "\n# Keyspace\n";
   out += fmt::format("inodes:{}\n", keyspace_.inode_count());
+  out += fmt::format("keys_with_ttl:{}\n", keyspace_.keys_with_ttl());
   out += fmt::format("block_size:{}\n", keyspace_.block_size());
   out += "\n# Memory\n" + MemoryInfo();
   out += "\n" + cache_->Info();
@@ -282,6 +298,8 @@ std::string Server::StatsInfo() const {
   out += fmt::format("read_bytes_total:{}\n", stats.read_bytes);
   out += fmt::format("writes_total:{}\n", stats.writes);
   out += fmt::format("written_bytes_total:{}\n", stats.written_bytes);
+  out += fmt::format("expired_keys:{}\n", keyspace_.expired_keys());
+  out += fmt::format("expiry_notifications_total:{}\n", notifier_ ? notifier_->sent() : 0);
   return out;
 }
 
@@ -326,6 +344,7 @@ std::string Server::StoreInfo() const {
 
 Result<std::string> Server::GetFileControl(Ino ino, std::string_view name) {
   name.remove_prefix(kPrefix.size());
+  if (IsLifetimeName(name)) return GetLifetime(ino, name);
   if (name == "state") {
     std::string state = cache_->StateOf(ino);
     if (!state.empty()) return state;
@@ -335,6 +354,7 @@ Result<std::string> Server::GetFileControl(Ino ino, std::string_view name) {
 
 Status Server::SetFileControl(Ino ino, std::string_view name, std::string_view value) {
   name.remove_prefix(kPrefix.size());
+  if (IsLifetimeName(name)) return SetLifetime(ino, name, value);
   if (name != "evict" && name != "prefetch") return Status::Errno(EPERM);
   // Any of "", "1" (setfattr -n NAME FILE, or -v 1): the act, not a setting.
   if (!value.empty() && value != "1") return Status::Errno(EINVAL);
@@ -381,6 +401,16 @@ Status Server::SetControl(std::string_view name, std::string_view value) {
   if (name == "sync") {
     journal_->RequestSync();
     return Status::Ok();
+  }
+  if (IsLifetimeName(name)) return Status::Errno(EINVAL, "a directory has no lifetime");
+  return Status::Errno(EPERM);
+}
+
+Status Server::RemoveFileControl(Ino ino, std::string_view name) {
+  name.remove_prefix(kPrefix.size());
+  if (IsLifetimeName(name)) {
+    if (ino == kRootIno) return Status::Errno(ENODATA);
+    return keyspace_.ClearExpiry(ino);
   }
   return Status::Errno(EPERM);
 }
@@ -460,6 +490,7 @@ void Server::Cron() {
   cache_->Cron();
   if (compactor_) compactor_->Cron();
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
+  keyspace_.ExpireDue(clock_->MonotonicNanos() + kCronExpiryNs);
   WarnAboutMemory();
 }
 

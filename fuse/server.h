@@ -20,6 +20,7 @@
 
 #include "fuse/fuse_adapter.h"
 #include "fuse/fuse_session.h"
+#include "fuse/kernel_notifier.h"
 #include "fuse/options.h"
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
@@ -60,6 +61,7 @@ class Server final : public ServerControl {
   Status SetControl(std::string_view name, std::string_view value) override;
   Result<std::string> GetFileControl(Ino ino, std::string_view name) override;
   Status SetFileControl(Ino ino, std::string_view name, std::string_view value) override;
+  Status RemoveFileControl(Ino ino, std::string_view name) override;
   std::string InfoText() override { return Info(); }
   FsStats StatFs() override;
 
@@ -89,6 +91,13 @@ class Server final : public ServerControl {
   Status SetConfig(std::string_view name, std::string_view value);
   // Makes `changed` (options_ with one live option changed) hold now.
   Status ApplyLiveOptions(const MountOptions& changed);
+  // A file's lifetime (server_lifetime.cc): user.keyfs.ttl (seconds left)
+  // and user.keyfs.expire_at (Unix seconds); `name` follows kPrefix.
+  static bool IsLifetimeName(std::string_view name) {
+    return name == "ttl" || name == "expire_at";
+  }
+  Result<std::string> GetLifetime(Ino ino, std::string_view name) const;
+  Status SetLifetime(Ino ino, std::string_view name, std::string_view value);
   // Opens the block store of options.mode.
   Status OpenStore(const MountOptions& options, Env* env);
 
@@ -111,6 +120,7 @@ class Server final : public ServerControl {
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;
+  std::unique_ptr<KernelNotifier> notifier_;  // after session_: stopped before it goes
   int64_t last_memory_warning_ = INT64_MIN / 2;  // monotonic ns
   int64_t last_refusal_warning_ = INT64_MIN / 2;
   uint64_t logged_refusals_ = 0;

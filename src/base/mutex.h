@@ -4,6 +4,7 @@
 // std::mutex carries no annotations, so GUARDED_BY(std::mutex) checks nothing.
 
 #include <cassert>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 
@@ -47,6 +48,14 @@ class CondVar {
     std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
     cv_.wait(lock);
     lock.release();
+  }
+  // As Wait, for at most `timeout`: false when it ran out.
+  bool WaitFor(Mutex* mu, std::chrono::nanoseconds timeout) REQUIRES(mu) {
+    assert(mu == mu_);
+    std::unique_lock<std::mutex> lock(mu_->mu_, std::adopt_lock);
+    bool woken = cv_.wait_for(lock, timeout) == std::cv_status::no_timeout;
+    lock.release();
+    return woken;
   }
   void Signal() { cv_.notify_one(); }
   void SignalAll() { cv_.notify_all(); }

@@ -174,6 +174,10 @@ void Journal::XattrRemoved(Ino ino, std::string_view name, timespec now) {
 
 void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino, atime}); }
 
+void Journal::ExpirySet(Ino ino, int64_t at_ms) {
+  Add(kSetExpiry, ExpiryRecord{ino, static_cast<uint64_t>(at_ms)});
+}
+
 void Journal::WrittenStored(Ino ino, uint64_t index, uint32_t length, timespec now,
                             uint64_t stored_version, const BlockLocation& where) {
   Add(kWriteStored,

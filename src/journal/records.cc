@@ -27,6 +27,7 @@ std::string_view RecordTypeName(uint8_t type) {
     case kSnapshotStoredBlock: return "snapshot-stored-block";
     case kSnapshotBlockData: return "snapshot-block-data";
     case kWriteStored: return "write-stored";
+    case kSetExpiry: return "set-expiry";
   }
   return "unknown";
 }
@@ -190,6 +191,11 @@ std::string DescribeRecord(uint8_t type, std::string_view payload) {
       AccessRecord r;
       if (!Decode(payload, &r)) return bad();
       return fmt::format("{} ino={} atime={}", name, r.ino, Time(r.atime));
+    }
+    case kSetExpiry: {
+      ExpiryRecord r;
+      if (!Decode(payload, &r)) return bad();
+      return fmt::format("{} ino={} at_ms={}", name, r.ino, r.at_ms);
     }
     case kSnapshotEnd: {
       SnapshotEndRecord r;

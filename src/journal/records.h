@@ -44,6 +44,8 @@ enum RecordType : uint8_t {
   kSnapshotBlockData = 18,    // a snapshot block's bytes, with its version
   // Version 3 (store/journal_format.h).
   kWriteStored = 19,  // a whole block written by storing it first (a location)
+  // Version 4.
+  kSetExpiry = 20,  // a file's lifetime set or removed (live and in snapshots)
 };
 
 std::string_view RecordTypeName(uint8_t type);
@@ -135,6 +137,14 @@ struct AccessRecord {
   uint64_t ino = 0;
   timespec atime{};
   template <typename F> void Fields(F& f) { f(ino), f(atime); }
+};
+
+// kSetExpiry: the lifetime of `ino` ends at `at_ms` (Unix milliseconds);
+// 0 removes it.
+struct ExpiryRecord {
+  uint64_t ino = 0;
+  uint64_t at_ms = 0;
+  template <typename F> void Fields(F& f) { f(ino), f(at_ms); }
 };
 
 // Closes a snapshot: the state it holds is the one after record `covers_seq`

@@ -143,6 +143,18 @@ Status Replayer::ApplyDecoded(uint8_t type, std::string_view payload) {
       if (!Decode(payload, &r)) return malformed();
       return SkipIfGone(keyspace_->RestoreAccessTime(r.ino, r.atime));
     }
+    case kSetExpiry: {
+      // Live and in snapshots alike: nothing expires during replay (no
+      // expiry clock); what is due goes once the mount starts.
+      ExpiryRecord r;
+      if (!Decode(payload, &r)) return malformed();
+      if (r.at_ms > static_cast<uint64_t>(INT64_MAX)) return malformed();
+      if (r.at_ms == 0) {
+        Status cleared = keyspace_->ClearExpiry(r.ino);
+        return cleared.code() == ENODATA ? Status::Ok() : SkipIfGone(cleared);
+      }
+      return SkipIfGone(keyspace_->SetExpiry(r.ino, static_cast<int64_t>(r.at_ms)));
+    }
     case kBlockSaved: {
       BlockSavedRecord r;
       if (!Decode(payload, &r)) return malformed();

@@ -122,6 +122,11 @@ Result<SnapshotStats> WriteSnapshot(const Keyspace& keyspace, uint64_t covers_se
     status = snapshot.Node(parent, name, inode);
   });
   RETURN_IF_ERROR(status);
+  // Lifetimes after every inode, so that each record finds its inode.
+  keyspace.ForEachExpiry([&](Ino ino, int64_t at_ms) {
+    if (status.ok()) status = snapshot.Add(kSetExpiry, ExpiryRecord{ino, static_cast<uint64_t>(at_ms)});
+  });
+  RETURN_IF_ERROR(status);
 
   RETURN_IF_ERROR(
       snapshot.Add(kSnapshotEnd, SnapshotEndRecord{covers_seq, keyspace.next_ino(), stats.inodes}));

@@ -11,7 +11,11 @@ namespace keyfs {
 
 Keyspace::Keyspace(const KeyspaceOptions& options, MemoryAccountant* accountant,
                    const Clock* clock)
-    : options_(options), accountant_(accountant), clock_(clock), inodes_(accountant) {
+    : options_(options),
+      accountant_(accountant),
+      clock_(clock),
+      inodes_(accountant),
+      expiry_(accountant) {
   Inode* root = inodes_.Create(S_IFDIR | 0755);
   assert(root->ino == kRootIno);
   root->content = std::make_unique<Directory>(accountant_);
@@ -44,12 +48,13 @@ Status Keyspace::CheckName(std::string_view name) {
   return Status::Ok();
 }
 
-Result<Inode*> Keyspace::DirectoryForNewEntry(Ino parent,
-                                              std::string_view name) const {
+Result<Inode*> Keyspace::DirectoryForNewEntry(Ino parent, std::string_view name) {
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   RETURN_IF_ERROR(CheckName(name));
   if (dir->nlink == 0) return Status::Errno(ENOENT);  // removed, still open
-  if (dir->dir().Find(name) != 0) return Status::Errno(EEXIST);
+  if (Ino existing = dir->dir().Find(name); existing != 0) {
+    if (!ExpireIfDue(existing) || dir->dir().Find(name) != 0) return Status::Errno(EEXIST);
+  }
   return dir;
 }
 
@@ -106,6 +111,7 @@ void Keyspace::DropName(Inode* inode, timespec now) {
     assert(inode->nlink > 0);
     --inode->nlink;
   }
+  if (inode->nlink == 0) expiry_.Erase(inode->ino);  // ExpiryIndex, invariant 2
   TouchChange(inode, now);
 }
 
@@ -196,6 +202,7 @@ Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name) {
     ino = dir->parent;
   } else {
     ino = dir->dir().Find(name);
+    if (ino != 0 && ExpireIfDue(ino)) return Status::Errno(ENOENT);
   }
   if (ino == 0) return Status::Errno(ENOENT);
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));

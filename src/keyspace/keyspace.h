@@ -41,6 +41,7 @@
 #include "src/base/memory_accountant.h"
 #include "src/base/status.h"
 #include "src/keyspace/block_slot.h"
+#include "src/keyspace/expiry_index.h"
 #include "src/keyspace/file_data.h"
 #include "src/keyspace/inode.h"
 #include "src/keyspace/inode_table.h"
@@ -125,6 +126,13 @@ struct NameRef {
   Ino parent = 0;
   std::string name;
   bool operator==(const NameRef&) const = default;
+};
+
+// A name keyfs removed by itself (a lifetime ran out), for the kernel to
+// forget: `child` was `name` in `parent`.
+struct RemovedName {
+  Ino parent = 0, child = 0;
+  std::string name;
 };
 
 struct FsStats {
@@ -213,6 +221,33 @@ class Keyspace {
   // (Files are not closed towards keyfs — FUSE OPEN/RELEASE are skipped — so
   // there is no close to do it on.)
   void TrimSlack();
+
+  // --- lifetimes (keyspace_expiry.cc) -------------------------------------------
+  // A file's lifetime (Redis's EXPIRE, issue 13 item 1) belongs to its inode:
+  // it follows the file through renames and links, and when it ends every
+  // name of the file is removed (journaled as unlinks); an open file stays
+  // readable, as after rm. Times are Unix milliseconds. Due files go lazily,
+  // when a lookup, a creation or a listing meets them, and actively, as far
+  // as a time budget goes, in ExpireDue (the server's cron; at mount,
+  // without a budget). Nothing expires while no expiry clock is set (replay
+  // applies the journal as recorded).
+  //
+  // Sets the lifetime of `ino` to end at `at_ms` (EINVAL for a directory).
+  Status SetExpiry(Ino ino, int64_t at_ms);
+  // Removes it (ENODATA when it has none): the file lives until removed.
+  Status ClearExpiry(Ino ino);
+  std::optional<int64_t> ExpiryOf(Ino ino) const { return expiry_.Find(ino); }
+  void set_expiry_clock(const Clock* clock) { expiry_clock_ = clock; }
+  // Removes files whose lifetime has ended, soonest first, until none is due
+  // or the monotonic clock passes `deadline_ns`. How many were removed.
+  size_t ExpireDue(int64_t deadline_ns);
+  // The names removed by expiry since the last call, for the kernel.
+  std::vector<RemovedName> TakeRemovedNames() { return std::move(removed_names_); }
+  size_t keys_with_ttl() const { return expiry_.size(); }
+  uint64_t expired_keys() const { return expired_keys_; }
+  // visit(ino, at_ms) for every lifetime (what a snapshot writes).
+  template <typename Visit>
+  void ForEachExpiry(Visit&& visit) const { expiry_.ForEach(visit); }
 
   // --- the cache -------------------------------------------------------------
   // Told about every block that is dirtied or dropped (null: nobody, all
@@ -316,7 +351,8 @@ class Keyspace {
   Result<Inode*> GetDirectory(Ino ino) const;
   // A directory that can take a new entry `name`: exists, is a live directory,
   // and has no such entry yet.
-  Result<Inode*> DirectoryForNewEntry(Ino parent, std::string_view name) const;
+  // A due file named `name` there is removed first (lazy expiry).
+  Result<Inode*> DirectoryForNewEntry(Ino parent, std::string_view name);
   static Status CheckName(std::string_view name);
   Status CheckWritable(SpaceEffect effect = SpaceEffect::kAdds) const;
   Status Reserve(uint64_t bytes) const;
@@ -344,6 +380,12 @@ class Keyspace {
     return sizeof(NameRef) + StringHeapBytes(name.size());
   }
   void MaybeFree(Inode* inode);
+  // Lazy expiry: whether inode `ino`, just found by a name, is due; if so
+  // every name of it is removed and the caller treats the name as absent.
+  bool ExpireIfDue(Ino ino);
+  // Removes every name of `inode`, whose lifetime ended.
+  Status Expire(Inode* inode);
+  int64_t ExpiryNowMs() const;
   bool IsWithin(Ino dir, Ino ancestor) const;  // dir == ancestor or below it
   Status TruncateFile(Inode* inode, uint64_t size, timespec now);
   // The context of a change to `inode`'s blocks made now.
@@ -369,6 +411,10 @@ class Keyspace {
   ToStore to_store_;
   const std::vector<StoredBlock>* offered_ = nullptr;
   InodeTable inodes_;
+  ExpiryIndex expiry_;
+  const Clock* expiry_clock_ = nullptr;
+  std::vector<RemovedName> removed_names_;
+  uint64_t expired_keys_ = 0;
   // The names of files beyond their first (hard links), by inode number;
   // files with one name have no entry. Charged to kNames.
   absl::flat_hash_map<Ino, std::vector<NameRef>> extra_names_;

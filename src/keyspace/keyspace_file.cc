@@ -55,7 +55,7 @@ Result<Entry> Keyspace::Create(Ino parent, std::string_view name, mode_t mode,
                                int flags, const Caller& caller) {
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   RETURN_IF_ERROR(CheckName(name));
-  if (Ino existing = dir->dir().Find(name); existing != 0) {
+  if (Ino existing = dir->dir().Find(name); existing != 0 && !ExpireIfDue(existing)) {
     if (flags & O_EXCL) return Status::Errno(EEXIST);
     RETURN_IF_ERROR(Open(existing, flags));
     return MakeEntry(inodes_.Find(existing));
@@ -217,10 +217,17 @@ Result<DirListing> Keyspace::OpenDirectory(Ino ino) {
   entries.reserve(dir->dir().size() + 2);
   entries.push_back({".", dir->ino, S_IFDIR});
   entries.push_back({"..", dir->parent, S_IFDIR});
+  std::vector<Ino> due;  // lazy expiry: not listed, and removed after the walk
+  int64_t now_ms = expiry_.empty() ? 0 : ExpiryNowMs();
   for (const auto& [name, child_ino] : dir->dir()) {
+    if (expiry_clock_ && expiry_.IsDue(child_ino, now_ms)) {
+      due.push_back(child_ino);
+      continue;
+    }
     const Inode* child = inodes_.Find(child_ino);
     entries.push_back({name, child_ino, child ? (child->mode & S_IFMT) : 0});
   }
+  for (Ino child_ino : due) ExpireIfDue(child_ino);  // (a file named twice is gone already)
   ++dir->opens;
   return DirListing(accountant_, std::move(entries));
 }

@@ -71,6 +71,9 @@ class MutationLog {
   virtual void XattrSet(Ino ino, std::string_view name, std::string_view value,
                         timespec now) = 0;
   virtual void XattrRemoved(Ino ino, std::string_view name, timespec now) = 0;
+  // The lifetime of `ino` now ends at `at_ms` (Unix milliseconds); 0: it has
+  // none any more.
+  virtual void ExpirySet(Ino ino, int64_t at_ms) = 0;
   // A read moved the access time (relatime).
   virtual void Accessed(Ino ino, timespec atime) = 0;
   // Not a change: the cache saved block `index` of `ino` as of `version` at

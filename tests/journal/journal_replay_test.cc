@@ -61,7 +61,8 @@ TEST(RecordsTest, EveryRecordTypeRoundTrips) {
   ExpectRoundTrip(XattrRecord{7, t, "user.a", std::string(65536, 'v')});
   ExpectRoundTrip(AccessRecord{7, t});
   ExpectRoundTrip(SnapshotEndRecord{99, 100, 12});
-  for (int type = kNode; type <= kSnapshotEnd; ++type) {
+  ExpectRoundTrip(ExpiryRecord{7, 1'700'000'000'123});
+  for (int type = kNode; type <= kSetExpiry; ++type) {
     EXPECT_NE(RecordTypeName(static_cast<uint8_t>(type)), "unknown") << type;
   }
 }
@@ -100,6 +101,7 @@ std::string Dump(const Keyspace& keyspace) {
     if (inode.xattrs) {
       for (const auto& [name, value] : inode.xattrs->entries()) out += " " + name + "=" + value;
     }
+    if (auto at = keyspace.ExpiryOf(inode.ino)) out += fmt::format(" expires={}", *at);
     return out;
   };
   std::string out = "/ " + describe(*keyspace.FindInode(kRootIno)) + "\n";
@@ -165,6 +167,9 @@ class JournalTest : public ::testing::Test {
     ASSERT_TRUE(ks.MakeNode(kRootIno, "dev", S_IFCHR | 0600, makedev(1, 3), caller).ok());
     ASSERT_TRUE(ks.Link(file, kRootIno, "hardlink").ok());
     step();
+    // Lifetimes: one kept (it follows the file's names), one set and
+    // removed, one on a file removed later.
+    ASSERT_TRUE(ks.SetExpiry(file, 4'000'000'000'000).ok());
     ASSERT_TRUE(ks.SetXattr(file, "user.k", "v", XattrMap::SetMode::kAny).ok());
     ASSERT_TRUE(ks.SetXattr(file, "user.gone", "x", XattrMap::SetMode::kAny).ok());
     ASSERT_TRUE(ks.RemoveXattr(file, "user.gone").ok());
@@ -175,6 +180,8 @@ class JournalTest : public ::testing::Test {
     ASSERT_TRUE(ks.SetAttr(file, chmod).ok());
     step();
     Ino sparse = ks.MakeNode(kRootIno, "sparse", S_IFREG | 0644, 0, caller)->ino;
+    ASSERT_TRUE(ks.SetExpiry(sparse, 4'100'000'000'000).ok());
+    ASSERT_TRUE(ks.ClearExpiry(sparse).ok());
     ASSERT_TRUE(ks.Write(sparse, 100000, "end", Keyspace::WriteAt::kOffset).ok());
     ASSERT_TRUE(ks.Fallocate(sparse, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8192).ok());
     ASSERT_TRUE(ks.Fallocate(sparse, 0, 0, 200000).ok());
@@ -194,6 +201,7 @@ class JournalTest : public ::testing::Test {
     step();
     // Opened, unlinked, written: gone after a remount, and its writes skipped.
     Ino doomed = ks.Create(kRootIno, "doomed", 0644, O_WRONLY, caller)->ino;
+    ASSERT_TRUE(ks.SetExpiry(doomed, 4'200'000'000'000).ok());
     ASSERT_TRUE(ks.Unlink(kRootIno, "doomed").ok());
     ASSERT_TRUE(ks.Write(doomed, 0, "late", Keyspace::WriteAt::kOffset).ok());
     ks.Release(doomed);
@@ -233,6 +241,7 @@ TEST_F(JournalTest, ReplayRebuildsTheSameKeyspace) {
   }
   auto m = Open();
   EXPECT_EQ(Dump(m->keyspace), before);
+  EXPECT_EQ(m->keyspace.keys_with_ttl(), 1u);  // the removed file's went with it
   EXPECT_GT(m->journal->loaded().records, 20u);
   EXPECT_GE(m->journal->loaded().skipped, 1u);  // the write to the unlinked file
   // And replaying again (a remount of a remount) changes nothing.

@@ -1,0 +1,81 @@
+// The Keyspace's lifetimes (keyspace.h, "lifetimes"; expiry_index.h).
+//
+// Expiring a file is an unlink of each of its names, made and journaled as a
+// user's unlink would be: replay needs no notion of time to reach the same
+// state, and a journal replayed after the lifetime ended holds the same
+// unlinks as one replayed before (ExpireDue at mount removes the rest). The
+// lifetime record (kSetExpiry) itself only sets the time.
+
+#include <cassert>
+
+#include "src/keyspace/keyspace.h"
+
+namespace keyfs {
+
+int64_t Keyspace::ExpiryNowMs() const {
+  timespec now = expiry_clock_->Now();
+  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
+}
+
+Status Keyspace::SetExpiry(Ino ino, int64_t at_ms) {
+  RETURN_IF_ERROR(CheckWritable());
+  ASSIGN_OR_RETURN(Inode * inode, Get(ino));
+  if (inode->is_dir()) return Status::Errno(EINVAL, "a directory has no lifetime");
+  if (inode->nlink == 0) return Status::Errno(ENOENT);  // removed, still open
+  // Charged, never refused (a few dozen bytes, like a rename's entry).
+  expiry_.Set(ino, at_ms);
+  if (log_) log_->ExpirySet(ino, at_ms);
+  // An end already past goes at once, as EXPIRE with a past time deletes.
+  ExpireIfDue(ino);
+  return Status::Ok();
+}
+
+Status Keyspace::ClearExpiry(Ino ino) {
+  RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
+  RETURN_IF_ERROR(Get(ino).status());
+  if (!expiry_.Erase(ino)) return Status::Errno(ENODATA);
+  if (log_) log_->ExpirySet(ino, 0);
+  return Status::Ok();
+}
+
+bool Keyspace::ExpireIfDue(Ino ino) {
+  if (!expiry_clock_ || !expiry_.IsDue(ino, ExpiryNowMs())) return false;
+  Inode* inode = inodes_.Find(ino);
+  // A file whose unlink cannot be journaled now (a failing disk) is still
+  // absent for readers; the cron removes it once the journal takes records.
+  if (inode) (void)Expire(inode);
+  return true;
+}
+
+Status Keyspace::Expire(Inode* inode) {
+  const Ino ino = inode->ino;
+  for (NameRef& ref : NamesOf(ino)) {
+    // The last unlink may free the inode: only `ino` is used after it.
+    RETURN_IF_ERROR(Unlink(ref.parent, ref.name));
+    removed_names_.push_back({ref.parent, ino, std::move(ref.name)});
+  }
+  assert(!expiry_.Find(ino));  // the last unlink took it out
+  ++expired_keys_;
+  return Status::Ok();
+}
+
+size_t Keyspace::ExpireDue(int64_t deadline_ns) {
+  if (!expiry_clock_) return 0;
+  // Reading the clock costs more than removing a small file: every 32.
+  constexpr size_t kCheckEvery = 32;
+  int64_t now_ms = ExpiryNowMs();
+  size_t removed = 0;
+  while (std::optional<Ino> ino = expiry_.FirstDue(now_ms)) {
+    Inode* inode = inodes_.Find(*ino);
+    assert(inode && inode->nlink > 0);  // ExpiryIndex, invariant 2
+    if (!inode) {
+      expiry_.Erase(*ino);
+      continue;
+    }
+    if (!Expire(inode).ok()) break;  // the journal refused: next tick
+    if (++removed % kCheckEvery == 0 && expiry_clock_->MonotonicNanos() >= deadline_ns) break;
+  }
+  return removed;
+}
+
+}  // namespace keyfs

@@ -1,0 +1,180 @@
+// Files' lifetimes in the keyspace (keyspace.h, "lifetimes"), on an injected
+// clock: nothing sleeps, time moves when the test says.
+
+#include <linux/fs.h>  // RENAME_EXCHANGE
+
+#include "tests/keyspace/keyspace_test_util.h"
+
+namespace keyfs {
+namespace {
+
+// Wall time stays where the test puts it; every reading of the monotonic
+// clock moves it on by a millisecond, as if each step took that long.
+class SlowClock final : public Clock {
+ public:
+  timespec Now() const override { return {wall_seconds_, 0}; }
+  int64_t MonotonicNanos() const override { return nanos_ += 1'000'000; }
+  void set_wall_seconds(time_t seconds) { wall_seconds_ = seconds; }
+
+ private:
+  time_t wall_seconds_ = 1'700'000'000;
+  mutable int64_t nanos_ = 0;
+};
+
+class KeyspaceExpiryTest : public KeyspaceTest {
+ protected:
+  KeyspaceExpiryTest() { keyspace_.set_expiry_clock(&clock_); }
+  int64_t NowMs() const {
+    return int64_t{clock_.Now().tv_sec} * 1000 + clock_.Now().tv_nsec / 1'000'000;
+  }
+  void AdvanceSeconds(int64_t seconds) { clock_.AdvanceNanos(seconds * 1'000'000'000); }
+  static constexpr int64_t kNoDeadline = INT64_MAX;
+};
+
+TEST_F(KeyspaceExpiryTest, SetReadAndClear) {
+  Ino file = MakeFile(kRootIno, "f");
+  EXPECT_FALSE(keyspace_.ExpiryOf(file));
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 5000).ok());
+  EXPECT_EQ(keyspace_.ExpiryOf(file), NowMs() + 5000);
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 1u);
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 9000).ok());  // moved, not added
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 1u);
+  ASSERT_TRUE(keyspace_.ClearExpiry(file).ok());
+  EXPECT_FALSE(keyspace_.ExpiryOf(file));
+  EXPECT_EQ(ErrnoOf(keyspace_.ClearExpiry(file)), ENODATA);
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 0u);
+}
+
+TEST_F(KeyspaceExpiryTest, DirectoriesHaveNoLifetime) {
+  Ino dir = MakeDir(kRootIno, "d");
+  EXPECT_EQ(ErrnoOf(keyspace_.SetExpiry(dir, NowMs() + 1000)), EINVAL);
+  EXPECT_FALSE(keyspace_.ExpiryOf(dir));
+}
+
+TEST_F(KeyspaceExpiryTest, LazyExpiryOnLookupCreateAndListing) {
+  Ino a = MakeFile(kRootIno, "a");
+  Ino b = MakeFile(kRootIno, "b");
+  Ino c = MakeFile(kRootIno, "c");
+  for (Ino ino : {a, b, c}) ASSERT_TRUE(keyspace_.SetExpiry(ino, NowMs() + 1000).ok());
+  EXPECT_TRUE(keyspace_.Lookup(kRootIno, "a").ok());  // not yet
+  AdvanceSeconds(1);
+  // No cron ran: each path that meets a due file removes it.
+  EXPECT_EQ(ErrnoOf(keyspace_.Lookup(kRootIno, "a")), ENOENT);
+  EXPECT_EQ(InoOf(kRootIno, "a"), 0u);
+  auto created = keyspace_.Create(kRootIno, "b", 0644, O_CREAT | O_EXCL | O_WRONLY, caller_);
+  ASSERT_TRUE(created.ok()) << created.status().ToString();  // O_EXCL: b was gone
+  EXPECT_NE(created->ino, b);
+  auto listing = keyspace_.OpenDirectory(kRootIno);
+  ASSERT_TRUE(listing.ok());
+  for (const DirEntry& entry : listing->entries()) EXPECT_NE(entry.name, "c");
+  EXPECT_EQ(InoOf(kRootIno, "c"), 0u);
+  keyspace_.ReleaseDirectory(kRootIno);
+  EXPECT_EQ(keyspace_.expired_keys(), 3u);
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 0u);
+}
+
+TEST_F(KeyspaceExpiryTest, ActiveExpiryRemovesOnlyDueFilesAndEveryName) {
+  Ino dir = MakeDir(kRootIno, "d");
+  Ino soon = MakeFile(dir, "soon");
+  Ino later = MakeFile(dir, "later");
+  ASSERT_TRUE(keyspace_.Link(soon, kRootIno, "soon-link").ok());
+  ASSERT_TRUE(keyspace_.SetExpiry(soon, NowMs() + 1000).ok());
+  ASSERT_TRUE(keyspace_.SetExpiry(later, NowMs() + 60'000).ok());
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 0u);
+  AdvanceSeconds(2);
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 1u);
+  EXPECT_EQ(InoOf(dir, "soon"), 0u);
+  EXPECT_EQ(InoOf(kRootIno, "soon-link"), 0u);
+  EXPECT_EQ(InoOf(dir, "later"), later);
+  // Both names go to the kernel; the inode lives on while it holds it.
+  std::vector<RemovedName> removed = keyspace_.TakeRemovedNames();
+  ASSERT_EQ(removed.size(), 2u);
+  for (const RemovedName& name : removed) EXPECT_EQ(name.child, soon);
+  EXPECT_EQ(InodeOf(soon).nlink, 0u);
+  EXPECT_TRUE(keyspace_.TakeRemovedNames().empty());
+}
+
+TEST_F(KeyspaceExpiryTest, TheLifetimeFollowsRenameExchangeAndLinks) {
+  Ino file = MakeFile(kRootIno, "f");
+  Ino other = MakeFile(kRootIno, "g");
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 1000).ok());
+  ASSERT_TRUE(keyspace_.Rename(kRootIno, "f", kRootIno, "renamed", 0).ok());
+  ASSERT_TRUE(keyspace_.Rename(kRootIno, "renamed", kRootIno, "g", RENAME_EXCHANGE).ok());
+  ASSERT_TRUE(keyspace_.Link(file, kRootIno, "link").ok());
+  ASSERT_TRUE(keyspace_.Unlink(kRootIno, "g").ok());  // its first name goes
+  EXPECT_EQ(keyspace_.ExpiryOf(file), NowMs() + 1000);
+  AdvanceSeconds(1);
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 1u);
+  EXPECT_EQ(InoOf(kRootIno, "link"), 0u);
+  EXPECT_EQ(InoOf(kRootIno, "renamed"), other);  // the exchanged file stays
+}
+
+TEST_F(KeyspaceExpiryTest, ARemovedFileLeavesTheIndex) {
+  Ino file = MakeFile(kRootIno, "f");
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 1000).ok());
+  ASSERT_TRUE(keyspace_.Unlink(kRootIno, "f").ok());
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 0u);
+  // A rename over a file with a lifetime removes it too.
+  Ino target = MakeFile(kRootIno, "target");
+  MakeFile(kRootIno, "source");
+  ASSERT_TRUE(keyspace_.SetExpiry(target, NowMs() + 1000).ok());
+  ASSERT_TRUE(keyspace_.Rename(kRootIno, "source", kRootIno, "target", 0).ok());
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 0u);
+  AdvanceSeconds(5);
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 0u);
+  EXPECT_EQ(keyspace_.expired_keys(), 0u);
+}
+
+TEST_F(KeyspaceExpiryTest, AnEndAlreadyPastRemovesTheFileAtOnce) {
+  Ino file = MakeFile(kRootIno, "f");
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs()).ok());  // EXPIRE key 0
+  EXPECT_EQ(InoOf(kRootIno, "f"), 0u);
+  EXPECT_EQ(keyspace_.TakeRemovedNames().size(), 1u);
+}
+
+TEST_F(KeyspaceExpiryTest, NothingExpiresWithoutAnExpiryClock) {
+  keyspace_.set_expiry_clock(nullptr);  // replay: records apply as recorded
+  Ino file = MakeFile(kRootIno, "f");
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() - 1000).ok());
+  EXPECT_TRUE(keyspace_.Lookup(kRootIno, "f").ok());
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 0u);
+  keyspace_.set_expiry_clock(&clock_);  // the mount starts
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 1u);
+  EXPECT_EQ(InoOf(kRootIno, "f"), 0u);
+}
+
+TEST(KeyspaceExpiryBudgetTest, ACycleStopsAtItsDeadlineAndTheNextGoesOn) {
+  SlowClock clock;
+  MemoryAccountant memory(256 << 20);
+  Keyspace keyspace(KeyspaceOptions{4096}, &memory, &clock);
+  keyspace.set_expiry_clock(&clock);
+  constexpr size_t kFiles = 5000;
+  for (size_t i = 0; i < kFiles; ++i) {
+    auto entry = keyspace.MakeNode(kRootIno, "f" + std::to_string(i), S_IFREG | 0644, 0, {});
+    ASSERT_TRUE(entry.ok());
+    ASSERT_TRUE(keyspace.SetExpiry(entry->ino, 1'700'000'001'000).ok());  // in 1 s
+  }
+  clock.set_wall_seconds(1'700'000'002);  // all due at once
+  // A 10 ms budget on a clock that moves 1 ms per reading, read every few
+  // dozen removals: the cycle stops after about ten readings.
+  size_t first = keyspace.ExpireDue(clock.MonotonicNanos() + 10'000'000);
+  EXPECT_GT(first, 0u);
+  EXPECT_LE(first, 11u * 32);
+  EXPECT_EQ(keyspace.keys_with_ttl(), kFiles - first);
+  // The next cycles go on where it stopped, until none is left.
+  size_t total = first;
+  int cycles = 1;
+  while (keyspace.keys_with_ttl() > 0 && cycles < 1000) {
+    total += keyspace.ExpireDue(clock.MonotonicNanos() + 10'000'000);
+    ++cycles;
+  }
+  EXPECT_EQ(total, kFiles);
+  EXPECT_EQ(keyspace.expired_keys(), kFiles);
+  EXPECT_GE(cycles, static_cast<int>(kFiles / (11 * 32)));
+  for (size_t i = 0; i < kFiles; i += 499) {
+    EXPECT_EQ(keyspace.Lookup(kRootIno, "f" + std::to_string(i)).status().code(), ENOENT);
+  }
+}
+
+}  // namespace
+}  // namespace keyfs
