@@ -234,7 +234,7 @@ Caller FuseAdapter::CallerOf(fuse_req_t req) {
 
 void FuseAdapter::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (auto control = controls_->Lookup(parent, name)) return ReplyControlEntry(req, *control);
-  auto entry = keyspace_->Lookup(parent, name);
+  auto entry = keyspace_->Lookup(parent, name, /*expire_due=*/!FromExpiryAgent(req));
   if (!entry.ok() && entry.status().code() == ENOENT) {
     // ino 0 with a timeout: the kernel caches the miss (negative dentry).
     fuse_entry_param param{};
@@ -339,7 +339,8 @@ void FuseAdapter::MakeDirectory(fuse_req_t req, fuse_ino_t parent, const char* n
 
 void FuseAdapter::Unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (RefuseControl(req, parent, name)) return;
-  ReplyError(req, keyspace_->Unlink(parent, name));
+  ReplyError(req, FromExpiryAgent(req) ? keyspace_->UnlinkDue(parent, name)
+                                       : keyspace_->Unlink(parent, name));
 }
 
 void FuseAdapter::RemoveDirectory(fuse_req_t req, fuse_ino_t parent, const char* name) {

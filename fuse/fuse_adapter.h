@@ -100,6 +100,9 @@ class FuseAdapter {
   FuseAdapter(Keyspace* keyspace, ReplyQueue* replies, ServerControl* control,
               AdapterConfig config, BlockCache* cache = nullptr);
   void set_cache(BlockCache* cache) { cache_ = cache; }
+  // Requests from this thread (the server's expiry agent, expiry_agent.h)
+  // look up due files and unlink only due ones.
+  void set_expiry_agent_tid(std::function<pid_t()> tid) { expiry_agent_tid_ = std::move(tid); }
 
   // The operation table for fuse_session_new(); its userdata must be `this`.
   static const fuse_lowlevel_ops& Operations();
@@ -184,6 +187,10 @@ class FuseAdapter {
   ServerControl* const control_;
   const AdapterConfig config_;
   BlockCache* cache_ = nullptr;
+  std::function<pid_t()> expiry_agent_tid_;
+  bool FromExpiryAgent(fuse_req_t req) const {
+    return expiry_agent_tid_ && fuse_req_ctx(req)->pid == expiry_agent_tid_();
+  }
   std::unique_ptr<ControlFiles> controls_;
   std::unordered_map<uint64_t, std::unique_ptr<DirListing>> listings_;
   uint64_t next_listing_ = 1;

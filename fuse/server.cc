@@ -20,8 +20,12 @@ namespace {
 constexpr auto kCronInterval = std::chrono::milliseconds(100);
 // Appended files give back their unused room after one to two seconds idle.
 constexpr uint64_t kTrimSlackTicks = 10;
-// The most a cron tick spends removing expired files (Redis's active expire
-// cycle takes up to 25% of its 100 ms tick too); the rest go next tick.
+// Files are expired through the mount (ExpireThroughMount) as fast as the
+// expiry agent goes, some ten thousand a second. Those still there this long
+// after their end (a million ending at once) the keyspace removes itself,
+// for at most this long per tick (Redis's active expire cycle takes up to
+// 25% of its 100 ms tick too); the rest go next tick.
+constexpr int64_t kExpiryLagMs = 2000;
 constexpr int64_t kCronExpiryNs = 25'000'000;
 // Warn when the budget is this full, at most once a minute.
 constexpr double kMemoryWarningRatio = 0.9;
@@ -143,7 +147,9 @@ Result<std::unique_ptr<Server>> Server::Start(
     raw->loop_->Stop();
   }));
   raw->session_->set_gather([raw] { return raw->journal_->CommitWillSync(); });
-  raw->notifier_ = std::make_unique<KernelNotifier>(raw->session_.get());
+  raw->expiry_agent_ = std::make_unique<ExpiryAgent>(raw->session_.get(), raw->loop_.get());
+  ExpiryAgent* agent = raw->expiry_agent_.get();
+  raw->adapter_.set_expiry_agent_tid([agent] { return agent->tid(); });
   RETURN_IF_ERROR(raw->loop_->WatchSignals({SIGTERM, SIGINT, SIGHUP},
                                            [raw](int signo) { raw->OnSignal(signo); }));
   RETURN_IF_ERROR(raw->loop_->AddTimer(kCronInterval, [raw] { raw->Cron(); }));
@@ -235,7 +241,7 @@ Status Server::Run(const std::function<void()>& on_stopping) {
     }
   }
   replies_.Flush();
-  notifier_->Stop();
+  expiry_agent_->Stop();
   session_->Unmount();
   spdlog::info("keyfs stopped serving {}", options_.mountpoint);
   if (!status.ok()) return status;
@@ -247,7 +253,7 @@ Status Server::Run(const std::function<void()>& on_stopping) {
 // changes are written (and synced, when that is due).
 void Server::BeforeSleep() {
   for (RemovedName& removed : keyspace_.TakeRemovedNames()) {
-    notifier_->Post(removed.parent, removed.child, std::move(removed.name));
+    expiry_agent_->NotifyRemoved(removed.parent, removed.child, std::move(removed.name));
   }
   cache_->Flush();
   if (!journal_->Commit()) replies_.Park();
@@ -299,7 +305,10 @@ std::string Server::StatsInfo() const {
   out += fmt::format("writes_total:{}\n", stats.writes);
   out += fmt::format("written_bytes_total:{}\n", stats.written_bytes);
   out += fmt::format("expired_keys:{}\n", keyspace_.expired_keys());
-  out += fmt::format("expiry_notifications_total:{}\n", notifier_ ? notifier_->sent() : 0);
+  ExpiryAgent::Stats expiry = expiry_agent_ ? expiry_agent_->stats() : ExpiryAgent::Stats{};
+  out += fmt::format("expired_unlinks_total:{}\n", expiry.unlinked);
+  out += fmt::format("expired_unlinks_failed_total:{}\n", expiry.unlink_failed);
+  out += fmt::format("expiry_notifications_total:{}\n", expiry.notified);
   return out;
 }
 
@@ -431,7 +440,33 @@ void Server::OnSignal(int signo) {
     return;
   }
   spdlog::info("received {}, unmounting {}", strsignal(signo), options_.mountpoint);
-  loop_->Stop();
+  StopServing();
+}
+
+void Server::StopServing() {
+  expiry_agent_->RequestStop([this] { loop_->Stop(); });
+}
+
+// Expired files leave through the mount, as a user's rm would: the kernel
+// then tells inotify watchers (expiry_agent.h). A file the agent could not
+// remove (a permission, a rename meanwhile) the keyspace removes itself.
+void Server::ExpireThroughMount() {
+  constexpr size_t kMaxExpiring = 256;
+  if (expiring_.size() >= kMaxExpiring) return;
+  keyspace_.ForEachDue([this](Ino ino) {
+    if (expiring_.contains(ino)) return true;
+    std::vector<std::string> paths;
+    for (const NameRef& ref : keyspace_.NamesOf(ino)) {
+      auto path = keyspace_.PathOf(ref.parent, ref.name);
+      if (path.ok()) paths.push_back(options_.mountpoint + "/" + *path);
+    }
+    expiring_.insert(ino);
+    expiry_agent_->Unlink(std::move(paths), [this, ino](bool ok) {
+      expiring_.erase(ino);
+      if (!ok) keyspace_.ExpireIfDue(ino);
+    });
+    return expiring_.size() < kMaxExpiring;
+  });
 }
 
 // --- room on the disk -------------------------------------------------------------
@@ -490,7 +525,8 @@ void Server::Cron() {
   cache_->Cron();
   if (compactor_) compactor_->Cron();
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
-  keyspace_.ExpireDue(clock_->MonotonicNanos() + kCronExpiryNs);
+  ExpireThroughMount();
+  keyspace_.ExpireDue(clock_->MonotonicNanos() + kCronExpiryNs, kExpiryLagMs);
   WarnAboutMemory();
 }
 

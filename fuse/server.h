@@ -18,9 +18,11 @@
 #include <functional>
 #include <memory>
 
+#include <absl/container/flat_hash_set.h>
+
 #include "fuse/fuse_adapter.h"
 #include "fuse/fuse_session.h"
-#include "fuse/kernel_notifier.h"
+#include "fuse/expiry_agent.h"
 #include "fuse/options.h"
 #include "src/base/clock.h"
 #include "src/base/memory_accountant.h"
@@ -71,6 +73,10 @@ class Server final : public ServerControl {
   static constexpr uint64_t kPoolShare = 16;
   void BeforeSleep();
   void Cron();
+  // Hands due files to the expiry agent (at most kMaxExpiring at a time).
+  void ExpireThroughMount();
+  // SIGTERM and SIGINT: stops once the expiry agent's job in hand is done.
+  void StopServing();
   void OnSignal(int signo);
   // Whether the store's disk keeps room for what changes need (see
   // server.cc, "room on the disk"); ENOSPC with the reason when not.
@@ -120,7 +126,9 @@ class Server final : public ServerControl {
   ReplyQueue replies_;
   FuseAdapter adapter_;
   std::unique_ptr<FuseSession> session_;
-  std::unique_ptr<KernelNotifier> notifier_;  // after session_: stopped before it goes
+  std::unique_ptr<ExpiryAgent> expiry_agent_;  // after session_: stopped before it goes
+  // Due files the agent is removing now.
+  absl::flat_hash_set<Ino> expiring_;
   int64_t last_memory_warning_ = INT64_MIN / 2;  // monotonic ns
   int64_t last_refusal_warning_ = INT64_MIN / 2;
   uint64_t logged_refusals_ = 0;

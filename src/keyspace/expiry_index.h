@@ -76,6 +76,15 @@ class ExpiryIndex {
     return by_time_.begin()->second;
   }
 
+  // visit(ino) for each inode due at `now_ms`, soonest first, while visit
+  // returns true.
+  template <typename Visit>
+  void ForEachDue(int64_t now_ms, Visit&& visit) const {
+    for (const auto& [at_ms, ino] : by_time_) {
+      if (at_ms > now_ms || !visit(ino)) return;
+    }
+  }
+
   bool empty() const { return by_ino_.empty(); }
   size_t size() const { return by_ino_.size(); }
   // visit(ino, at_ms) for each, soonest first.

@@ -192,7 +192,7 @@ bool Keyspace::IsWithin(Ino dir, Ino ancestor) const {
 
 // --- lookup and forget --------------------------------------------------------
 
-Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name) {
+Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name, bool expire_due) {
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
   Ino ino;
@@ -202,7 +202,7 @@ Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name) {
     ino = dir->parent;
   } else {
     ino = dir->dir().Find(name);
-    if (ino != 0 && ExpireIfDue(ino)) return Status::Errno(ENOENT);
+    if (ino != 0 && expire_due && ExpireIfDue(ino)) return Status::Errno(ENOENT);
   }
   if (ino == 0) return Status::Errno(ENOENT);
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));

@@ -155,7 +155,9 @@ class Keyspace {
   Keyspace& operator=(const Keyspace&) = delete;
 
   // --- names ---------------------------------------------------------------
-  Result<Entry> Lookup(Ino parent, std::string_view name);
+  // A due file is removed and not found (lazy expiry) unless `expire_due`
+  // is false: the server's own expiry agent looks it up to remove it.
+  Result<Entry> Lookup(Ino parent, std::string_view name, bool expire_due = true);
   void Forget(Ino ino, uint64_t count);
   // Regular files, fifos, sockets and device nodes (device numbers are kept
   // as metadata; opening them is the kernel's business).
@@ -238,9 +240,25 @@ class Keyspace {
   Status ClearExpiry(Ino ino);
   std::optional<int64_t> ExpiryOf(Ino ino) const { return expiry_.Find(ino); }
   void set_expiry_clock(const Clock* clock) { expiry_clock_ = clock; }
-  // Removes files whose lifetime has ended, soonest first, until none is due
-  // or the monotonic clock passes `deadline_ns`. How many were removed.
-  size_t ExpireDue(int64_t deadline_ns);
+  // Removes files whose lifetime ended `overdue_ms` or more ago, soonest
+  // first, until none is left or the monotonic clock passes `deadline_ns`.
+  // How many were removed.
+  size_t ExpireDue(int64_t deadline_ns, int64_t overdue_ms = 0);
+  // visit(ino) for each due file, soonest first, while visit returns true;
+  // for removing them from outside (UnlinkDue).
+  template <typename Visit>
+  void ForEachDue(Visit&& visit) const {
+    if (expiry_clock_ && !expiry_.empty()) expiry_.ForEachDue(ExpiryNowMs(), visit);
+  }
+  // Unlink, if the file named is due (ENOENT otherwise: the name may name a
+  // new file by now); counted as expired when its last name goes.
+  Status UnlinkDue(Ino parent, std::string_view name);
+  // If `ino` is due, removes every name of it now (the kernel is told
+  // through TakeRemovedNames). Whether it was due.
+  bool ExpireIfDue(Ino ino);
+  // The path of `name` in directory `parent`, from the root ("a/b/name");
+  // ENOENT when a directory on the way was removed.
+  Result<std::string> PathOf(Ino parent, std::string_view name) const;
   // The names removed by expiry since the last call, for the kernel.
   std::vector<RemovedName> TakeRemovedNames() { return std::move(removed_names_); }
   size_t keys_with_ttl() const { return expiry_.size(); }
@@ -380,9 +398,6 @@ class Keyspace {
     return sizeof(NameRef) + StringHeapBytes(name.size());
   }
   void MaybeFree(Inode* inode);
-  // Lazy expiry: whether inode `ino`, just found by a name, is due; if so
-  // every name of it is removed and the caller treats the name as absent.
-  bool ExpireIfDue(Ino ino);
   // Removes every name of `inode`, whose lifetime ended.
   Status Expire(Inode* inode);
   int64_t ExpiryNowMs() const;

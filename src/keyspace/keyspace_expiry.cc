@@ -59,11 +59,39 @@ Status Keyspace::Expire(Inode* inode) {
   return Status::Ok();
 }
 
-size_t Keyspace::ExpireDue(int64_t deadline_ns) {
+Status Keyspace::UnlinkDue(Ino parent, std::string_view name) {
+  ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
+  Ino ino = dir->dir().Find(name);
+  if (ino == 0 || !expiry_clock_ || !expiry_.IsDue(ino, ExpiryNowMs())) {
+    return Status::Errno(ENOENT);
+  }
+  bool last_name = inodes_.Find(ino)->nlink == 1;
+  RETURN_IF_ERROR(Unlink(parent, name));
+  if (last_name) ++expired_keys_;
+  return Status::Ok();
+}
+
+Result<std::string> Keyspace::PathOf(Ino parent, std::string_view name) const {
+  std::vector<std::string_view> parts{name};
+  for (Ino dir = parent; dir != kRootIno;) {
+    const Inode* inode = inodes_.Find(dir);
+    if (!inode || inode->name.empty()) return Status::Errno(ENOENT);
+    parts.push_back(inode->name);
+    dir = inode->parent;
+  }
+  std::string path;
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    if (!path.empty()) path += '/';
+    path += *it;
+  }
+  return path;
+}
+
+size_t Keyspace::ExpireDue(int64_t deadline_ns, int64_t overdue_ms) {
   if (!expiry_clock_) return 0;
   // Reading the clock costs more than removing a small file: every 32.
   constexpr size_t kCheckEvery = 32;
-  int64_t now_ms = ExpiryNowMs();
+  int64_t now_ms = ExpiryNowMs() - overdue_ms;
   size_t removed = 0;
   while (std::optional<Ino> ino = expiry_.FirstDue(now_ms)) {
     Inode* inode = inodes_.Find(*ino);

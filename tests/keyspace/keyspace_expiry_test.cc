@@ -143,6 +143,50 @@ TEST_F(KeyspaceExpiryTest, NothingExpiresWithoutAnExpiryClock) {
   EXPECT_EQ(InoOf(kRootIno, "f"), 0u);
 }
 
+TEST_F(KeyspaceExpiryTest, RemovalFromOutsideTakesOnlyDueFiles) {
+  // What the server's expiry agent does: finds due files with ForEachDue,
+  // their paths with PathOf, and unlinks them through the mount, which
+  // reaches the keyspace as UnlinkDue (lookups with expire_due false).
+  Ino dir = MakeDir(kRootIno, "d");
+  Ino sub = MakeDir(dir, "sub");
+  Ino due = MakeFile(sub, "due");
+  ASSERT_TRUE(keyspace_.Link(due, kRootIno, "due-link").ok());
+  Ino fresh = MakeFile(sub, "fresh");
+  ASSERT_TRUE(keyspace_.SetExpiry(due, NowMs() + 1000).ok());
+  ASSERT_TRUE(keyspace_.SetExpiry(fresh, NowMs() + 60'000).ok());
+  AdvanceSeconds(1);
+  std::vector<Ino> found;
+  keyspace_.ForEachDue([&](Ino ino) {
+    found.push_back(ino);
+    return true;
+  });
+  EXPECT_EQ(found, std::vector<Ino>{due});
+  EXPECT_EQ(*keyspace_.PathOf(sub, "due"), "d/sub/due");
+  EXPECT_EQ(*keyspace_.PathOf(kRootIno, "due-link"), "due-link");
+  EXPECT_TRUE(keyspace_.Lookup(sub, "due", /*expire_due=*/false).ok());
+  EXPECT_EQ(InoOf(sub, "due"), due);  // the agent's lookup removed nothing
+  EXPECT_EQ(ErrnoOf(keyspace_.UnlinkDue(sub, "fresh")), ENOENT);  // not due: left alone
+  ASSERT_TRUE(keyspace_.UnlinkDue(sub, "due").ok());
+  EXPECT_EQ(keyspace_.expired_keys(), 0u);  // one name left
+  ASSERT_TRUE(keyspace_.UnlinkDue(kRootIno, "due-link").ok());
+  EXPECT_EQ(keyspace_.expired_keys(), 1u);
+  EXPECT_EQ(InoOf(sub, "fresh"), fresh);
+  EXPECT_TRUE(keyspace_.TakeRemovedNames().empty());  // the kernel did these itself
+  // A removed directory on the way: no path.
+  Ino gone = MakeDir(kRootIno, "gone");
+  ASSERT_TRUE(keyspace_.RemoveDirectory(kRootIno, "gone").ok());
+  EXPECT_EQ(ErrnoOf(keyspace_.PathOf(gone, "x")), ENOENT);
+}
+
+TEST_F(KeyspaceExpiryTest, TheCronsOwnCycleTakesOnlyFilesOverdueByTheLag) {
+  Ino file = MakeFile(kRootIno, "f");
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 1000).ok());
+  AdvanceSeconds(2);  // due for 1 s
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline, /*overdue_ms=*/2000), 0u);
+  AdvanceSeconds(1);
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline, /*overdue_ms=*/2000), 1u);
+}
+
 TEST(KeyspaceExpiryBudgetTest, ACycleStopsAtItsDeadlineAndTheNextGoesOn) {
   SlowClock clock;
   MemoryAccountant memory(256 << 20);

@@ -5,9 +5,11 @@
 #    bad values (negative, not a number, on a directory) get EINVAL and
 #    change nothing;
 #  - the lifetime belongs to the inode: it follows rename and hard links;
-#  - when it ends, the kernel is told: a name it had cached (for a day, by
-#    keyfs's entry_timeout) stops resolving at once; `ls` no longer shows the
-#    file, every name of it is gone, and a remount does not bring it back;
+#  - when it ends, an inotifywait watcher of the directory gets the delete
+#    event (keyfs removes it through the mount), a name the kernel had cached
+#    (for a day, by keyfs's entry_timeout) stops resolving, `ls` no longer
+#    shows it, every name of it is gone, and a remount does not bring it
+#    back; a file met by a lookup after its end is gone too (lazy expiry);
 #  - a rewrite of the journal and a remount keep lifetimes that have not
 #    ended; a file whose lifetime ends while unmounted is gone at mount.
 source "$(dirname "$0")/lib.sh" "$1"
@@ -54,16 +56,23 @@ at=$((now + 7200))
 check "setfattr user.keyfs.expire_at" setfattr -n user.keyfs.expire_at -v "$at" "$MNT/dir/link"
 check "... reads back the same Unix time" [ "$(expire_at_of "$MNT/dir/link")" = "$at" ]
 
-# A short lifetime running out. Both names are in the kernel's cache, so
-# without the notification `stat` would go on finding the file for a day.
+# A short lifetime running out, watched by inotifywait. Both names are in the
+# kernel's cache: `stat` would go on finding the file for a day if the
+# kernel were not told.
 echo short > "$MNT/dir/short"
 ln "$MNT/dir/short" "$MNT/other/short-link"
 stat "$MNT/dir/short" "$MNT/other/short-link" > /dev/null
+inotifywait -m -e delete --format '%e %w%f' "$MNT/dir" "$MNT/other" \
+  > "$WORK/events" 2> "$WORK/inotify.err" &
+WATCHER=$!
+check "inotifywait watches $MNT/dir" wait_until 10 grep -q "Watches established" "$WORK/inotify.err"
 expired_before=$(info expired_keys)
 check "setfattr user.keyfs.ttl 1" setfattr -n user.keyfs.ttl -v 1 "$MNT/dir/short"
-check "when it runs out, the cached name stops resolving" wait_until 15 absent "$MNT/dir/short"
-told_of_both() { [ "$(info expiry_notifications_total)" -ge 2 ]; }
-check "... the kernel is told of both names" wait_until 5 told_of_both
+check "when it runs out, the watcher gets the delete event" \
+  wait_until 15 grep -qx "DELETE $MNT/dir/short" "$WORK/events"
+check "... for its other name too" wait_until 5 grep -qx "DELETE $MNT/other/short-link" "$WORK/events"
+kill "$WATCHER" 2>/dev/null; wait "$WATCHER" 2>/dev/null
+check "the cached name no longer resolves" absent "$MNT/dir/short"
 check "ls no longer shows it" eval "! ls '$MNT/dir' | grep -qx short"
 check "... nor its other name" absent "$MNT/other/short-link"
 check "... and it cannot be read" eval "! cat '$MNT/dir/short' 2>/dev/null"
@@ -78,6 +87,12 @@ later_at=$(expire_at_of "$MNT/dir/later")
 echo "sleep" > "$MNT/dir/expired-gone"  # expired and removed before the rewrite
 setfattr -n user.keyfs.ttl -v 0 "$MNT/dir/expired-gone"
 check "ttl 0 removes the file (as EXPIRE with a past time)" wait_until 5 absent "$MNT/dir/expired-gone"
+
+# Lazy expiry: a name the kernel has not cached is looked up after its end.
+echo lazy > "$MNT/dir/lazy"
+check "expire_at a second from now" setfattr -n user.keyfs.expire_at -v $(( $(date +%s) + 1 )) "$MNT/dir/lazy"
+echo 2 > /proc/sys/vm/drop_caches  # forget cached names: the next access looks it up
+check "after its end a lookup does not find it" wait_until 10 absent "$MNT/dir/lazy"
 check "keyfs-ctl rewrite" "$KEYFS_CTL" rewrite "$MNT"
 stop_keyfs
 check "the journal checks clean" "$KEYFS_CHECK" "$STORE"

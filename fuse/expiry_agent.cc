@@ -1,0 +1,126 @@
+#include "fuse/expiry_agent.h"
+
+#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace keyfs {
+
+ExpiryAgent::ExpiryAgent(FuseSession* session, EventLoop* loop)
+    : session_(session), loop_(loop), wake_(&mu_), stopped_(&mu_) {
+  thread_ = std::thread([this] {
+    pthread_setname_np(pthread_self(), "keyfs-expiry");
+    tid_.store(gettid(), std::memory_order_release);
+    Run();
+  });
+}
+
+void ExpiryAgent::Unlink(std::vector<std::string> paths, std::function<void(bool)> done) {
+  MutexLock lock(&mu_);
+  if (stopping_) return;  // the mount is going: the next one expires it at start
+  queue_.push_back({std::move(paths), std::move(done), 0, 0, {}});
+  wake_.Signal();
+}
+
+void ExpiryAgent::NotifyRemoved(uint64_t parent, uint64_t child, std::string name) {
+  MutexLock lock(&mu_);
+  if (stopping_) return;
+  queue_.push_back({{}, nullptr, parent, child, std::move(name)});
+  wake_.Signal();
+}
+
+ExpiryAgent::Stats ExpiryAgent::stats() const {
+  MutexLock lock(&mu_);
+  return stats_;
+}
+
+void ExpiryAgent::RequestStop(std::function<void()> stopped) {
+  MutexLock lock(&mu_);
+  stopping_ = true;
+  queue_.clear();
+  if (done_) {
+    loop_->Post(std::move(stopped));
+    return;
+  }
+  on_stopped_ = std::move(stopped);
+  wake_.Signal();
+}
+
+void ExpiryAgent::Run() {
+  mu_.Lock();
+  while (true) {
+    while (queue_.empty() && !stopping_) wake_.Wait(&mu_);
+    if (stopping_) break;
+    Job job = std::move(queue_.front());
+    queue_.pop_front();
+    mu_.Unlock();
+    RunJob(job);
+    mu_.Lock();
+  }
+  done_ = true;
+  if (on_stopped_) loop_->Post(std::move(on_stopped_));
+  stopped_.SignalAll();
+  mu_.Unlock();
+}
+
+void ExpiryAgent::RunJob(Job& job) {
+  if (job.done) {
+    size_t removed = 0;
+    for (const std::string& path : job.paths) {
+      if (unlink(path.c_str()) == 0) {
+        ++removed;
+      } else if (errno != ENOENT) {
+        // ENOENT: renamed meanwhile, or no longer due; the keyspace decides.
+        spdlog::debug("removing expired {} through the mount failed: {}", path, strerror(errno));
+      }
+    }
+    {
+      MutexLock lock(&mu_);
+      stats_.unlinked += removed;
+      stats_.unlink_failed += job.paths.size() - removed;
+    }
+    bool ok = removed == job.paths.size();
+    loop_->Post([done = std::move(job.done), ok] { done(ok); });
+    return;
+  }
+  int result = session_->NotifyDelete(job.parent, job.child, job.name);
+  // ENOENT: the kernel had nothing cached for it (or the name now names
+  // another file); ENOTCONN/ENODEV: unmounted meanwhile.
+  if (result == 0) {
+    MutexLock lock(&mu_);
+    ++stats_.notified;
+  } else if (result != -ENOENT && result != -ENOTCONN && result != -ENODEV) {
+    spdlog::debug("telling the kernel that {} left directory {} failed: {}", job.name,
+                  job.parent, strerror(-result));
+  }
+}
+
+void ExpiryAgent::Stop() {
+  if (!thread_.joinable()) return;
+  bool done;
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+    queue_.clear();
+    on_stopped_ = nullptr;  // the loop no longer runs
+    wake_.Signal();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kStopWaitSeconds);
+    while (!done_ && std::chrono::steady_clock::now() < deadline) {
+      stopped_.WaitFor(&mu_, deadline - std::chrono::steady_clock::now());
+    }
+    done = done_;
+  }
+  if (!done) {
+    spdlog::error("the expiry thread waits for a request keyfs no longer answers; aborting "
+                  "the FUSE connection so that both end");
+    session_->AbortConnection();
+  }
+  thread_.join();
+}
+
+}  // namespace keyfs
