@@ -28,7 +28,7 @@ const std::set<std::string_view> kCounters = {
     "save_errors",     "refused_for_memory", "compactions",       "segments_compacted",
     "blocks_relocated", "write_errors",     "rewrites",           "rewrites_failed",
     "store_saved_raw_bytes", "store_saved_stored_bytes", "swap_saved_raw_bytes",
-    "swap_saved_stored_bytes"};
+    "swap_saved_stored_bytes", "expired_keys"};
 
 // Fields that are no measurement.
 const std::set<std::string_view> kSkipped = {"pid"};

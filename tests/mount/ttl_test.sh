@@ -80,6 +80,21 @@ check "counted in expired_keys" [ "$(info expired_keys)" -gt "$expired_before" ]
 check "the name can be used again" eval "echo new > '$MNT/dir/short' && [ \"\$(cat '$MNT/dir/short')\" = new ]"
 check "... by a file with no lifetime" eval '[ -z "$(ttl_of "$MNT/dir/short")" ]'
 
+# Many lifetimes ending while another process creates and removes files in
+# the same directory: the expiry thread's unlinks wait for the directory's
+# lock, which that process's requests hold while keyfs answers them.
+mkdir "$MNT/busy"
+for i in $(seq 1 300); do echo "$i" > "$MNT/busy/e$i"; done
+for i in $(seq 1 300); do setfattr -n user.keyfs.ttl -v 1 "$MNT/busy/e$i"; done
+(for i in $(seq 1 3000); do echo x > "$MNT/busy/w$((i % 50))"; rm -f "$MNT/busy/w$(((i + 25) % 50))"; done) &
+WRITER=$!
+only_long_lifetimes_left() { [ "$(info keys_with_ttl)" = 1 ]; }  # dir/link's
+check "300 lifetimes end while another process works in their directory" \
+  wait_until 60 only_long_lifetimes_left
+check "... that process finishes" wait_until 120 eval "! kill -0 $WRITER 2>/dev/null"
+wait "$WRITER"
+check "... and none of the 300 is left" eval '[ -z "$(ls "$MNT/busy" | grep "^e")" ]'
+
 # A lifetime that ends while unmounted; one that does not; a rewrite between.
 echo later > "$MNT/dir/later"
 check "a file with 2 s to live" setfattr -n user.keyfs.ttl -v 2 "$MNT/dir/later"
