@@ -174,6 +174,8 @@ void Journal::XattrRemoved(Ino ino, std::string_view name, timespec now) {
 
 void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino, atime}); }
 
+void Journal::PinSet(Ino ino, bool pinned) { Add(kSetPin, SetPinRecord{ino, pinned ? 1u : 0u}); }
+
 void Journal::WrittenStored(Ino ino, uint64_t index, uint32_t length, timespec now,
                             uint64_t stored_version, const BlockLocation& where) {
   Add(kWriteStored,

@@ -154,6 +154,7 @@ class Journal final : public MutationLog {
                 timespec now) override;
   void XattrRemoved(Ino ino, std::string_view name, timespec now) override;
   void Accessed(Ino ino, timespec atime) override;
+  void PinSet(Ino ino, bool pinned) override;
 
  private:
   enum class ErrorKind { kNone, kWrite, kSync };
