@@ -447,7 +447,8 @@ void FuseAdapter::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 
 void FuseAdapter::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
-    return ReplyError(req, Status::Errno(EPERM));
+    if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EPERM));
+    return ReplyError(req, control_->RemoveFileControl(ino, name));  // user.keyfs.pin
   }
   if (RefuseControl(req, ino)) return;
   ReplyError(req, keyspace_->RemoveXattr(ino, name));
