@@ -449,7 +449,7 @@ void FuseAdapter::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void FuseAdapter::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
     if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EPERM));
-    return ReplyError(req, control_->RemoveFileControl(ino, name));
+    return ReplyError(req, control_->RemoveFileControl(ino, name));  // pin, ttl
   }
   if (RefuseControl(req, ino)) return;
   ReplyError(req, keyspace_->RemoveXattr(ino, name));

@@ -56,9 +56,11 @@ class ServerControl {
   virtual Status SetControl(std::string_view name, std::string_view value) = 0;
   // A control attribute of a file (user.keyfs.state): ENODATA for unknown names.
   virtual Result<std::string> GetFileControl(Ino ino, std::string_view name) = 0;
-  // Setting one (user.keyfs.evict, user.keyfs.prefetch): EPERM for unknown names.
+  // Setting one (user.keyfs.evict, user.keyfs.prefetch, user.keyfs.pin):
+  // EPERM for unknown names.
   virtual Status SetFileControl(Ino ino, std::string_view name, std::string_view value) = 0;
-  // Removing one (user.keyfs.ttl): EPERM for names that cannot be removed.
+  // Removing one (setfattr -x user.keyfs.pin, user.keyfs.ttl): EPERM for
+  // names that cannot be removed.
   virtual Status RemoveFileControl(Ino ino, std::string_view name) = 0;
   // The text of .keyfs/info.
   virtual std::string InfoText() = 0;

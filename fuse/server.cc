@@ -79,6 +79,7 @@ Result<std::unique_ptr<Server>> Server::Start(
                                  server->loop_.get(), &server->memory_, server->clock_,
                                  server->store_));
   replayed(server->journal_->loaded());
+  RETURN_IF_ERROR(server->CheckPinsFit());
   // Replay in swap mode fills the budget and swaps out as it goes: those
   // refusals were its own, not changes refused.
   server->logged_refusals_ = server->memory_.refusals();
@@ -358,12 +359,41 @@ Result<std::string> Server::GetFileControl(Ino ino, std::string_view name) {
     std::string state = cache_->StateOf(ino);
     if (!state.empty()) return state;
   }
+  if (name == "pin") {
+    const Inode* inode = keyspace_.FindInode(ino);
+    if (inode && inode->is_regular()) return std::string(inode->pinned ? "1" : "0");
+  }
   return Status::Errno(ENODATA);
+}
+
+Status Server::SetPin(Ino ino, bool pinned) {
+  Status status = keyspace_.SetPinned(ino, pinned);
+  if (status.code() == ENOSPC) {
+    spdlog::info("pinning inode {} refused: {}", ino, status.message());
+  } else if (status.ok()) {
+    spdlog::debug("inode {} {}pinned: {} pinned in {} files", ino, pinned ? "" : "un",
+                  FormatSize(keyspace_.pinned_bytes()), keyspace_.pinned_files());
+  }
+  return status;
+}
+
+Status Server::RemoveFileControl(Ino ino, std::string_view name) {
+  name.remove_prefix(kPrefix.size());
+  if (name == "pin") return SetPin(ino, false);
+  if (IsLifetimeName(name)) {
+    if (ino == kRootIno) return Status::Errno(ENODATA);
+    return keyspace_.ClearExpiry(ino);
+  }
+  return Status::Errno(EPERM);
 }
 
 Status Server::SetFileControl(Ino ino, std::string_view name, std::string_view value) {
   name.remove_prefix(kPrefix.size());
   if (IsLifetimeName(name)) return SetLifetime(ino, name, value);
+  if (name == "pin") {
+    if (value != "0" && value != "1") return Status::Errno(EINVAL);
+    return SetPin(ino, value == "1");
+  }
   if (name != "evict" && name != "prefetch") return Status::Errno(EPERM);
   // Any of "", "1" (setfattr -n NAME FILE, or -v 1): the act, not a setting.
   if (!value.empty() && value != "1") return Status::Errno(EINVAL);
@@ -371,6 +401,7 @@ Status Server::SetFileControl(Ino ino, std::string_view name, std::string_view v
   if (!inode) return Status::Errno(ENOENT);
   if (inode->is_dir()) return Status::Errno(EISDIR);  // keyfs-ctl -r walks the tree
   if (!inode->is_regular()) return Status::Errno(EINVAL);
+  if (name == "evict" && inode->pinned) return Status::Errno(EBUSY);  // unpin it first
   BlockCache::FileAction action =
       name == "evict" ? cache_->EvictFile(ino) : cache_->PrefetchFile(ino);
   spdlog::debug("{} of inode {}: {} now, {} after their save, {} skipped", name, ino,
@@ -412,15 +443,6 @@ Status Server::SetControl(std::string_view name, std::string_view value) {
     return Status::Ok();
   }
   if (IsLifetimeName(name)) return Status::Errno(EINVAL, "a directory has no lifetime");
-  return Status::Errno(EPERM);
-}
-
-Status Server::RemoveFileControl(Ino ino, std::string_view name) {
-  name.remove_prefix(kPrefix.size());
-  if (IsLifetimeName(name)) {
-    if (ino == kRootIno) return Status::Errno(ENODATA);
-    return keyspace_.ClearExpiry(ino);
-  }
   return Status::Errno(EPERM);
 }
 
@@ -479,6 +501,21 @@ void Server::ExpireThroughMount() {
 // dirty blocks, and deleting files in keyfs always gets space back. The
 // disk is measured 10 times a second; in between, what keyfs wrote since is
 // taken off.
+
+Status Server::CheckPinsFit() const {
+  uint64_t pinned = keyspace_.pinned_bytes();
+  if (pinned <= keyspace_.PinLimit()) return Status::Ok();
+  uint64_t needed =
+      pinned + memory_.Unevictable() + Keyspace::kMinBlocksRoom * keyspace_.block_size();
+  return Status::Errno(
+      ENOSPC, fmt::format("the {} pinned files (user.keyfs.pin) take {}, more than max_memory {} "
+                          "leaves them beside what keyfs cannot evict ({}) and room for {} "
+                          "blocks: mount with max_memory={} or more, then unpin what need "
+                          "not stay in memory (keyfs-ctl unpin)",
+                          keyspace_.pinned_files(), FormatSize(pinned),
+                          FormatSize(memory_.limit()), FormatSize(memory_.Unevictable()),
+                          Keyspace::kMinBlocksRoom, FormatSize(needed)));
+}
 
 void Server::MeasureDisk() {
   auto space = env_->GetSpace(options_.store_dir);

@@ -82,6 +82,9 @@ class Server final : public ServerControl {
   // server.cc, "room on the disk"); ENOSPC with the reason when not.
   Status CheckDiskRoom();
   void MeasureDisk();
+  // At mount: ENOSPC, saying what max_memory they need, when the pinned
+  // files replay brought back do not fit in this max_memory.
+  Status CheckPinsFit() const;
   // Logs (rate-limited) changes refused for lack of memory, and a nearly
   // full budget, with the figures and what to do.
   void WarnAboutMemory();
@@ -95,6 +98,8 @@ class Server final : public ServerControl {
   // follows kPrefix, and starts with kConfigName.
   Result<std::string> GetConfig(std::string_view name) const;
   Status SetConfig(std::string_view name, std::string_view value);
+  // user.keyfs.pin set to 1 or 0 (or removed: 0).
+  Status SetPin(Ino ino, bool pinned);
   // Makes `changed` (options_ with one live option changed) hold now.
   Status ApplyLiveOptions(const MountOptions& changed);
   // A file's lifetime (server_lifetime.cc): user.keyfs.ttl (seconds left)

@@ -17,10 +17,6 @@ static_assert(kConfigAttribute.substr(ServerControl::kPrefix.size()) == Server::
 
 namespace {
 
-// Blocks a smaller max_memory must leave room for beyond what cannot be
-// evicted: writers then wait for saves instead of failing.
-constexpr uint64_t kMinBlocksRoom = 8;
-
 // "config.NAME" -> "NAME"; "" for anything else ("configure").
 std::string_view OptionName(std::string_view name) {
   name.remove_prefix(Server::kConfigName.size());
@@ -69,26 +65,26 @@ Status Server::SetConfig(std::string_view name, std::string_view value) {
 Status Server::ApplyLiveOptions(const MountOptions& changed) {
   if (changed.max_memory != options_.max_memory) {
     // What cannot be evicted (the namespace, open handles, parked requests,
-    // unwritten journal, the store's tables) must fit with room for some
-    // blocks besides, or writes would fail with ENOSPC instead of waiting
-    // for saves (BlockCache::Reclaim answers kNo when no block memory is
-    // left to free). Summed from the components that stay, each read once:
-    // the pool's share moves on IO threads.
-    uint64_t fixed = 0;
-    for (MemoryComponent kept :
-         {MemoryComponent::kInodes, MemoryComponent::kNames, MemoryComponent::kXattrs,
-          MemoryComponent::kHandles, MemoryComponent::kRequests, MemoryComponent::kJournal,
-          MemoryComponent::kStore}) {
-      fixed += memory_.Used(kept);
-    }
-    uint64_t blocks_room = kMinBlocksRoom * keyspace_.block_size();
-    if (changed.max_memory < fixed + blocks_room) {
+    // unwritten journal, the store's tables) and the pinned files must fit
+    // with room for some blocks besides, or writes would fail with ENOSPC
+    // instead of waiting for saves (BlockCache::Reclaim answers kNo when no
+    // block memory is left to free; Keyspace::PinLimit holds pins to the
+    // same sum).
+    uint64_t fixed = memory_.Unevictable();
+    uint64_t pinned = keyspace_.pinned_bytes();
+    uint64_t blocks_room = Keyspace::kMinBlocksRoom * keyspace_.block_size();
+    if (changed.max_memory < fixed + pinned + blocks_room) {
+      std::string pins =
+          pinned == 0 ? std::string()
+                      : fmt::format(" plus the {} pinned files take ({} files; keyfs-ctl unpin "
+                                    "frees it)",
+                                    FormatSize(pinned), keyspace_.pinned_files());
       return Status::Errno(
           ENOSPC, fmt::format("max_memory {} is less than the {} that keyfs holds and cannot "
-                              "evict ({}) plus room for {} blocks ({}): give at least {}",
+                              "evict ({}){} plus room for {} blocks ({}): give at least {}",
                               FormatSize(changed.max_memory), FormatSize(fixed),
-                              MemoryBreakdown(), kMinBlocksRoom, FormatSize(blocks_room),
-                              FormatSize(fixed + blocks_room)));
+                              MemoryBreakdown(), pins, Keyspace::kMinBlocksRoom,
+                              FormatSize(blocks_room), FormatSize(fixed + pinned + blocks_room)));
     }
     // Growth is held to the new limit at once; the cron evicts clean blocks
     // down to it (and saves dirty ones at once while memory is over it), and

@@ -23,7 +23,8 @@ namespace keyfs::journal {
 inline constexpr char kMagic[8] = {'K', 'E', 'Y', 'F', 'S', 'J', 'N', 'L'};
 // 2 adds the block store's records (kBlockSaved, kSnapshotStoredBlock,
 // kSnapshotBlockData); 3 adds kWriteStored (whole blocks written to the store
-// first); 4 adds kSetExpiry (files' lifetimes). A reader reads every version from kOldestReadableVersion on.
+// first); 4 adds kSetExpiry (files' lifetimes) and kSetPin (user.keyfs.pin). A
+// reader reads every version from kOldestReadableVersion on.
 inline constexpr uint32_t kVersion = 4;
 inline constexpr uint32_t kOldestReadableVersion = 1;
 inline constexpr size_t kFileHeaderSize = 32;

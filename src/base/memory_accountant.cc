@@ -27,4 +27,15 @@ uint64_t MemoryAccountant::Used() const {
   return total;
 }
 
+uint64_t MemoryAccountant::Unevictable() const {
+  uint64_t total = 0;
+  for (MemoryComponent kept :
+       {MemoryComponent::kInodes, MemoryComponent::kNames, MemoryComponent::kXattrs,
+        MemoryComponent::kHandles, MemoryComponent::kRequests, MemoryComponent::kJournal,
+        MemoryComponent::kStore}) {
+    total += Used(kept);
+  }
+  return total;
+}
+
 }  // namespace keyfs

@@ -94,6 +94,9 @@ class MemoryAccountant {
   // freed at once for whatever needs their room.
   uint64_t InUse() const { return Used() - Used(MemoryComponent::kPool); }
   uint64_t limit() const { return limit_.load(std::memory_order_relaxed); }
+  // What eviction can never give back: everything but blocks, the room set
+  // aside for loads (kIo) and the pool. Each counter read once.
+  uint64_t Unevictable() const;
   // A new max_memory on a running mount (keyfs-ctl config): whatever grows
   // from now on is held to it, and the cache's cron evicts down to it, with
   // back-pressure for writers while dirty blocks are above it.

@@ -55,7 +55,9 @@ const BlockSlot* BlockCache::Slot(const BlockKey& key) const {
 
 void BlockCache::Attach(const std::function<void(const BlockLocation&)>& live) {
   int64_t now = clock_->MonotonicNanos();
+  std::vector<Ino> pinned;
   keyspace_->ForEachFile([&](Ino ino, FileData& file) {
+    if (IsPinned(ino)) pinned.push_back(ino);
     for (size_t i = 0; i < file.block_count(); ++i) {
       BlockSlot& slot = file.mutable_slot(i);
       BlockKey key{ino, i};
@@ -74,6 +76,11 @@ void BlockCache::Attach(const std::function<void(const BlockLocation&)>& live) {
   keyspace_->set_observer(this);
   keyspace_->set_stores_whole_blocks(store_->persistent() && log_ != nullptr);
   memory_->set_reclaimer(this);
+  // Replay may have left pinned blocks evicted (saved in disk mode, swapped
+  // out in swap mode): they come back now (rule 7).
+  for (Ino ino : pinned) {
+    if (!LoadPinned(ino)) pin_loading_.insert(ino);
+  }
 }
 
 // --- the keyspace's news ---------------------------------------------------------
@@ -109,6 +116,48 @@ void BlockCache::Dropping(Ino ino, uint64_t index, BlockSlot& slot) {
 
 void BlockCache::Stored(Ino ino, uint64_t index, BlockSlot& slot) {
   if (slot.resident()) AddClean(BlockKey{ino, index}, slot);
+}
+
+// Rule 7: a pinned file's blocks leave the sample set and its evicted ones
+// are loaded; unpinned, its clean blocks are candidates again.
+void BlockCache::PinChanged(Ino ino, bool pinned) {
+  Inode* inode = keyspace_->MutableInode(ino);
+  if (!inode || !inode->is_regular()) return;
+  FileData& file = inode->file();
+  if (!pinned) {
+    pin_loading_.erase(ino);
+    for (uint64_t index = 0; index < file.block_count(); ++index) {
+      BlockSlot& slot = file.mutable_slot(index);
+      if (slot.resident() && !slot.dirty) AddClean(BlockKey{ino, index}, slot);
+    }
+    return;
+  }
+  for (uint64_t index = 0; index < file.block_count(); ++index) {
+    RemoveClean(file.mutable_slot(index));
+    evict_when_saved_.erase(BlockKey{ino, index});  // an evict asked before the pin
+  }
+  if (!LoadPinned(ino)) pin_loading_.insert(ino);
+}
+
+bool BlockCache::LoadPinned(Ino ino) {
+  const Inode* inode = keyspace_->FindInode(ino);
+  if (!inode || !inode->pinned) return true;
+  const FileData& file = inode->file();
+  bool started_all = true;
+  for (uint64_t index = 0; index < file.block_count(); ++index) {
+    if (!file.slot(index).evicted()) continue;
+    switch (LoadAhead(BlockKey{ino, index})) {
+      case Ahead::kStarted:
+        ++stats_.pin_loads;
+        break;
+      case Ahead::kLoading:
+        break;
+      case Ahead::kNoRoom:
+        started_all = false;
+        break;
+    }
+  }
+  return started_all;
 }
 
 void BlockCache::QueueDelete(const BlockKey& key, uint64_t version, const BlockLocation& where) {
@@ -672,6 +721,10 @@ BlockCache::FileAction BlockCache::EvictFile(Ino ino) {
   Inode* inode = keyspace_->MutableInode(ino);
   if (!inode || !inode->is_regular()) return action;
   FileData& file = inode->file();
+  if (inode->pinned) {  // rule 7
+    action.skipped = file.block_count();
+    return action;
+  }
   int64_t now = clock_->MonotonicNanos();
   for (uint64_t index = 0; index < file.block_count(); ++index) {
     BlockKey key{ino, index};
@@ -795,6 +848,12 @@ void BlockCache::OnIoReady() {
     switch (job->kind) {
       case IoJob::Kind::kLoad:
         ApplyLoad(*job);
+        // A pinned block that is not in after all (the LOAD failed, or the
+        // copy changed while it was read): the cron tries again (rule 7).
+        if (const BlockSlot* slot = Slot(job->key);
+            slot && slot->evicted() && IsPinned(job->key.ino)) {
+          pin_loading_.insert(job->key.ino);
+        }
         break;
       case IoJob::Kind::kLoadRange:
         ApplyRangeLoad(*job);
@@ -832,6 +891,14 @@ void BlockCache::Cron() {
     // gigabytes there are more blocks to drop than one tick should take;
     // the next ticks go on, and writers wait for room meanwhile.
     EvictDownTo(static_cast<uint64_t>(limit * options_.low_watermark), {}, kCronEvictionNs);
+  }
+  // Pinned blocks that had no room to load yet (rule 7).
+  if (!pin_loading_.empty()) {
+    std::vector<Ino> loaded;
+    for (Ino ino : pin_loading_) {
+      if (LoadPinned(ino)) loaded.push_back(ino);
+    }
+    for (Ino ino : loaded) pin_loading_.erase(ino);
   }
   // Memory full of dirty blocks: save them now, whatever flush_delay says.
   if (memory_->InUse() > limit * options_.high_watermark) pressure_ = true;
@@ -924,7 +991,7 @@ void BlockCache::UncountDirty(BlockSlot& slot) {
 }
 
 void BlockCache::AddClean(const BlockKey& key, BlockSlot& slot) {
-  if (slot.resident_pos != 0) return;
+  if (slot.resident_pos != 0 || IsPinned(key.ino)) return;  // rule 7
   clean_.push_back(key);
   slot.resident_pos = static_cast<uint32_t>(clean_.size());
 }
@@ -1003,7 +1070,13 @@ Room BlockCache::Reclaim(uint64_t bytes, const BusyBlocks& busy) {
   // Block memory (dirty blocks being saved, loads, blocks held by replies)
   // becomes free with time; other memory (the namespace) does not.
   uint64_t block_memory = memory_->Used(MemoryComponent::kBlocks) + memory_->Used(MemoryComponent::kIo);
-  return block_memory >= bytes ? Room::kLater : Room::kNo;
+  // Pinned blocks never become free. Once all are in, they take at least
+  // their footprint; while some are still to load, that much is not in
+  // block memory yet, and none is taken off (waiting a little is better
+  // than an ENOSPC that was not due).
+  uint64_t pinned = pin_loading_.empty() ? keyspace_->pinned_bytes() : 0;
+  uint64_t freeable = block_memory > pinned ? block_memory - pinned : 0;
+  return freeable >= bytes ? Room::kLater : Room::kNo;
 }
 
 // --- reporting -----------------------------------------------------------------
@@ -1072,6 +1145,11 @@ std::string BlockCache::Info() const {
   line("deletes_total", stats_.deletes);
   line("readaheads_total", stats_.readaheads);
   line("prefetches_total", stats_.prefetches);
+  line("pinned_files", keyspace_->pinned_files());
+  line("pinned_bytes", keyspace_->pinned_bytes());
+  line("pinned_bytes_limit", keyspace_->PinLimit());
+  line("pinned_files_loading", pin_loading_.size());
+  line("pin_loads_total", stats_.pin_loads);
   line("parked_requests", parked_.size());
   line("parked_total", stats_.parked_total);
   line("interrupted_total", stats_.interrupted);

@@ -34,6 +34,15 @@
 //    SAVEs have made blocks clean. ENOSPC only when nothing can free memory:
 //    the budget is full of what cannot be evicted, or the disk takes no more
 //    saves.
+//  - Pinned files (user.keyfs.pin, Inode::pinned; the keyspace keeps the
+//    flag, the count and the budget, keyspace.h). A pinned file's blocks are
+//    never evicted, in either mode: they are kept out of the eviction sample
+//    set, so no sampling round ever looks at them. They are still saved as
+//    any block is (pinned is not unsaved: a SAVE makes a pinned block clean,
+//    it only stays). Its evicted blocks (pinned while on disk, or left
+//    evicted by replay) are loaded as readahead loads (the pin returns at
+//    once), and those there was no room for yet are tried again by the cron
+//    until all are in. Unpinned, its clean blocks are candidates again.
 //  - Readahead. A reader going through a file block by block gets the next
 //    blocks loaded before it asks.
 //  - Partial reads. A small read (at most `range_read_max`) of an evicted
@@ -93,6 +102,10 @@
 //     returns.
 //  6. At mount, every slot the replayed keyspace holds is counted live in the
 //     store; everything else in the store is dead space (orphans).
+//  7. A pinned file's blocks are never in clean_, the eviction sample set
+//     (AddClean refuses them; PinChanged takes them out), so eviction never
+//     drops one; EvictFile leaves a pinned file alone. Every evicted block of
+//     a pinned file is loading, or its file is in pin_loading_.
 //
 // Threading: the loop thread owns all of it. IO threads see only the jobs
 // (io_queue.h); their results are applied here, in OnIoReady.
@@ -176,6 +189,7 @@ struct CacheStats {
   uint64_t deletes = 0;
   uint64_t readaheads = 0;
   uint64_t prefetches = 0;  // blocks loaded for user.keyfs.prefetch
+  uint64_t pin_loads = 0;   // blocks loaded because their file is pinned
   uint64_t parked_total = 0, interrupted = 0;
 };
 
@@ -245,6 +259,8 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // for them): as many as there is room for now, clean blocks of other
   // files evicted for them as for any load.
   FileAction PrefetchFile(Ino ino);
+  // Files pinned whose blocks are not all in memory yet.
+  size_t pinned_loading() const { return pin_loading_.size(); }
 
   // Runs `work` on an IO thread, then `done` here (compaction's steps).
   void SubmitWork(std::function<void()> work, std::function<void()> done);
@@ -275,6 +291,7 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   void Dirtied(Ino ino, uint64_t index, BlockSlot& slot, bool was_dirty) override;
   void Dropping(Ino ino, uint64_t index, BlockSlot& slot) override;
   void Stored(Ino ino, uint64_t index, BlockSlot& slot) override;
+  void PinChanged(Ino ino, bool pinned) override;
   // Reclaimer
   Room Reclaim(uint64_t bytes, const BusyBlocks& busy) override;
 
@@ -369,6 +386,13 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   void UncountDirty(BlockSlot& slot);
   void RunReady();
   void SendDeletes();
+  // Loads the evicted blocks of pinned file `ino` as room allows; true when
+  // none is left to start (all in memory or loading).
+  bool LoadPinned(Ino ino);
+  bool IsPinned(Ino ino) const {
+    const Inode* inode = keyspace_->FindInode(ino);
+    return inode && inode->pinned;
+  }
   // Evicts until `target` bytes of the budget are used (or nothing more can
   // go, or `budget_ns` has passed when it is not 0); never the `busy`
   // blocks. Returns the bytes freed.
@@ -393,6 +417,9 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   std::vector<BlockKey> clean_;          // for sampling; slot.resident_pos indexes it
   std::vector<std::pair<BlockId, BlockLocation>> deletes_;  // to send
   std::vector<BlockKey> pending_loads_;  // waiting for room to be scheduled
+  // Pinned files with evicted blocks that had no room to load yet (the
+  // cron tries again; rule 7).
+  absl::flat_hash_set<Ino> pin_loading_;
 
   absl::flat_hash_map<uint64_t, Parked> parked_;
   std::deque<uint64_t> ready_;  // parked requests to run again, in order

@@ -177,6 +177,7 @@ void Journal::Accessed(Ino ino, timespec atime) { Add(kAccess, AccessRecord{ino,
 void Journal::ExpirySet(Ino ino, int64_t at_ms) {
   Add(kSetExpiry, ExpiryRecord{ino, static_cast<uint64_t>(at_ms)});
 }
+void Journal::PinSet(Ino ino, bool pinned) { Add(kSetPin, SetPinRecord{ino, pinned ? 1u : 0u}); }
 
 void Journal::WrittenStored(Ino ino, uint64_t index, uint32_t length, timespec now,
                             uint64_t stored_version, const BlockLocation& where) {

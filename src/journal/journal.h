@@ -155,6 +155,7 @@ class Journal final : public MutationLog {
   void XattrRemoved(Ino ino, std::string_view name, timespec now) override;
   void Accessed(Ino ino, timespec atime) override;
   void ExpirySet(Ino ino, int64_t at_ms) override;
+  void PinSet(Ino ino, bool pinned) override;
 
  private:
   enum class ErrorKind { kNone, kWrite, kSync };

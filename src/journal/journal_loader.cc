@@ -30,6 +30,7 @@ class DropCopies final : public BlockObserver {
   explicit DropCopies(BlockStore* store) : store_(store) {}
   void Dirtied(Ino, uint64_t, BlockSlot&, bool) override {}
   void Stored(Ino, uint64_t, BlockSlot&) override {}
+  void PinChanged(Ino, bool) override {}  // the cache loads pinned blocks after replay
   void Dropping(Ino ino, uint64_t index, BlockSlot& slot) override {
     if (slot.stored.valid()) (void)store_->Delete({ino, index, slot.stored_version}, slot.stored);
   }

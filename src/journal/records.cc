@@ -28,6 +28,7 @@ std::string_view RecordTypeName(uint8_t type) {
     case kSnapshotBlockData: return "snapshot-block-data";
     case kWriteStored: return "write-stored";
     case kSetExpiry: return "set-expiry";
+    case kSetPin: return "set-pin";
   }
   return "unknown";
 }
@@ -215,6 +216,11 @@ std::string DescribeRecord(uint8_t type, std::string_view payload) {
       return fmt::format("{} ino={} index={} length={} time={} stored_version={} at={}:{}+{}",
                          name, r.ino, r.index, r.length, Time(r.time), r.stored_version,
                          r.where.segment, r.where.offset, r.where.size);
+    }
+    case kSetPin: {
+      SetPinRecord r;
+      if (!Decode(payload, &r) || r.pinned > 1) return bad();
+      return fmt::format("{} ino={} pinned={}", name, r.ino, r.pinned);
     }
     case kSnapshotStoredBlock: {
       StoredBlockRecord r;

@@ -46,6 +46,7 @@ enum RecordType : uint8_t {
   kWriteStored = 19,  // a whole block written by storing it first (a location)
   // Version 4.
   kSetExpiry = 20,  // a file's lifetime set or removed (live and in snapshots)
+  kSetPin = 21,     // user.keyfs.pin set or cleared (live and in snapshots)
 };
 
 std::string_view RecordTypeName(uint8_t type);
@@ -207,6 +208,14 @@ struct BlockDataRecord {
   uint64_t ino = 0, index = 0, version = 0;
   std::string_view data;
   template <typename F> void Fields(F& f) { f(ino), f(index), f(version), f(data); }
+};
+
+// kSetPin: regular file `ino` is pinned (1) or not (0): its blocks stay in
+// memory (Keyspace::SetPinned). Any other value does not decode.
+struct SetPinRecord {
+  uint64_t ino = 0;
+  uint32_t pinned = 0;
+  template <typename F> void Fields(F& f) { f(ino), f(pinned); }
 };
 
 // The node record of `inode` named `name` in `parent`: every attribute as

@@ -14,6 +14,7 @@ Replayer::Replayer(Keyspace* keyspace, const Clock* live_clock, BlockFetcher fet
 Replayer::~Replayer() {
   keyspace_->set_clock(live_clock_);
   keyspace_->set_replay_seq(0);
+  keyspace_->RecountPinned();  // replay keeps no count of what pinned files take
 }
 
 Status Replayer::SkipIfGone(Status status) {
@@ -165,6 +166,11 @@ Status Replayer::ApplyDecoded(uint8_t type, std::string_view payload) {
       if (!Decode(payload, &r)) return malformed();
       return SkipIfGone(keyspace_->RestoreWriteStored(r.ino, r.index, r.length, r.time,
                                                       r.stored_version, r.where.location()));
+    }
+    case kSetPin: {
+      SetPinRecord r;
+      if (!Decode(payload, &r) || r.pinned > 1) return malformed();
+      return SkipIfGone(keyspace_->RestorePin(r.ino, r.pinned == 1));
     }
     case kSnapshotStoredBlock: {
       StoredBlockRecord r;

@@ -32,6 +32,7 @@ class SnapshotWriter {
   Status Node(Ino parent, std::string_view name, const Inode& inode) {
     RETURN_IF_ERROR(Add(kNode, NodeRecordOf(parent, name, inode)));
     if (inode.is_regular()) RETURN_IF_ERROR(Blocks(inode));
+    if (inode.pinned) RETURN_IF_ERROR(Add(kSetPin, SetPinRecord{inode.ino, 1}));
     if (inode.xattrs) {
       for (const auto& [attr_name, value] : inode.xattrs->entries()) {
         RETURN_IF_ERROR(Add(kSnapshotXattr, XattrRecord{inode.ino, {}, attr_name, value}));

@@ -98,6 +98,10 @@ class BlockObserver {
   // change was made (a write of whole blocks): it is resident and clean.
   // Dropping() was called for what it held before.
   virtual void Stored(Ino ino, uint64_t index, BlockSlot& slot) = 0;
+  // Regular file `ino` was pinned (Inode::pinned: its blocks are to stay in
+  // memory, and its evicted ones to be loaded) or unpinned (its blocks are
+  // a cache again).
+  virtual void PinChanged(Ino ino, bool pinned) = 0;
 };
 
 // A block stored before the write that makes it the file's (kNeedStore):

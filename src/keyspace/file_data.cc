@@ -140,6 +140,28 @@ Result<std::vector<ReadSlice>> FileData::Read(uint64_t offset, uint64_t length,
   return slices;
 }
 
+uint64_t FileData::Footprint(size_t first, size_t last) const {
+  uint64_t bytes = 0;
+  for (size_t index = first; index <= last && index < blocks_.size(); ++index) {
+    const BlockSlot& slot = blocks_[index];
+    if (!slot.hole()) bytes += BlockBuffer::ChargeFor(slot.length);
+  }
+  return bytes;
+}
+
+uint64_t FileData::FootprintAfterWrite(uint64_t offset, uint64_t length) const {
+  if (length == 0) return 0;
+  uint64_t bytes = 0;
+  for (uint64_t index = offset / block_size_; index <= (offset + length - 1) / block_size_;
+       ++index) {
+    uint64_t block_start = index * block_size_;
+    uint64_t end = std::min<uint64_t>(offset + length - block_start, block_size_);
+    uint64_t old = index < blocks_.size() && !blocks_[index].hole() ? blocks_[index].length : 0;
+    bytes += BlockBuffer::ChargeFor(std::max(old, end));
+  }
+  return bytes;
+}
+
 size_t FileData::GrownCapacity(size_t current_capacity, size_t end) const {
   // Appending doubles the capacity (amortized O(1) copies); a write that lands
   // in a fresh block gets exactly what it needs, so a small file written in

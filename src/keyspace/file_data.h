@@ -93,6 +93,14 @@ class FileData {
   // Whether ShrinkToFit() would give memory back.
   bool has_slack() const;
 
+  // What blocks [first, last] take in memory when resident, wherever they
+  // are now: a buffer of each one's length (BlockBuffer::ChargeFor), nothing
+  // for holes and blocks past the end. What user.keyfs.pin counts.
+  uint64_t Footprint(size_t first, size_t last) const;
+  // The footprint of the blocks a write of `length` bytes at `offset` touches,
+  // as it would be after the write (a write grows blocks, never shrinks them).
+  uint64_t FootprintAfterWrite(uint64_t offset, uint64_t length) const;
+
   // Sum of the blocks' lengths, wherever they are: what st_blocks reports.
   uint64_t stored_bytes() const { return stored_bytes_; }
   size_t block_count() const { return blocks_.size(); }

@@ -77,6 +77,7 @@ struct Inode {
 
   uint64_t lookups = 0;  // the kernel's references (FUSE lookup count)
   uint32_t opens = 0;    // open directory handles (files: see invariant 2)
+  bool pinned = false;   // user.keyfs.pin: its blocks stay in memory (Keyspace::SetPinned)
   Ino parent = 0;        // the directory of its first name (invariant 4)
   std::string name;      // its first name there
 

@@ -124,7 +124,15 @@ void Keyspace::MaybeFree(Inode* inode) {
   }
   assert(!inode->is_dir() || inode->dir().empty());
   assert(inode->name.empty() && !extra_names_.contains(inode->ino));
-  if (inode->is_regular()) inode->file().DropAll(inode->ino, observer_);
+  if (inode->is_regular()) {
+    if (inode->pinned) {
+      const FileData& file = inode->file();
+      uint64_t footprint = file.block_count() ? file.Footprint(0, file.block_count() - 1) : 0;
+      pinned_bytes_ -= std::min(pinned_bytes_, footprint);
+      --pinned_files_;
+    }
+    inode->file().DropAll(inode->ino, observer_);
+  }
   inodes_.Erase(inode->ino);  // frees blocks, xattrs and directory with it
 }
 

@@ -188,6 +188,39 @@ class Keyspace {
   Status RemoveXattr(Ino ino, std::string_view name);
   FsStats StatFs() const;
 
+  // --- pinned files (user.keyfs.pin; keyspace_pin.cc) -------------------------
+  // A pinned regular file's blocks stay in memory: the cache never evicts
+  // them and loads the evicted ones (BlockObserver::PinChanged). They count
+  // against max_memory, so pinning is refused (ENOSPC, nothing changed) when
+  // the pinned files' footprints (FileData::Footprint: their blocks as
+  // buffers in memory) would pass PinLimit(). A write that would grow a
+  // pinned file past it is refused the same way (ENOSPC), as tmpfs refuses a
+  // write past its size: pinned memory is a reservation, and one that could
+  // grow past the budget would leave the cache no room to work (or turn the
+  // pin into a promise that is quietly not kept). Shrinking a file, and
+  // overwriting bytes it has, always works. Replay checks nothing: a journal
+  // replays as it was written (Server::Start refuses a mount whose pins do
+  // not fit).
+  //
+  // Invariants: pinned_bytes_ is the sum of the footprints of the pinned
+  // files, pinned_files_ their number (freed inodes leave both); outside of
+  // replay, and while max_memory and the namespace do not change, pinned_bytes_
+  // <= PinLimit().
+  //
+  // EISDIR for a directory, EINVAL for other files that are not regular,
+  // ENOSPC when it does not fit; pinning a pinned file (or unpinning an
+  // unpinned one) changes nothing and records nothing.
+  Status SetPinned(Ino ino, bool pinned);
+  // Blocks of room kept beyond what cannot be evicted and the pinned files:
+  // with less, writers would fail with ENOSPC instead of waiting for saves
+  // (BlockCache::Reclaim answers kNo when no block memory is left to free).
+  static constexpr uint64_t kMinBlocksRoom = 8;
+  // What pinned files may take: max_memory less what cannot be evicted
+  // (MemoryAccountant::Unevictable) and kMinBlocksRoom blocks.
+  uint64_t PinLimit() const;
+  uint64_t pinned_bytes() const { return pinned_bytes_; }
+  uint64_t pinned_files() const { return pinned_files_; }
+
   // --- contents ------------------------------------------------------------
   // Opening a file counts nothing: an open file lives as long as the kernel
   // holds its inode (its lookup count), which an open file does, whether it
@@ -334,6 +367,11 @@ class Keyspace {
   Status RestoreData(Ino ino, uint64_t offset, std::string_view data);
   Status RestoreXattr(Ino ino, std::string_view name, std::string_view value);
   Status RestoreAccessTime(Ino ino, timespec atime);
+  // A pin as recorded (no budget check: see SetPinned).
+  Status RestorePin(Ino ino, bool pinned);
+  // Counts the pinned files' footprints again (the end of replay, which
+  // does not keep count as it goes).
+  void RecountPinned();
   // Block `index` of a snapshot file: its bytes at `version` (dirty, in
   // memory), or its stored copy (evicted). kNeedRoom/ENOSPC when memory is short.
   Status RestoreBlockData(Ino ino, uint64_t index, uint64_t version, std::string_view data);
@@ -411,6 +449,25 @@ class Keyspace {
   // copies in to_store_, or applied with the copies `offered` (OfferStored).
   Result<size_t> WriteWholeBlocks(Inode* inode, uint64_t offset, std::string_view data,
                                   const std::vector<StoredBlock>* offered);
+  // ENOSPC when a write of `length` bytes at `offset` would grow pinned
+  // `inode` past PinLimit() (not in replay).
+  Status CheckPinnedGrowth(const Inode& inode, uint64_t offset, uint64_t length) const;
+  // Keeps pinned_bytes_ right across a change to blocks [first, last] of a
+  // file (for pinned files only; a failed change changes nothing, so it
+  // counts nothing either).
+  class PinnedChange {
+   public:
+    PinnedChange(Keyspace* keyspace, Inode* inode, uint64_t first, uint64_t last);
+    ~PinnedChange();
+    PinnedChange(const PinnedChange&) = delete;
+    PinnedChange& operator=(const PinnedChange&) = delete;
+
+   private:
+    Keyspace* const keyspace_;
+    Inode* const inode_;  // null: not pinned, nothing to count
+    const uint64_t first_, last_;
+    uint64_t before_ = 0;
+  };
 
   const KeyspaceOptions options_;
   MemoryAccountant* const accountant_;
@@ -433,6 +490,8 @@ class Keyspace {
   // The names of files beyond their first (hard links), by inode number;
   // files with one name have no entry. Charged to kNames.
   absl::flat_hash_map<Ino, std::vector<NameRef>> extra_names_;
+  uint64_t pinned_bytes_ = 0;
+  uint64_t pinned_files_ = 0;
   // Files whose last block has slack: written since the last TrimSlack(), and
   // written in the round before it.
   std::unordered_set<Ino> slack_recent_, slack_older_;

@@ -30,6 +30,8 @@ Status Keyspace::NeedBlocks(Ino ino, const std::vector<uint64_t>& missing) {
 Status Keyspace::TruncateFile(Inode* inode, uint64_t size, timespec now) {
   if (size > kMaxFileSize) return Status::Errno(EFBIG);
   if (size != inode->size) {
+    uint64_t blocks = inode->file().block_count();
+    PinnedChange pinned(this, inode, size / options_.block_size, blocks ? blocks - 1 : 0);
     inode->file().Truncate(size, ChangeOf(*inode));
     inode->size = size;
   }
@@ -124,7 +126,9 @@ Result<size_t> Keyspace::Write(Ino ino, uint64_t offset, std::string_view data,
   if (offset >= kMaxFileSize) return Status::Errno(EFBIG);
   data = data.substr(0, std::min<uint64_t>(data.size(), kMaxFileSize - offset));
   const std::vector<StoredBlock>* offered = std::exchange(offered_, nullptr);
+  RETURN_IF_ERROR(CheckPinnedGrowth(*inode, offset, data.size()));
   uint32_t block_size = options_.block_size;
+  PinnedChange pinned(this, inode, offset / block_size, (offset + data.size() - 1) / block_size);
   if (stores_whole_blocks_ && at == WriteAt::kOffset && offset % block_size == 0 &&
       data.size() % block_size == 0 && log_ &&
       !(offered && offered->size() < data.size() / block_size)) {
@@ -195,6 +199,7 @@ Status Keyspace::Fallocate(Ino ino, int mode, uint64_t offset, uint64_t length) 
   timespec now = clock_->Now();
   if (punch) {
     std::vector<uint64_t> missing;
+    PinnedChange pinned(this, inode, offset / options_.block_size, (end - 1) / options_.block_size);
     Status punched = inode->file().PunchHole(offset, length, ChangeOf(*inode), &missing);
     if (punched.code() == kNeedBlocks) return NeedBlocks(ino, missing);
     RETURN_IF_ERROR(punched);

@@ -152,6 +152,7 @@ Status Keyspace::RestoreWriteStored(Ino ino, uint64_t index, uint32_t length, ti
                                     uint64_t stored_version, const BlockLocation& where) {
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (!inode->is_regular()) return Status::Errno(EINVAL, "a stored write to a file that is not regular");
+  PinnedChange pinned(this, inode, index, index);
   inode->file().RestoreWriteStored(index, length, ChangeOf(*inode).version, stored_version, where);
   inode->size = std::max<uint64_t>(inode->size, index * options_.block_size + length);
   TouchModify(inode, time);

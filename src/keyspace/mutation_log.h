@@ -76,6 +76,9 @@ class MutationLog {
   virtual void ExpirySet(Ino ino, int64_t at_ms) = 0;
   // A read moved the access time (relatime).
   virtual void Accessed(Ino ino, timespec atime) = 0;
+  // user.keyfs.pin: regular file `ino` was pinned (its blocks stay in
+  // memory) or unpinned. No time stamp changes.
+  virtual void PinSet(Ino ino, bool pinned) = 0;
   // Not a change: the cache saved block `index` of `ino` as of `version` at
   // `where` in a persistent store (synced). Replay then needs neither the
   // bytes nor the memory of that block (Keyspace::RestoreBlockSaved).

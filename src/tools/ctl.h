@@ -23,8 +23,8 @@ int NotKeyfs(const std::string& mount);
 // keyfs-ctl config get|set MOUNTPOINT [NAME [VALUE]] (ctl_config.cc).
 int Config(const std::vector<std::string>& args);
 
-// keyfs-ctl evict|prefetch [-r] [--wait] PATH... (ctl_files.cc): `action` is
-// "evict" or "prefetch", `args` what follows it.
+// keyfs-ctl evict|prefetch|pin|unpin [-r] [--wait] PATH... (ctl_files.cc):
+// `action` is the command, `args` what follows it (--wait: prefetch only).
 int FileControl(const std::string& action, const std::vector<std::string>& args);
 // keyfs-ctl metrics (ctl_metrics.cc): .keyfs/info's figures in the
 // Prometheus text format.

@@ -51,12 +51,18 @@ int Set(const std::string& mount, const std::string& name, const std::string& va
   if (!ctl::Get(mount, attribute.c_str(), &before)) return NotKeyfs(mount);
   if (setxattr(mount.c_str(), attribute.c_str(), value.data(), value.size(), 0) != 0) {
     if (errno == ENOSPC && name == "max_memory") {
+      std::string info, pins;
+      if (ctl::Get(mount, "user.keyfs.info", &info) && Field(info, "pinned_bytes") != "0" &&
+          !Field(info, "pinned_bytes").empty()) {
+        pins = " plus the " + Field(info, "pinned_bytes") + " bytes of the " +
+               Field(info, "pinned_files") + " pinned files (keyfs-ctl unpin frees them)";
+      }
       std::fprintf(stderr,
                    "keyfs-ctl: max_memory %s is less than what keyfs holds and cannot evict "
                    "(the namespace: inodes, names, xattrs; see used_memory_* in keyfs-ctl info "
-                   "%s) plus room for 8 blocks; nothing changed (keyfs's log gives the least "
+                   "%s)%s plus room for 8 blocks; nothing changed (keyfs's log gives the least "
                    "value it takes)\n",
-                   value.c_str(), mount.c_str());
+                   value.c_str(), mount.c_str(), pins.c_str());
     } else if (errno == EPERM) {
       std::fprintf(stderr,
                    "keyfs-ctl: %s refused %s=%s: only root or the user keyfs runs as may change "

@@ -1,6 +1,13 @@
-// keyfs-ctl evict|prefetch [-r] [--wait] PATH...: the per-file control
-// attributes (user.keyfs.evict, user.keyfs.prefetch; Server::SetFileControl)
-// set on each regular file named, or under each directory named with -r.
+// keyfs-ctl evict|prefetch|pin|unpin [-r] [--wait] PATH...: the per-file
+// control attributes (user.keyfs.evict, user.keyfs.prefetch, user.keyfs.pin;
+// Server::SetFileControl) set on each regular file named, or under each
+// directory named with -r.
+//
+// `pin` sets user.keyfs.pin to 1, `unpin` to 0. A pin that does not fit
+// (ENOSPC) stops the run with what is pinned and what may be (.keyfs/info's
+// pinned_bytes and pinned_bytes_limit); the files pinned before it stay
+// pinned. `evict` leaves pinned files alone (EBUSY from keyfs), says how
+// many, and goes on.
 //
 // A run over many files prints a progress line (files done, of how many
 // found so far) at most once a second, and a summary at the end. `prefetch
@@ -109,6 +116,36 @@ bool InMemory(const std::string& state) {
 
 }  // namespace
 
+// The mount `file` is on: the nearest directory up from it that has
+// .keyfs/info.
+std::string MountOf(const std::string& file) {
+  std::filesystem::path dir = std::filesystem::absolute(file).parent_path();
+  for (;;) {
+    std::error_code error;
+    if (std::filesystem::exists(dir / ".keyfs" / "info", error)) return dir;
+    if (!dir.has_parent_path() || dir.parent_path() == dir) return "";
+    dir = dir.parent_path();
+  }
+}
+
+// Why pinning `file` got ENOSPC, in figures.
+void ExplainNoRoom(const std::string& file) {
+  std::string mount = MountOf(file), info;
+  if (mount.empty() || !Get(mount, "user.keyfs.info", &info)) {
+    std::fprintf(stderr, "keyfs-ctl: %s: pinned files would take more than max_memory allows\n",
+                 file.c_str());
+    return;
+  }
+  std::fprintf(stderr,
+               "keyfs-ctl: %s: no room to pin it: %s bytes are pinned (%s files) and pinned "
+               "files may take %s bytes of max_memory %s (the rest is what keyfs cannot evict "
+               "and room for the cache to work); unpin files, or raise max_memory (keyfs-ctl "
+               "config set %s max_memory SIZE)\n",
+               file.c_str(), Field(info, "pinned_bytes").c_str(),
+               Field(info, "pinned_files").c_str(), Field(info, "pinned_bytes_limit").c_str(),
+               Field(info, "max_memory").c_str(), mount.c_str());
+}
+
 int FileControl(const std::string& action, const std::vector<std::string>& args) {
   bool recursive = false, wait = false;
   std::vector<std::string> paths;
@@ -133,17 +170,29 @@ int FileControl(const std::string& action, const std::vector<std::string>& args)
   for (const std::string& path : paths) {
     if (!Collect(path, recursive, &files)) return kFailed;
   }
-  std::string attribute = "user.keyfs." + action;
+  bool pin = action == "pin" || action == "unpin";
+  std::string attribute = "user.keyfs." + std::string(pin ? "pin" : action);
+  const char* value = action == "unpin" ? "0" : "1";
   Progress progress(action.c_str());
-  size_t done = 0;
+  size_t done = 0, pinned = 0;
   for (const std::string& file : files) {
     // XATTR_REPLACE: keyfs acts on the name whatever the flags, while any
     // other filesystem refuses to replace an attribute the file does not
     // have (ENODATA), so none is stored there as the user's own.
-    if (setxattr(file.c_str(), attribute.c_str(), "1", 1, XATTR_REPLACE) != 0) {
+    if (setxattr(file.c_str(), attribute.c_str(), value, 1, XATTR_REPLACE) != 0) {
       int err = errno;
+      if (err == EBUSY && action == "evict") {  // pinned: it stays
+        ++pinned;
+        progress.Tick(++done, files.size());
+        continue;
+      }
       if (err == ENODATA || err == ENOTSUP) {
         std::fprintf(stderr, "keyfs-ctl: %s: not a file on a keyfs mount\n", file.c_str());
+      } else if (err == ENOSPC && action == "pin") {
+        ExplainNoRoom(file);
+        if (done > 0) {
+          std::fprintf(stderr, "keyfs-ctl: the %zu file(s) before it stay pinned\n", done);
+        }
       } else {
         std::fprintf(stderr, "keyfs-ctl: %s: %s%s\n", file.c_str(), std::strerror(err),
                      err == EPERM ? " (a keyfs without this command?)" : "");
@@ -153,7 +202,13 @@ int FileControl(const std::string& action, const std::vector<std::string>& args)
     progress.Tick(++done, files.size());
   }
   if (!wait) {
-    std::printf("%s: %zu file(s)\n", action == "evict" ? "evicted" : "prefetching", done);
+    const char* did = action == "evict"      ? "evicted"
+                      : action == "prefetch" ? "prefetching"
+                      : action == "pin"      ? "pinned"
+                                             : "unpinned";
+    std::printf("%s: %zu file(s)", did, done - pinned);
+    if (pinned > 0) std::printf(" (%zu pinned file(s) left in memory: unpin them first)", pinned);
+    std::printf("\n");
     return kOk;
   }
   // --wait: until no file still has a block being loaded.

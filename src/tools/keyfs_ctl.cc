@@ -17,6 +17,8 @@
 //   keyfs-ctl evict [-r] PATH...   drop files' blocks from memory (saved first)
 //   keyfs-ctl prefetch [-r] [--wait] PATH...
 //                                  load files' blocks into memory ahead of use
+//   keyfs-ctl pin [-r] PATH...     keep files' blocks in memory (user.keyfs.pin)
+//   keyfs-ctl unpin [-r] PATH...   make them a cache again
 //
 // Exit status 0 on success, 1 when keyfs reports a failure, 2 on bad usage
 // or when MOUNTPOINT is not a keyfs mount.
@@ -65,7 +67,13 @@ constexpr const char* kUsage =
     "            first); -r: every file under the directories named\n"
     "  prefetch [-r] [--wait] PATH...\n"
     "            load the files' blocks into memory ahead of use, as much as max_memory\n"
-    "            holds; returns at once, or with --wait when the loads are done\n";
+    "            holds; returns at once, or with --wait when the loads are done\n"
+    "  pin [-r] PATH...\n"
+    "            keep the files' blocks in memory: never evicted, counted against max_memory\n"
+    "            (ENOSPC when more would be pinned than it allows); evicted blocks are\n"
+    "            loaded at once; the pin lasts across remounts\n"
+    "  unpin [-r] PATH...\n"
+    "            let the files' blocks be evicted again\n";
 
 int Rewrite(const std::string& mount) {
   std::string info;
@@ -201,7 +209,8 @@ int main(int argc, char** argv) {
     return keyfs::ctl::Config(std::vector<std::string>(argv + 2, argv + argc));
   }
   if (argc >= 3 && argc <= 5 && std::strcmp(argv[1], "watch") == 0) return Watch(argc, argv);
-  if (argc >= 2 && (std::strcmp(argv[1], "evict") == 0 || std::strcmp(argv[1], "prefetch") == 0)) {
+  if (argc >= 2 && (std::strcmp(argv[1], "evict") == 0 || std::strcmp(argv[1], "prefetch") == 0 ||
+                    std::strcmp(argv[1], "pin") == 0 || std::strcmp(argv[1], "unpin") == 0)) {
     return keyfs::ctl::FileControl(argv[1], std::vector<std::string>(argv + 2, argv + argc));
   }
   if (argc != 3) {

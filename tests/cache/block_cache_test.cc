@@ -712,6 +712,196 @@ TEST_F(RangeReadTest, AnInterruptedOrFailedPartialRead) {
   EXPECT_EQ(cache_.parked(), 0u);
 }
 
+// --- pinned files (user.keyfs.pin) ---------------------------------------------------
+
+TEST_F(BlockCacheTest, PinnedBlocksSurvivePressureThatEvictsEverythingElse) {
+  Ino pinned = MakeFile("pinned", 4 * kBlock, 'p');
+  Ino other = MakeFile("other", 4 * kBlock, 'o');
+  SaveAll();
+  ASSERT_TRUE(keyspace_.SetPinned(pinned, true).ok());
+  EXPECT_TRUE(keyspace_.FindInode(pinned)->pinned);
+  EXPECT_EQ(keyspace_.pinned_files(), 1u);
+  EXPECT_EQ(keyspace_.pinned_bytes(), 4 * BlockBuffer::ChargeFor(kBlock));
+  // Ask for all the memory there is, again and again: whatever can go, goes.
+  for (int round = 0; round < 3; ++round) cache_.Reclaim(memory_.limit(), {});
+  memory_.set_limit(memory_.InUse() / 2);
+  cache_.Cron();
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(SlotOf(other, i).evicted()) << i;
+    EXPECT_TRUE(SlotOf(pinned, i).resident()) << "pinned block " << i << " was evicted";
+  }
+  // Reading it is all hits.
+  uint64_t misses = cache_.stats().misses;
+  std::string got;
+  EXPECT_EQ(cache_.Submit(Reader(pinned, 0, 4 * kBlock, &got, &abandoned_)), 0u);
+  EXPECT_EQ(got, std::string(4 * kBlock, 'p'));
+  EXPECT_EQ(cache_.stats().misses, misses);
+}
+
+// Pressure from writes through a cache much smaller than them: the writer's
+// own blocks go, the pinned ones never do.
+TEST_F(SmallCacheTest, PinnedBlocksStayWhileALongWriteGoesThroughTheCache) {
+  Ino pinned = MakeFile("pinned", 3 * kBlock, 'p');
+  ASSERT_TRUE(keyspace_.SetPinned(pinned, true).ok());
+  Ino ino = MakeFile("long", 0, 0);
+  for (size_t i = 0; i < 64; ++i) {  // 256 KiB through a 64 KiB budget
+    for (int tries = 0;; ++tries) {
+      auto written = keyspace_.Write(ino, i * kBlock, std::string(kBlock, 'w'),
+                                     Keyspace::WriteAt::kOffset);
+      if (written.ok()) break;
+      ASSERT_TRUE(IsRetryLater(written.status())) << i << ": " << written.status().ToString();
+      ASSERT_LT(tries, 3) << "block " << i << " waits for room that does not come";
+      cache_.Flush();
+      RunAllIo();
+    }
+    for (size_t b = 0; b < 3; ++b) ASSERT_TRUE(SlotOf(pinned, b).resident()) << i << " " << b;
+  }
+  EXPECT_GT(cache_.stats().evictions, 0u);
+  EXPECT_LE(memory_.Used(), memory_.limit());
+}
+
+TEST_F(BlockCacheTest, PinningLoadsEvictedBlocksAndReturnsAtOnce) {
+  Ino ino = MakeFile("f", 3 * kBlock, 'l');
+  EvictFile(ino);
+  ASSERT_TRUE(keyspace_.SetPinned(ino, true).ok());
+  EXPECT_EQ(io_.queued(), 3u);  // LOADs queued, none run yet
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(SlotOf(ino, i).evicted()) << i;
+  RunAllIo();
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(SlotOf(ino, i).resident()) << i;
+  EXPECT_EQ(cache_.stats().pin_loads, 3u);
+  EXPECT_EQ(cache_.pinned_loading(), 0u);
+  cache_.Reclaim(memory_.limit(), {});
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(SlotOf(ino, i).resident()) << i;
+}
+
+TEST_F(BlockCacheTest, UnpinnedBlocksAreEvictableAgain) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'u');
+  SaveAll();
+  ASSERT_TRUE(keyspace_.SetPinned(ino, true).ok());
+  cache_.Reclaim(memory_.limit(), {});
+  EXPECT_TRUE(SlotOf(ino, 0).resident() && SlotOf(ino, 1).resident());
+  EXPECT_EQ(cache_.EvictFile(ino).now, 0u);  // evict leaves a pinned file alone
+  EXPECT_TRUE(SlotOf(ino, 0).resident());
+  ASSERT_TRUE(keyspace_.SetPinned(ino, false).ok());
+  EXPECT_EQ(keyspace_.pinned_files(), 0u);
+  EXPECT_EQ(keyspace_.pinned_bytes(), 0u);
+  cache_.Reclaim(memory_.limit(), {});
+  EXPECT_TRUE(SlotOf(ino, 0).evicted() && SlotOf(ino, 1).evicted());
+}
+
+// Pinned is not unsaved: a pinned block written is saved as any block is,
+// only never dropped afterwards.
+TEST_F(BlockCacheTest, DirtyPinnedBlocksAreStillSaved) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'd');
+  ASSERT_TRUE(keyspace_.SetPinned(ino, true).ok());
+  EXPECT_EQ(cache_.dirty_blocks(), 2u);
+  SaveAll();
+  EXPECT_EQ(cache_.stats().saves, 2u);
+  EXPECT_EQ(cache_.dirty_blocks(), 0u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_FALSE(SlotOf(ino, i).dirty);
+    EXPECT_TRUE(SlotOf(ino, i).stored.valid());
+  }
+  cache_.Reclaim(memory_.limit(), {});
+  EXPECT_TRUE(SlotOf(ino, 0).resident() && SlotOf(ino, 1).resident());
+  // Written again: saved again.
+  ASSERT_TRUE(keyspace_.Write(ino, 10, "again", Keyspace::WriteAt::kOffset).ok());
+  EXPECT_TRUE(SlotOf(ino, 0).dirty);
+  SaveAll();
+  EXPECT_FALSE(SlotOf(ino, 0).dirty);
+  EXPECT_EQ(cache_.stats().saves, 3u);
+  EXPECT_TRUE(SlotOf(ino, 0).resident());
+}
+
+TEST_F(BlockCacheTest, PinningMoreThanFitsIsRefusedWithNothingChanged) {
+  Ino small = MakeFile("small", 2 * kBlock, 's');
+  Ino big = MakeFile("big", 64 * kBlock, 'b');
+  SaveAll();
+  // Room for the small file and a few blocks more, beside what cannot be
+  // evicted and the cache's own room.
+  memory_.set_limit(memory_.Unevictable() + (Keyspace::kMinBlocksRoom + 6) * kBlock);
+  ASSERT_TRUE(keyspace_.SetPinned(small, true).ok());
+  uint64_t pinned = keyspace_.pinned_bytes();
+  EXPECT_LE(pinned, keyspace_.PinLimit());
+  Status refused = keyspace_.SetPinned(big, true);
+  EXPECT_EQ(refused.code(), ENOSPC) << refused.ToString();
+  EXPECT_FALSE(keyspace_.FindInode(big)->pinned);
+  EXPECT_EQ(keyspace_.pinned_bytes(), pinned);
+  EXPECT_EQ(keyspace_.pinned_files(), 1u);
+  EXPECT_EQ(io_.queued(), 0u);  // nothing loaded for it
+  // Directories and other files that are not regular.
+  EXPECT_EQ(keyspace_.SetPinned(kRootIno, true).code(), EISDIR);
+  auto fifo = keyspace_.MakeNode(kRootIno, "fifo", S_IFIFO | 0644, 0, {});
+  ASSERT_TRUE(fifo.ok());
+  EXPECT_EQ(keyspace_.SetPinned(fifo->ino, true).code(), EINVAL);
+}
+
+// The rule for a pinned file that grows: a write that would take pinned
+// memory past the limit is refused (ENOSPC, nothing written), as tmpfs
+// refuses one past its size; overwriting and shrinking always work.
+TEST_F(BlockCacheTest, AWriteThatWouldGrowAPinnedFilePastTheLimitIsRefused) {
+  Ino ino = MakeFile("f", 2 * kBlock, 'g');
+  ASSERT_TRUE(keyspace_.SetPinned(ino, true).ok());
+  memory_.set_limit(memory_.Unevictable() + (Keyspace::kMinBlocksRoom + 4) * kBlock);
+  uint64_t limit = keyspace_.PinLimit();
+  // Grow it up to the limit, a block at a time.
+  uint64_t blocks = 2;
+  while (keyspace_.pinned_bytes() + BlockBuffer::ChargeFor(kBlock) <= limit) {
+    ASSERT_TRUE(keyspace_.Write(ino, blocks * kBlock, std::string(kBlock, 'g'),
+                                Keyspace::WriteAt::kOffset).ok()) << blocks;
+    ++blocks;
+  }
+  uint64_t pinned = keyspace_.pinned_bytes();
+  EXPECT_EQ(pinned, blocks * BlockBuffer::ChargeFor(kBlock));
+  uint64_t size = keyspace_.FindInode(ino)->size;
+  auto refused = keyspace_.Write(ino, size, std::string(kBlock, 'm'), Keyspace::WriteAt::kOffset);
+  EXPECT_EQ(refused.status().code(), ENOSPC);
+  EXPECT_EQ(keyspace_.FindInode(ino)->size, size);
+  EXPECT_EQ(keyspace_.pinned_bytes(), pinned);
+  // An unpinned file may still grow (the cache's room is there for it).
+  Ino other = MakeFile("other", 0, 0);
+  EXPECT_TRUE(keyspace_.Write(other, 0, std::string(kBlock, 'o'), Keyspace::WriteAt::kOffset).ok());
+  // Overwriting what it has needs no more.
+  EXPECT_TRUE(keyspace_.Write(ino, 100, "over", Keyspace::WriteAt::kOffset).ok());
+  // Shrinking gives room back, which the next write may take.
+  SetAttrRequest shrink;
+  shrink.size = size - kBlock;
+  ASSERT_TRUE(keyspace_.SetAttr(ino, shrink).ok());
+  EXPECT_EQ(keyspace_.pinned_bytes(), pinned - BlockBuffer::ChargeFor(kBlock));
+  EXPECT_TRUE(keyspace_.Write(ino, size - kBlock, "more", Keyspace::WriteAt::kOffset).ok());
+  // Punching a hole and unlinking count too.
+  ASSERT_TRUE(keyspace_.Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, kBlock).ok());
+  EXPECT_EQ(keyspace_.pinned_bytes(),
+            (blocks - 2) * BlockBuffer::ChargeFor(kBlock) + BlockBuffer::ChargeFor(4));
+  ASSERT_TRUE(keyspace_.Unlink(kRootIno, "f").ok());
+  EXPECT_EQ(keyspace_.pinned_files(), 1u);  // the kernel still holds it (an open file)
+  keyspace_.Forget(ino, 1);                 // now it is freed
+  EXPECT_EQ(keyspace_.pinned_bytes(), 0u);
+  EXPECT_EQ(keyspace_.pinned_files(), 0u);
+}
+
+// A pin when there is no room to load yet (memory full of unsaved blocks):
+// the cron loads its blocks once saves have made room.
+TEST_F(SmallCacheTest, PinnedBlocksWithoutRoomNowAreLoadedByTheCronLater) {
+  Ino ino = MakeFile("pinned", 3 * kBlock, 'p');
+  EvictFile(ino);
+  std::vector<Ino> dirty;
+  for (int i = 0; memory_.Available() >= 2 * BlockBuffer::ChargeFor(kBlock); ++i) {
+    dirty.push_back(MakeFile("d" + std::to_string(i), kBlock, 'd'));
+  }
+  ASSERT_TRUE(keyspace_.SetPinned(ino, true).ok());
+  EXPECT_EQ(cache_.pinned_loading(), 1u);
+  EXPECT_TRUE(SlotOf(ino, 2).evicted());
+  for (int round = 0; round < 20 && cache_.pinned_loading() > 0; ++round) {
+    SaveAll();
+    cache_.Cron();
+    RunAllIo();
+  }
+  EXPECT_EQ(cache_.pinned_loading(), 0u);
+  for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(SlotOf(ino, i).resident()) << i;
+  EXPECT_LE(memory_.InUse(), memory_.limit());
+}
+
 TEST_F(BlockCacheTest, SaveAllAndDrainLeavesNothingDirty) {
   for (int i = 0; i < 10; ++i) MakeFile("f" + std::to_string(i), 3 * kBlock, 'u');
   EXPECT_EQ(cache_.dirty_blocks(), 30u);

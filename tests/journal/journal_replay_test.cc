@@ -62,9 +62,21 @@ TEST(RecordsTest, EveryRecordTypeRoundTrips) {
   ExpectRoundTrip(AccessRecord{7, t});
   ExpectRoundTrip(SnapshotEndRecord{99, 100, 12});
   ExpectRoundTrip(ExpiryRecord{7, 1'700'000'000'123});
-  for (int type = kNode; type <= kSetExpiry; ++type) {
+  ExpectRoundTrip(SetPinRecord{7, 1});
+  ExpectRoundTrip(SetPinRecord{7, 0});
+  for (int type = kNode; type <= kSetPin; ++type) {
     EXPECT_NE(RecordTypeName(static_cast<uint8_t>(type)), "unknown") << type;
   }
+  EXPECT_EQ(RecordTypeName(kSetPin), "set-pin");
+  EXPECT_EQ(static_cast<int>(kSetPin), 21);
+}
+
+TEST(RecordsTest, SetPinDescribesItselfAndRefusesOtherValues) {
+  std::string payload;
+  Encode(SetPinRecord{42, 1}, &payload);
+  EXPECT_EQ(DescribeRecord(kSetPin, payload), "set-pin ino=42 pinned=1");
+  Encode(SetPinRecord{42, 2}, &payload);
+  EXPECT_NE(DescribeRecord(kSetPin, payload).find("does not decode"), std::string::npos);
 }
 
 TEST(RecordsTest, NanosecondsOutOfRangeDoNotDecode) {
@@ -102,9 +114,12 @@ std::string Dump(const Keyspace& keyspace) {
       for (const auto& [name, value] : inode.xattrs->entries()) out += " " + name + "=" + value;
     }
     if (auto at = keyspace.ExpiryOf(inode.ino)) out += fmt::format(" expires={}", *at);
+    if (inode.pinned) out += " pinned";
     return out;
   };
-  std::string out = "/ " + describe(*keyspace.FindInode(kRootIno)) + "\n";
+  std::string out = fmt::format("pinned_files={} pinned_bytes={}\n", keyspace.pinned_files(),
+                                keyspace.pinned_bytes());
+  out += "/ " + describe(*keyspace.FindInode(kRootIno)) + "\n";
   keyspace.ForEachName([&](Ino parent, std::string_view name, const Inode& inode) {
     out += fmt::format("{}/{} {}\n", parent, name, describe(inode));
   });
@@ -170,6 +185,7 @@ class JournalTest : public ::testing::Test {
     // Lifetimes: one kept (it follows the file's names), one set and
     // removed, one on a file removed later.
     ASSERT_TRUE(ks.SetExpiry(file, 4'000'000'000'000).ok());
+    ASSERT_TRUE(ks.SetPinned(file, true).ok());  // it has two names
     ASSERT_TRUE(ks.SetXattr(file, "user.k", "v", XattrMap::SetMode::kAny).ok());
     ASSERT_TRUE(ks.SetXattr(file, "user.gone", "x", XattrMap::SetMode::kAny).ok());
     ASSERT_TRUE(ks.RemoveXattr(file, "user.gone").ok());
@@ -189,7 +205,9 @@ class JournalTest : public ::testing::Test {
     shrink.size = 150000;
     ASSERT_TRUE(ks.SetAttr(sparse, shrink).ok());
     step();
-    ASSERT_TRUE(ks.Create(kRootIno, "a", 0644, O_WRONLY, caller).ok());
+    Ino a = ks.Create(kRootIno, "a", 0644, O_WRONLY, caller)->ino;
+    ASSERT_TRUE(ks.SetPinned(a, true).ok());  // then renamed twice
+    ASSERT_TRUE(ks.Write(a, 0, "pinned", Keyspace::WriteAt::kOffset).ok());
     ASSERT_TRUE(ks.Create(kRootIno, "b", 0644, O_WRONLY, caller).ok());
     ASSERT_TRUE(ks.Rename(kRootIno, "a", kRootIno, "b", RENAME_EXCHANGE).ok());
     ASSERT_TRUE(ks.Rename(kRootIno, "b", dir, "moved", 0).ok());
@@ -202,9 +220,11 @@ class JournalTest : public ::testing::Test {
     // Opened, unlinked, written: gone after a remount, and its writes skipped.
     Ino doomed = ks.Create(kRootIno, "doomed", 0644, O_WRONLY, caller)->ino;
     ASSERT_TRUE(ks.SetExpiry(doomed, 4'200'000'000'000).ok());
+    ASSERT_TRUE(ks.SetPinned(doomed, true).ok());  // gone with it
     ASSERT_TRUE(ks.Unlink(kRootIno, "doomed").ok());
     ASSERT_TRUE(ks.Write(doomed, 0, "late", Keyspace::WriteAt::kOffset).ok());
     ks.Release(doomed);
+    ks.Forget(doomed, 1);  // freed, and its pin with it
     // O_TRUNC on open, and a read that moves the access time.
     ASSERT_TRUE(ks.Open(file, O_WRONLY | O_TRUNC).ok());
     ASSERT_TRUE(ks.Write(file, 0, "short", Keyspace::WriteAt::kOffset).ok());
@@ -270,6 +290,47 @@ TEST_F(JournalTest, SnapshotRebuildsTheSameKeyspace) {
   auto entry = reopened->keyspace.MakeNode(kRootIno, "new", S_IFREG | 0644, 0, {});
   ASSERT_TRUE(entry.ok());
   EXPECT_GE(entry->ino, next_ino);
+}
+
+// The pin belongs to the inode: it follows a rename and a hard link, and a
+// replay and a rewrite's snapshot both bring it back; an unpin too.
+TEST_F(JournalTest, APinFollowsTheInodeThroughRenameLinkReplayAndRewrite) {
+  std::string before;
+  {
+    auto m = Open();
+    Keyspace& ks = m->keyspace;
+    Ino kept = ks.Create(kRootIno, "kept", 0644, O_WRONLY, {})->ino;
+    ASSERT_TRUE(
+        ks.Write(kept, 0, std::string(3 * kBlockSize, 'k'), Keyspace::WriteAt::kOffset).ok());
+    Ino dropped = ks.Create(kRootIno, "dropped", 0644, O_WRONLY, {})->ino;
+    ASSERT_TRUE(ks.SetPinned(kept, true).ok());
+    ASSERT_TRUE(ks.SetPinned(dropped, true).ok());
+    ASSERT_TRUE(m->journal->Commit());
+    ASSERT_TRUE(ks.Rename(kRootIno, "kept", kRootIno, "renamed", 0).ok());
+    ASSERT_TRUE(ks.Link(kept, kRootIno, "linked").ok());
+    ASSERT_TRUE(ks.SetPinned(dropped, false).ok());
+    ASSERT_TRUE(m->journal->Commit());
+    before = Dump(ks);
+    EXPECT_EQ(ks.pinned_files(), 1u);
+    ASSERT_TRUE(m->journal->Close().ok());
+  }
+  auto m = Open();
+  EXPECT_EQ(Dump(m->keyspace), before);
+  auto renamed = m->keyspace.Lookup(kRootIno, "renamed");
+  auto linked = m->keyspace.Lookup(kRootIno, "linked");
+  ASSERT_TRUE(renamed.ok() && linked.ok());
+  EXPECT_EQ(renamed->ino, linked->ino);
+  EXPECT_TRUE(m->keyspace.FindInode(renamed->ino)->pinned);
+  EXPECT_FALSE(m->keyspace.FindInode(m->keyspace.Lookup(kRootIno, "dropped")->ino)->pinned);
+  EXPECT_EQ(m->keyspace.pinned_files(), 1u);
+  EXPECT_GT(m->keyspace.pinned_bytes(), 3u * kBlockSize);
+  // A rewrite's snapshot: only the pin that holds, as a set-pin record.
+  uint64_t covers = 1000;
+  ASSERT_TRUE(WriteSnapshot(m->keyspace, covers, &env_, dir_.File(JournalBaseName(5))).ok());
+  ASSERT_TRUE(m->journal->Close().ok());
+  m.reset();
+  ASSERT_TRUE(JournalWriter::Create(&env_, dir_.File(JournalIncrName(5)), covers).ok());
+  EXPECT_EQ(Dump(Open()->keyspace), before);
 }
 
 TEST_F(JournalTest, CrashKeepsEverythingSyncedAndNothingHalfApplied) {

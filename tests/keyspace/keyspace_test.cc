@@ -2,6 +2,9 @@
 #include <linux/falloc.h>
 #include <sys/sysmacros.h>
 
+#include <array>
+#include <random>
+
 #include <gtest/gtest.h>
 
 #include "tests/keyspace/keyspace_test_util.h"
@@ -472,6 +475,58 @@ TEST_F(KeyspaceTest, StatFsReportsTheBudget) {
   EXPECT_GE(after.bytes_used - before.bytes_used, 100000u);
   EXPECT_EQ(after.inodes, 2u);
   EXPECT_GT(after.inodes_possible, after.inodes);
+}
+
+// What pinned files take is kept as they change (Keyspace::PinnedChange),
+// and always equals a count from scratch (RecountPinned, what a replay does).
+TEST_F(KeyspaceTest, PinnedBytesFollowEveryChangeToAPinnedFile) {
+  Ino a = MakeFile(kRootIno, "a");
+  Ino b = MakeFile(kRootIno, "b");
+  Ino unpinned = MakeFile(kRootIno, "c");
+  ASSERT_TRUE(keyspace_.SetPinned(a, true).ok());
+  ASSERT_TRUE(keyspace_.SetPinned(b, true).ok());
+  EXPECT_EQ(keyspace_.pinned_files(), 2u);
+  EXPECT_EQ(keyspace_.pinned_bytes(), 0u);  // empty files take nothing
+  std::mt19937_64 rng(7);
+  auto expect_recount = [&](int step) {
+    uint64_t kept = keyspace_.pinned_bytes();
+    keyspace_.RecountPinned();
+    ASSERT_EQ(keyspace_.pinned_bytes(), kept) << "after step " << step;
+  };
+  for (int step = 0; step < 400; ++step) {
+    Ino ino = std::array<Ino, 3>{a, b, unpinned}[rng() % 3];
+    uint64_t offset = rng() % (12 * kBlockSize);
+    uint64_t length = 1 + rng() % (3 * kBlockSize);
+    switch (rng() % 5) {
+      case 0:
+      case 1:
+        WriteString(ino, offset, std::string(length, 'x'));
+        break;
+      case 2: {
+        SetAttrRequest truncate;
+        truncate.size = offset;
+        ASSERT_TRUE(keyspace_.SetAttr(ino, truncate).ok());
+        break;
+      }
+      case 3:
+        ASSERT_TRUE(keyspace_.Fallocate(ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, offset,
+                                        length).ok());
+        break;
+      case 4:
+        ASSERT_TRUE(keyspace_.Write(ino, 0, std::string(length, 'e'),
+                                    Keyspace::WriteAt::kEnd).ok());
+        break;
+    }
+    ASSERT_NO_FATAL_FAILURE(expect_recount(step));
+  }
+  EXPECT_GT(keyspace_.pinned_bytes(), 0u);
+  // Unpinned, and freed: each takes its share away.
+  ASSERT_TRUE(keyspace_.SetPinned(b, false).ok());
+  ASSERT_NO_FATAL_FAILURE(expect_recount(-1));
+  ASSERT_TRUE(keyspace_.Unlink(kRootIno, "a").ok());
+  keyspace_.Forget(a, 1);
+  EXPECT_EQ(keyspace_.pinned_bytes(), 0u);
+  EXPECT_EQ(keyspace_.pinned_files(), 0u);
 }
 
 class SmallKeyspaceTest : public KeyspaceTest {
