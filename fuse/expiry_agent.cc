@@ -1,6 +1,10 @@
 #include "fuse/expiry_agent.h"
 
+#include <fcntl.h>
+#include <linux/openat2.h>
 #include <pthread.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -11,8 +15,12 @@
 
 namespace keyfs {
 
-ExpiryAgent::ExpiryAgent(FuseSession* session, EventLoop* loop)
-    : session_(session), loop_(loop), wake_(&mu_), stopped_(&mu_) {
+ExpiryAgent::ExpiryAgent(FuseSession* session, EventLoop* loop, std::string mountpoint)
+    : session_(session),
+      loop_(loop),
+      mountpoint_(std::move(mountpoint)),
+      wake_(&mu_),
+      stopped_(&mu_) {
   thread_ = std::thread([this] {
     pthread_setname_np(pthread_self(), "keyfs-expiry");
     tid_.store(gettid(), std::memory_order_release);
@@ -68,15 +76,52 @@ void ExpiryAgent::Run() {
   mu_.Unlock();
 }
 
+int ExpiryAgent::UnlinkBeneath(int root, const std::string& path) {
+  size_t slash = path.rfind('/');
+  int dir = root;
+  if (slash != std::string::npos) {
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV | RESOLVE_NO_MAGICLINKS;
+    std::string dir_path = path.substr(0, slash);
+    dir = static_cast<int>(syscall(SYS_openat2, root, dir_path.c_str(), &how, sizeof(how)));
+    if (dir < 0) return errno;
+  }
+  // unlinkat never follows a symlink in the last name: a symlink put there
+  // is what keyfs is asked to remove, and it is not due (ENOENT).
+  const char* name = path.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+  int result = unlinkat(dir, name, 0) == 0 ? 0 : errno;
+  if (dir != root) close(dir);
+  return result;
+}
+
+int ExpiryAgent::RootFd() {
+  if (root_fd_ >= 0 || root_refused_) return root_fd_;
+  int fd = open(mountpoint_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  struct stat st {};
+  if (fd >= 0 && (fstat(fd, &st) != 0 || session_->device() == 0 ||
+                  st.st_dev != session_->device())) {
+    root_refused_ = true;
+    spdlog::warn("{} is not this keyfs mount (mounted over?): expired files are removed "
+                 "without telling inotify watchers", mountpoint_);
+    close(fd);
+    fd = -1;
+  }
+  root_fd_ = fd;
+  return fd;
+}
+
 void ExpiryAgent::RunJob(Job& job) {
   if (job.done) {
     size_t removed = 0;
+    int root = RootFd();
     for (const std::string& path : job.paths) {
-      if (unlink(path.c_str()) == 0) {
+      int error = root < 0 ? EBADF : UnlinkBeneath(root, path);
+      if (error == 0) {
         ++removed;
-      } else if (errno != ENOENT) {
+      } else if (error != ENOENT) {
         // ENOENT: renamed meanwhile, or no longer due; the keyspace decides.
-        spdlog::debug("removing expired {} through the mount failed: {}", path, strerror(errno));
+        spdlog::debug("removing expired {} through the mount failed: {}", path, strerror(error));
       }
     }
     {
@@ -121,6 +166,7 @@ void ExpiryAgent::Stop() {
     session_->AbortConnection();
   }
   thread_.join();
+  if (root_fd_ >= 0) close(root_fd_);
 }
 
 }  // namespace keyfs

@@ -5,7 +5,9 @@
 //
 // Two jobs:
 //  - Unlink: the cron hands it every path of a due file, and it removes
-//    them with unlink(2) through the mount. The kernel then does what it
+//    them with unlinkat(2) through the mount, never leaving it (see
+//    UnlinkBeneath: this thread may be root, and a user may replace a
+//    directory on the way by a symlink after the path was taken). The kernel then does what it
 //    does for any rm: sends keyfs an UNLINK (journaled like a user's),
 //    drops its cached name, and tells inotify watchers of the directory
 //    (IN_DELETE). The kernel tells watchers only of what passes through
@@ -55,13 +57,14 @@ namespace keyfs {
 
 class ExpiryAgent {
  public:
-  ExpiryAgent(FuseSession* session, EventLoop* loop);
+  // `mountpoint`: where `session` is mounted.
+  ExpiryAgent(FuseSession* session, EventLoop* loop, std::string mountpoint);
   ~ExpiryAgent() { Stop(); }
   ExpiryAgent(const ExpiryAgent&) = delete;
   ExpiryAgent& operator=(const ExpiryAgent&) = delete;
 
-  // Removes `paths` (full paths under the mount) and then calls `done(ok)`
-  // on the loop thread: ok when every one was removed.
+  // Removes `paths` (relative to the mount's root: "dir/file") and then
+  // calls `done(ok)` on the loop thread: ok when every one was removed.
   void Unlink(std::vector<std::string> paths, std::function<void(bool ok)> done);
   // `child`, named `name` in `parent`, is gone.
   void NotifyRemoved(uint64_t parent, uint64_t child, std::string name);
@@ -77,6 +80,11 @@ class ExpiryAgent {
   };
   Stats stats() const;
 
+  // unlinkat of `path` ("a/b/name") under the directory `root`, resolving
+  // "a/b" with openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV):
+  // no symlink, no "..", no other mount on the way. 0 or an errno.
+  static int UnlinkBeneath(int root, const std::string& path);
+
  private:
   struct Job {
     std::vector<std::string> paths;        // an unlink...
@@ -87,9 +95,16 @@ class ExpiryAgent {
   static constexpr int kStopWaitSeconds = 5;
   void Run();
   void RunJob(Job& job);
+  // The mount's root, opened by this thread when first needed (the loop
+  // answers by then) and checked to be this mount's (not one mounted over
+  // it since); -1 if it cannot be.
+  int RootFd();
 
   FuseSession* const session_;
   EventLoop* const loop_;
+  const std::string mountpoint_;
+  int root_fd_ = -1;           // the agent's thread only
+  bool root_refused_ = false;  // (so is this) the mountpoint is not this mount
   std::atomic<pid_t> tid_{0};
   mutable Mutex mu_;
   CondVar wake_;     // work queued, or stopping

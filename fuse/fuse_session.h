@@ -95,6 +95,8 @@ class FuseSession {
   // (the fuse control filesystem's abort): the last resort when a
   // notification cannot get the parent's lock at the end.
   void AbortConnection();
+  // The mount's device (st_dev), 0 if it was not found.
+  dev_t device() const { return device_; }
 
  private:
   // Reads of more than this are bulk reads (see the top of the file).

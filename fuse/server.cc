@@ -148,7 +148,8 @@ Result<std::unique_ptr<Server>> Server::Start(
     raw->loop_->Stop();
   }));
   raw->session_->set_gather([raw] { return raw->journal_->CommitWillSync(); });
-  raw->expiry_agent_ = std::make_unique<ExpiryAgent>(raw->session_.get(), raw->loop_.get());
+  raw->expiry_agent_ =
+      std::make_unique<ExpiryAgent>(raw->session_.get(), raw->loop_.get(), options.mountpoint);
   ExpiryAgent* agent = raw->expiry_agent_.get();
   raw->adapter_.set_expiry_agent_tid([agent] { return agent->tid(); });
   RETURN_IF_ERROR(raw->loop_->WatchSignals({SIGTERM, SIGINT, SIGHUP},
@@ -480,7 +481,7 @@ void Server::ExpireThroughMount() {
     std::vector<std::string> paths;
     for (const NameRef& ref : keyspace_.NamesOf(ino)) {
       auto path = keyspace_.PathOf(ref.parent, ref.name);
-      if (path.ok()) paths.push_back(options_.mountpoint + "/" + *path);
+      if (path.ok()) paths.push_back(*std::move(path));
     }
     expiring_.insert(ino);
     expiry_agent_->Unlink(std::move(paths), [this, ino](bool ok) {
