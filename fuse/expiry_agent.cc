@@ -31,6 +31,7 @@ ExpiryAgent::ExpiryAgent(FuseSession* session, EventLoop* loop, std::string moun
 void ExpiryAgent::Unlink(std::vector<std::string> paths, std::function<void(bool)> done) {
   MutexLock lock(&mu_);
   if (stopping_) return;  // the mount is going: the next one expires it at start
+  // (The server keeps at most a few hundred unlinks waiting.)
   queue_.push_back({std::move(paths), std::move(done), 0, 0, {}});
   wake_.Signal();
 }
@@ -38,6 +39,10 @@ void ExpiryAgent::Unlink(std::vector<std::string> paths, std::function<void(bool
 void ExpiryAgent::NotifyRemoved(uint64_t parent, uint64_t child, std::string name) {
   MutexLock lock(&mu_);
   if (stopping_) return;
+  if (queue_.size() >= kMaxQueued) {
+    ++stats_.notify_dropped;
+    return;
+  }
   queue_.push_back({{}, nullptr, parent, child, std::move(name)});
   wake_.Signal();
 }
@@ -45,6 +50,13 @@ void ExpiryAgent::NotifyRemoved(uint64_t parent, uint64_t child, std::string nam
 ExpiryAgent::Stats ExpiryAgent::stats() const {
   MutexLock lock(&mu_);
   return stats_;
+}
+
+void ExpiryAgent::Drop() {
+  MutexLock lock(&mu_);
+  stopping_ = true;
+  queue_.clear();
+  wake_.Signal();
 }
 
 void ExpiryAgent::RequestStop(std::function<void()> stopped) {
@@ -95,26 +107,26 @@ int ExpiryAgent::UnlinkBeneath(int root, const std::string& path) {
   return result;
 }
 
-int ExpiryAgent::RootFd() {
-  if (root_fd_ >= 0 || root_refused_) return root_fd_;
+int ExpiryAgent::OpenRoot() {
   int fd = open(mountpoint_.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
   struct stat st {};
   if (fd >= 0 && (fstat(fd, &st) != 0 || session_->device() == 0 ||
-                  st.st_dev != session_->device())) {
-    root_refused_ = true;
-    spdlog::warn("{} is not this keyfs mount (mounted over?): expired files are removed "
-                 "without telling inotify watchers", mountpoint_);
+                  st.st_dev != session_->device() || st.st_ino != FUSE_ROOT_ID)) {
+    if (!warned_root_) {
+      warned_root_ = true;
+      spdlog::warn("{} is not this keyfs mount's root (mounted over, or moved?): expired files "
+                   "are removed without telling inotify watchers", mountpoint_);
+    }
     close(fd);
     fd = -1;
   }
-  root_fd_ = fd;
   return fd;
 }
 
 void ExpiryAgent::RunJob(Job& job) {
   if (job.done) {
     size_t removed = 0;
-    int root = RootFd();
+    int root = OpenRoot();
     for (const std::string& path : job.paths) {
       int error = root < 0 ? EBADF : UnlinkBeneath(root, path);
       if (error == 0) {
@@ -124,6 +136,7 @@ void ExpiryAgent::RunJob(Job& job) {
         spdlog::debug("removing expired {} through the mount failed: {}", path, strerror(error));
       }
     }
+    if (root >= 0) close(root);
     {
       MutexLock lock(&mu_);
       stats_.unlinked += removed;
@@ -166,7 +179,6 @@ void ExpiryAgent::Stop() {
     session_->AbortConnection();
   }
   thread_.join();
-  if (root_fd_ >= 0) close(root_fd_);
 }
 
 }  // namespace keyfs

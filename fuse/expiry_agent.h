@@ -71,12 +71,16 @@ class ExpiryAgent {
   // The agent's thread id: requests that carry it are the agent's.
   pid_t tid() const { return tid_.load(std::memory_order_acquire); }
   void RequestStop(std::function<void()> stopped);
+  // Drops what is queued and takes no more (the mount is gone: the paths
+  // would name whatever is there now).
+  void Drop();
   void Stop();
 
   struct Stats {
     uint64_t unlinked = 0;      // paths removed through the mount
     uint64_t unlink_failed = 0;  // paths the keyspace had to remove itself
     uint64_t notified = 0;      // names the kernel was told of
+    uint64_t notify_dropped = 0;  // notifications beyond kMaxQueued
   };
   Stats stats() const;
 
@@ -93,18 +97,21 @@ class ExpiryAgent {
     std::string name;
   };
   static constexpr int kStopWaitSeconds = 5;
+  // Jobs waiting at most (a million files ending at once go by the
+  // keyspace's own removal; a notification beyond this is dropped, and the
+  // kernel keeps that name until it looks it up again).
+  static constexpr size_t kMaxQueued = 65536;
   void Run();
   void RunJob(Job& job);
-  // The mount's root, opened by this thread when first needed (the loop
-  // answers by then) and checked to be this mount's (not one mounted over
-  // it since); -1 if it cannot be.
-  int RootFd();
+  // The mount's root, opened for one job (an fd kept open would keep the
+  // mount busy: umount would fail) and checked to be this mount's root, not
+  // one mounted over it since; -1 if it cannot be.
+  int OpenRoot();
 
   FuseSession* const session_;
   EventLoop* const loop_;
   const std::string mountpoint_;
-  int root_fd_ = -1;           // the agent's thread only
-  bool root_refused_ = false;  // (so is this) the mountpoint is not this mount
+  bool warned_root_ = false;  // the agent's thread only
   std::atomic<pid_t> tid_{0};
   mutable Mutex mu_;
   CondVar wake_;     // work queued, or stopping

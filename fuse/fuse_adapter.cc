@@ -234,7 +234,12 @@ Caller FuseAdapter::CallerOf(fuse_req_t req) {
 
 void FuseAdapter::Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   if (auto control = controls_->Lookup(parent, name)) return ReplyControlEntry(req, *control);
-  auto entry = keyspace_->Lookup(parent, name, /*expire_due=*/!FromExpiryAgent(req));
+  auto entry = keyspace_->Lookup(parent, name, /*hide_due=*/!FromExpiryAgent(req));
+  if (!entry.ok() && entry.status().code() == ENOENT && keyspace_->IsDueName(parent, name)) {
+    // Hidden until the server removes it: a miss the kernel must not cache,
+    // or the removal through the mount would not find it.
+    return ReplyError(req, entry.status());
+  }
   if (!entry.ok() && entry.status().code() == ENOENT) {
     // ino 0 with a timeout: the kernel caches the miss (negative dentry).
     fuse_entry_param param{};
@@ -415,7 +420,7 @@ void FuseAdapter::SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name,
     if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EPERM));
     // user.keyfs.evict, ...: whatever the flags (keyfs-ctl sends XATTR_REPLACE,
     // which other filesystems refuse for an attribute a file lacks).
-    return ReplyError(req, control_->SetFileControl(ino, name, text));
+    return ReplyError(req, control_->SetFileControl(ino, name, text, fuse_req_ctx(req)->uid));
   }
   if (RefuseControl(req, ino)) return;
   Dispatch(req, 0,
@@ -449,7 +454,7 @@ void FuseAdapter::ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
 void FuseAdapter::RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
   if (std::string_view(name).starts_with(ServerControl::kPrefix)) {
     if (ControlFiles::Owns(ino)) return ReplyError(req, Status::Errno(EPERM));
-    return ReplyError(req, control_->RemoveFileControl(ino, name));  // pin, ttl
+    return ReplyError(req, control_->RemoveFileControl(ino, name, fuse_req_ctx(req)->uid));
   }
   if (RefuseControl(req, ino)) return;
   ReplyError(req, keyspace_->RemoveXattr(ino, name));

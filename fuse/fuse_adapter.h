@@ -58,10 +58,13 @@ class ServerControl {
   virtual Result<std::string> GetFileControl(Ino ino, std::string_view name) = 0;
   // Setting one (user.keyfs.evict, user.keyfs.prefetch, user.keyfs.pin):
   // EPERM for unknown names.
-  virtual Status SetFileControl(Ino ino, std::string_view name, std::string_view value) = 0;
+  // `uid` is the caller's: a file's lifetime and pin are its owner's (or
+  // root's) to set, as its mode and times are.
+  virtual Status SetFileControl(Ino ino, std::string_view name, std::string_view value,
+                                uid_t uid) = 0;
   // Removing one (setfattr -x user.keyfs.pin, user.keyfs.ttl): EPERM for
   // names that cannot be removed.
-  virtual Status RemoveFileControl(Ino ino, std::string_view name) = 0;
+  virtual Status RemoveFileControl(Ino ino, std::string_view name, uid_t uid) = 0;
   // The text of .keyfs/info.
   virtual std::string InfoText() = 0;
   // What df shows: the store's disk, and the namespace's room.
@@ -191,7 +194,9 @@ class FuseAdapter {
   BlockCache* cache_ = nullptr;
   std::function<pid_t()> expiry_agent_tid_;
   bool FromExpiryAgent(fuse_req_t req) const {
-    return expiry_agent_tid_ && fuse_req_ctx(req)->pid == expiry_agent_tid_();
+    // (pid 0: a process outside the mount's pid namespace, never the agent)
+    pid_t pid = fuse_req_ctx(req)->pid;
+    return expiry_agent_tid_ && pid != 0 && pid == expiry_agent_tid_();
   }
   std::unique_ptr<ControlFiles> controls_;
   std::unordered_map<uint64_t, std::unique_ptr<DirListing>> listings_;

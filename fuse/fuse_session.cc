@@ -63,7 +63,12 @@ dev_t MountDevice(const std::string& mountpoint) {
     std::istringstream fields(line);
     std::string id, parent, numbers, root, point;
     fields >> id >> parent >> numbers >> root >> point;
-    if (line.find(" - fuse") == std::string::npos) continue;
+    // The filesystem type follows " - ": fuse, or fuse.SUBTYPE (not fuseblk).
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::string_view type = std::string_view(line).substr(dash + 3);
+    type = type.substr(0, type.find(' '));
+    if (type != "fuse" && !type.starts_with("fuse.")) continue;
     // Octal escapes (\040 for a space) as the kernel writes them.
     std::string unescaped;
     for (size_t i = 0; i < point.size(); ++i) {
@@ -126,6 +131,13 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(
   if (!session) {
     return Status::InvalidArgument("libfuse refused the mount options: " + option_list);
   }
+  // The path the kernel lists the mount under (mountinfo): resolved now,
+  // while resolving it does not ask this filesystem.
+  std::string canonical = mountpoint;
+  if (char* resolved = realpath(mountpoint.c_str(), nullptr)) {
+    canonical = resolved;
+    free(resolved);
+  }
   if (fuse_session_mount(session, mountpoint.c_str()) != 0) {
     fuse_session_destroy(session);
     return Status::IoError("cannot mount at " + mountpoint +
@@ -133,7 +145,7 @@ Result<std::unique_ptr<FuseSession>> FuseSession::Mount(
   }
   int fd = fuse_session_fd(session);
   fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return std::unique_ptr<FuseSession>(new FuseSession(session, MountDevice(mountpoint)));
+  return std::unique_ptr<FuseSession>(new FuseSession(session, MountDevice(canonical)));
 }
 
 FuseSession::~FuseSession() {
@@ -271,7 +283,8 @@ void FuseSession::AnswerSetAsideReads() {
   set_aside_.clear();  // keeps its capacity for the next batch
 }
 
-int FuseSession::NotifyDelete(uint64_t parent, uint64_t child, std::string_view name) {
+int FuseSession::NotifyDelete(uint64_t parent, uint64_t child, const std::string& name) {
+  // (libfuse sends the name with its terminating NUL: a std::string has one)
   writing_notification = true;
   int result = fuse_lowlevel_notify_delete(session_, parent, child, name.data(), name.size());
   writing_notification = false;
@@ -282,11 +295,18 @@ void FuseSession::AbortConnection() {
   // fusectl names a connection by the mount's device number (major 0).
   std::string path = fmt::format("/sys/fs/fuse/connections/{}/abort", minor(device_));
   int fd = device_ == 0 ? -1 : open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0 || write(fd, "1", 1) != 1) {
-    spdlog::error("could not abort the FUSE connection through {}: {}", path,
-                  device_ == 0 ? "the mount was not found" : strerror(errno));
-  }
+  bool aborted = fd >= 0 && write(fd, "1", 1) == 1;
   if (fd >= 0) close(fd);
+  if (aborted) return;
+  // Without the fuse control filesystem (a container): let go of /dev/fuse,
+  // which ends the connection once nothing else holds it.
+  spdlog::error("could not abort the FUSE connection through {} ({}); closing /dev/fuse "
+                "instead", path, device_ == 0 ? "the mount was not found" : strerror(errno));
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null >= 0) {
+    dup2(null, this->fd());
+    close(null);
+  }
 }
 
 void FuseSession::Unmount() {

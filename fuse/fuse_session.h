@@ -90,7 +90,7 @@ class FuseSession {
   // thread but the loop's: the kernel applies it under the parent
   // directory's lock, which a request waiting for the loop may hold (see
   // kernel_notifier.h). Written straight to the fd, not through the ring.
-  int NotifyDelete(uint64_t parent, uint64_t child, std::string_view name);
+  int NotifyDelete(uint64_t parent, uint64_t child, const std::string& name);
   // Fails every request the kernel is waiting for and every one to come
   // (the fuse control filesystem's abort): the last resort when a
   // notification cannot get the parent's lock at the end.

@@ -27,6 +27,8 @@ constexpr uint64_t kTrimSlackTicks = 10;
 // 25% of its 100 ms tick too); the rest go next tick.
 constexpr int64_t kExpiryLagMs = 2000;
 constexpr int64_t kCronExpiryNs = 25'000'000;
+// How long SIGTERM waits for the expiry thread's job in hand.
+constexpr int64_t kStopWaitNs = 5'000'000'000;
 // Warn when the budget is this full, at most once a minute.
 constexpr double kMemoryWarningRatio = 0.9;
 constexpr int64_t kMemoryWarningIntervalNs = 60'000'000'000;
@@ -79,7 +81,6 @@ Result<std::unique_ptr<Server>> Server::Start(
                                  server->loop_.get(), &server->memory_, server->clock_,
                                  server->store_));
   replayed(server->journal_->loaded());
-  RETURN_IF_ERROR(server->CheckPinsFit());
   // Replay in swap mode fills the budget and swaps out as it goes: those
   // refusals were its own, not changes refused.
   server->logged_refusals_ = server->memory_.refusals();
@@ -122,10 +123,14 @@ Result<std::unique_ptr<Server>> Server::Start(
   // Lifetimes run from now on; files whose lifetime ended while keyfs was
   // not mounted go before anyone can see them.
   raw->keyspace_.set_expiry_clock(raw->clock_);
-  if (size_t expired = raw->keyspace_.ExpireDue(INT64_MAX); expired > 0) {
-    spdlog::info("{} file(s) whose lifetime ended while unmounted were removed", expired);
+  if (!options.read_only) {
+    if (size_t expired = raw->keyspace_.ExpireDue(INT64_MAX); expired > 0) {
+      spdlog::info("{} file(s) whose lifetime ended while unmounted were removed", expired);
+    }
   }
   raw->keyspace_.TakeRemovedNames();  // the kernel has seen none of them
+  // After the expiry: pinned files that expired take no room.
+  RETURN_IF_ERROR(raw->CheckPinsFit());
 
   std::vector<std::string> kernel_options = options.kernel_options;
   kernel_options.push_back("default_permissions");
@@ -145,6 +150,7 @@ Result<std::unique_ptr<Server>> Server::Start(
   RETURN_IF_ERROR(raw->loop_->WatchReadable(raw->io_->wake_fd(), [raw] { raw->cache_->OnIoReady(); }));
   RETURN_IF_ERROR(raw->session_->Attach(raw->loop_.get(), options.adapter.max_write, [raw] {
     spdlog::info("{} was unmounted", raw->options_.mountpoint);
+    raw->expiry_agent_->Drop();  // its paths would now name whatever is there
     raw->loop_->Stop();
   }));
   raw->session_->set_gather([raw] { return raw->journal_->CommitWillSync(); });
@@ -254,8 +260,13 @@ Status Server::Run(const std::function<void()>& on_stopping) {
 // journal: no reply of this iteration may leave before the records of its
 // changes are written (and synced, when that is due).
 void Server::BeforeSleep() {
+  // Through the reply queue, after every reply queued before the removal:
+  // a reply parked until the journal is synced (a lookup that found the
+  // file) must not reach the kernel after the news that it is gone.
   for (RemovedName& removed : keyspace_.TakeRemovedNames()) {
-    expiry_agent_->NotifyRemoved(removed.parent, removed.child, std::move(removed.name));
+    replies_.Defer([agent = expiry_agent_.get(), removed = std::move(removed)]() mutable {
+      agent->NotifyRemoved(removed.parent, removed.child, std::move(removed.name));
+    });
   }
   cache_->Flush();
   if (!journal_->Commit()) replies_.Park();
@@ -378,18 +389,30 @@ Status Server::SetPin(Ino ino, bool pinned) {
   return status;
 }
 
-Status Server::RemoveFileControl(Ino ino, std::string_view name) {
-  name.remove_prefix(kPrefix.size());
-  if (name == "pin") return SetPin(ino, false);
-  if (IsLifetimeName(name)) {
-    if (ino == kRootIno) return Status::Errno(ENODATA);
-    return keyspace_.ClearExpiry(ino);
-  }
-  return Status::Errno(EPERM);
+Status Server::CheckOwner(Ino ino, uid_t uid) const {
+  const Inode* inode = keyspace_.FindInode(ino);
+  if (!inode) return Status::Errno(ENOENT);
+  if (uid != 0 && uid != inode->uid) return Status::Errno(EPERM);
+  return Status::Ok();
 }
 
-Status Server::SetFileControl(Ino ino, std::string_view name, std::string_view value) {
+Status Server::RemoveFileControl(Ino ino, std::string_view name, uid_t uid) {
   name.remove_prefix(kPrefix.size());
+  if (name != "pin" && !IsLifetimeName(name)) return Status::Errno(EPERM);
+  if (ino == kRootIno) return Status::Errno(ENODATA);
+  RETURN_IF_ERROR(CheckOwner(ino, uid));
+  return name == "pin" ? SetPin(ino, false) : keyspace_.ClearExpiry(ino);
+}
+
+Status Server::SetFileControl(Ino ino, std::string_view name, std::string_view value,
+                              uid_t uid) {
+  name.remove_prefix(kPrefix.size());
+  if (IsLifetimeName(name) || name == "pin") {
+    // Removing a file by its lifetime, or holding memory for it, is its
+    // owner's decision, as chmod is: not any writer's (a writer of a file in
+    // a sticky directory may not remove it either).
+    RETURN_IF_ERROR(CheckOwner(ino, uid));
+  }
   if (IsLifetimeName(name)) return SetLifetime(ino, name, value);
   if (name == "pin") {
     if (value != "0" && value != "1") return Status::Errno(EINVAL);
@@ -467,6 +490,7 @@ void Server::OnSignal(int signo) {
 }
 
 void Server::StopServing() {
+  if (stop_requested_ns_ == 0) stop_requested_ns_ = clock_->MonotonicNanos();
   expiry_agent_->RequestStop([this] { loop_->Stop(); });
 }
 
@@ -563,8 +587,17 @@ void Server::Cron() {
   cache_->Cron();
   if (compactor_) compactor_->Cron();
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
-  ExpireThroughMount();
-  keyspace_.ExpireDue(clock_->MonotonicNanos() + kCronExpiryNs, kExpiryLagMs);
+  // A read-only mount changes nothing: due files stay hidden. A journal
+  // that takes no records cannot take their removal either (next tick).
+  if (!options_.read_only && journal_->Writable(SpaceEffect::kFrees).ok()) {
+    ExpireThroughMount();
+    keyspace_.ExpireDue(clock_->MonotonicNanos() + kCronExpiryNs, kExpiryLagMs);
+  }
+  if (stop_requested_ns_ != 0 && clock_->MonotonicNanos() - stop_requested_ns_ > kStopWaitNs) {
+    spdlog::warn("the expiry thread did not end its job in {} s; stopping anyway",
+                 kStopWaitNs / 1'000'000'000);
+    loop_->Stop();
+  }
   WarnAboutMemory();
 }
 

@@ -62,8 +62,9 @@ class Server final : public ServerControl {
   Result<std::string> GetControl(std::string_view name) override;
   Status SetControl(std::string_view name, std::string_view value) override;
   Result<std::string> GetFileControl(Ino ino, std::string_view name) override;
-  Status SetFileControl(Ino ino, std::string_view name, std::string_view value) override;
-  Status RemoveFileControl(Ino ino, std::string_view name) override;
+  Status SetFileControl(Ino ino, std::string_view name, std::string_view value,
+                        uid_t uid) override;
+  Status RemoveFileControl(Ino ino, std::string_view name, uid_t uid) override;
   std::string InfoText() override { return Info(); }
   FsStats StatFs() override;
 
@@ -75,8 +76,10 @@ class Server final : public ServerControl {
   void Cron();
   // Hands due files to the expiry agent (at most kMaxExpiring at a time).
   void ExpireThroughMount();
-  // SIGTERM and SIGINT: stops once the expiry agent's job in hand is done.
+  // SIGTERM and SIGINT: stops once the expiry agent's job in hand is done
+  // (or kStopWaitNs later: the cron checks).
   void StopServing();
+  int64_t stop_requested_ns_ = 0;  // monotonic; 0 while serving
   void OnSignal(int signo);
   // Whether the store's disk keeps room for what changes need (see
   // server.cc, "room on the disk"); ENOSPC with the reason when not.
@@ -108,6 +111,8 @@ class Server final : public ServerControl {
     return name == "ttl" || name == "expire_at";
   }
   Result<std::string> GetLifetime(Ino ino, std::string_view name) const;
+  // EPERM unless `uid` is root or owns `ino` (ENOENT when it is gone).
+  Status CheckOwner(Ino ino, uid_t uid) const;
   Status SetLifetime(Ino ino, std::string_view name, std::string_view value);
   // Opens the block store of options.mode.
   Status OpenStore(const MountOptions& options, Env* env);

@@ -43,6 +43,7 @@ int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 0 : (ms + 999) / 1000; }
 }  // namespace
 
 Result<std::string> Server::GetLifetime(Ino ino, std::string_view name) const {
+  if (keyspace_.IsDue(ino)) return Status::Errno(ENOENT);  // gone for readers
   std::optional<int64_t> at_ms = keyspace_.ExpiryOf(ino);
   if (!at_ms) return Status::Errno(ENODATA);
   int64_t seconds = name == "ttl" ? CeilSeconds(*at_ms - UnixMillis(*clock_)) : CeilSeconds(*at_ms);

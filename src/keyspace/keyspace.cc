@@ -200,7 +200,7 @@ bool Keyspace::IsWithin(Ino dir, Ino ancestor) const {
 
 // --- lookup and forget --------------------------------------------------------
 
-Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name, bool expire_due) {
+Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name, bool hide_due) {
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   if (name.size() > kMaxNameLength) return Status::Errno(ENAMETOOLONG);
   Ino ino;
@@ -210,7 +210,7 @@ Result<Entry> Keyspace::Lookup(Ino parent, std::string_view name, bool expire_du
     ino = dir->parent;
   } else {
     ino = dir->dir().Find(name);
-    if (ino != 0 && expire_due && ExpireIfDue(ino)) return Status::Errno(ENOENT);
+    if (ino != 0 && hide_due && IsDue(ino)) return Status::Errno(ENOENT);
   }
   if (ino == 0) return Status::Errno(ENOENT);
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
@@ -285,6 +285,10 @@ Result<Entry> Keyspace::Link(Ino ino, Ino new_parent, std::string_view new_name)
   if (inode->nlink == 0) return Status::Errno(ENOENT);  // unlinked, still open
   if (inode->nlink >= kMaxLinks) return Status::Errno(EMLINK);
   ASSIGN_OR_RETURN(Inode * dir, DirectoryForNewEntry(new_parent, new_name));
+  // That may have removed a due file of that name: this very inode, when
+  // the name was another of its own (its lifetime is over; no new name).
+  ASSIGN_OR_RETURN(inode, Get(ino));
+  if (inode->nlink == 0) return Status::Errno(ENOENT);
   RETURN_IF_ERROR(Reserve(Directory::EntryCost(new_name) + ExtraNameCost(new_name)));
   timespec now = clock_->Now();
   AddName(inode, dir, new_name, now);

@@ -155,9 +155,10 @@ class Keyspace {
   Keyspace& operator=(const Keyspace&) = delete;
 
   // --- names ---------------------------------------------------------------
-  // A due file is removed and not found (lazy expiry) unless `expire_due`
-  // is false: the server's own expiry agent looks it up to remove it.
-  Result<Entry> Lookup(Ino parent, std::string_view name, bool expire_due = true);
+  // A due file is not found (lazy expiry hides it; the server removes it
+  // through the mount, so that inotify sees it go) unless `hide_due` is
+  // false: the server's own expiry agent looks it up to remove it.
+  Result<Entry> Lookup(Ino parent, std::string_view name, bool hide_due = true);
   void Forget(Ino ino, uint64_t count);
   // Regular files, fifos, sockets and device nodes (device numbers are kept
   // as metadata; opening them is the kernel's business).
@@ -261,16 +262,23 @@ class Keyspace {
   // A file's lifetime (Redis's EXPIRE, issue 13 item 1) belongs to its inode:
   // it follows the file through renames and links, and when it ends every
   // name of the file is removed (journaled as unlinks); an open file stays
-  // readable, as after rm. Times are Unix milliseconds. Due files go lazily,
-  // when a lookup, a creation or a listing meets them, and actively, as far
-  // as a time budget goes, in ExpireDue (the server's cron; at mount,
-  // without a budget). Nothing expires while no expiry clock is set (replay
-  // applies the journal as recorded).
+  // readable, as after rm. Times are Unix milliseconds. A due file is hidden
+  // at once from lookups, listings and lifetime reads (lazy expiry), removed
+  // at once when a new file takes its name, and otherwise removed from
+  // outside (UnlinkDue, the server's expiry agent) or, late or at mount, by
+  // ExpireDue. Nothing expires while no expiry clock is set (replay applies
+  // the journal as recorded).
   //
-  // Sets the lifetime of `ino` to end at `at_ms` (EINVAL for a directory).
+  // Sets the lifetime of `ino` to end at `at_ms` (EINVAL for a directory;
+  // ENOENT for a file already due: it is removed, as Redis expires a key
+  // before any command on it).
   Status SetExpiry(Ino ino, int64_t at_ms);
   // Removes it (ENODATA when it has none): the file lives until removed.
   Status ClearExpiry(Ino ino);
+  // Whether `ino` is due (hidden, to be removed).
+  bool IsDue(Ino ino) const;
+  // Whether `name` in `parent` names a due file.
+  bool IsDueName(Ino parent, std::string_view name) const;
   std::optional<int64_t> ExpiryOf(Ino ino) const { return expiry_.Find(ino); }
   void set_expiry_clock(const Clock* clock) { expiry_clock_ = clock; }
   // Removes files whose lifetime ended `overdue_ms` or more ago, soonest

@@ -17,8 +17,20 @@ int64_t Keyspace::ExpiryNowMs() const {
   return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
 }
 
+bool Keyspace::IsDue(Ino ino) const {
+  return expiry_clock_ && expiry_.IsDue(ino, ExpiryNowMs());
+}
+
+bool Keyspace::IsDueName(Ino parent, std::string_view name) const {
+  const Inode* dir = inodes_.Find(parent);
+  if (!dir || !dir->is_dir() || name.size() > kMaxNameLength || expiry_.empty()) return false;
+  Ino ino = dir->dir().Find(name);
+  return ino != 0 && IsDue(ino);
+}
+
 Status Keyspace::SetExpiry(Ino ino, int64_t at_ms) {
   RETURN_IF_ERROR(CheckWritable());
+  if (ExpireIfDue(ino)) return Status::Errno(ENOENT);
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EINVAL, "a directory has no lifetime");
   if (inode->nlink == 0) return Status::Errno(ENOENT);  // removed, still open
@@ -32,6 +44,7 @@ Status Keyspace::SetExpiry(Ino ino, int64_t at_ms) {
 
 Status Keyspace::ClearExpiry(Ino ino) {
   RETURN_IF_ERROR(CheckWritable(SpaceEffect::kFrees));
+  if (ExpireIfDue(ino)) return Status::Errno(ENOENT);  // too late for PERSIST
   RETURN_IF_ERROR(Get(ino).status());
   if (!expiry_.Erase(ino)) return Status::Errno(ENODATA);
   if (log_) log_->ExpirySet(ino, 0);
@@ -39,7 +52,7 @@ Status Keyspace::ClearExpiry(Ino ino) {
 }
 
 bool Keyspace::ExpireIfDue(Ino ino) {
-  if (!expiry_clock_ || !expiry_.IsDue(ino, ExpiryNowMs())) return false;
+  if (!IsDue(ino)) return false;
   Inode* inode = inodes_.Find(ino);
   // A file whose unlink cannot be journaled now (a failing disk) is still
   // absent for readers; the cron removes it once the journal takes records.
@@ -100,8 +113,14 @@ size_t Keyspace::ExpireDue(int64_t deadline_ns, int64_t overdue_ms) {
       expiry_.Erase(*ino);
       continue;
     }
+    // A large file takes longer to drop (its blocks): the clock is read
+    // after each of those.
+    bool large = inode->is_regular() && inode->file().block_count() > kCheckEvery;
     if (!Expire(inode).ok()) break;  // the journal refused: next tick
-    if (++removed % kCheckEvery == 0 && expiry_clock_->MonotonicNanos() >= deadline_ns) break;
+    if ((++removed % kCheckEvery == 0 || large) &&
+        expiry_clock_->MonotonicNanos() >= deadline_ns) {
+      break;
+    }
   }
   return removed;
 }

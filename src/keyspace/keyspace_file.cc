@@ -222,17 +222,14 @@ Result<DirListing> Keyspace::OpenDirectory(Ino ino) {
   entries.reserve(dir->dir().size() + 2);
   entries.push_back({".", dir->ino, S_IFDIR});
   entries.push_back({"..", dir->parent, S_IFDIR});
-  std::vector<Ino> due;  // lazy expiry: not listed, and removed after the walk
-  int64_t now_ms = expiry_.empty() ? 0 : ExpiryNowMs();
+  // Lazy expiry: due files are not listed (the server removes them).
+  bool hide_due = expiry_clock_ && !expiry_.empty();
+  int64_t now_ms = hide_due ? ExpiryNowMs() : 0;
   for (const auto& [name, child_ino] : dir->dir()) {
-    if (expiry_clock_ && expiry_.IsDue(child_ino, now_ms)) {
-      due.push_back(child_ino);
-      continue;
-    }
+    if (hide_due && expiry_.IsDue(child_ino, now_ms)) continue;
     const Inode* child = inodes_.Find(child_ino);
     entries.push_back({name, child_ino, child ? (child->mode & S_IFMT) : 0});
   }
-  for (Ino child_ino : due) ExpireIfDue(child_ino);  // (a file named twice is gone already)
   ++dir->opens;
   return DirListing(accountant_, std::move(entries));
 }

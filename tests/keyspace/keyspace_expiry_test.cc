@@ -51,26 +51,53 @@ TEST_F(KeyspaceExpiryTest, DirectoriesHaveNoLifetime) {
   EXPECT_FALSE(keyspace_.ExpiryOf(dir));
 }
 
-TEST_F(KeyspaceExpiryTest, LazyExpiryOnLookupCreateAndListing) {
+TEST_F(KeyspaceExpiryTest, LazyExpiryHidesDueFilesAndANewFileTakesTheName) {
   Ino a = MakeFile(kRootIno, "a");
   Ino b = MakeFile(kRootIno, "b");
   Ino c = MakeFile(kRootIno, "c");
   for (Ino ino : {a, b, c}) ASSERT_TRUE(keyspace_.SetExpiry(ino, NowMs() + 1000).ok());
   EXPECT_TRUE(keyspace_.Lookup(kRootIno, "a").ok());  // not yet
   AdvanceSeconds(1);
-  // No cron ran: each path that meets a due file removes it.
+  // No cron ran: lookups and listings no longer see them...
   EXPECT_EQ(ErrnoOf(keyspace_.Lookup(kRootIno, "a")), ENOENT);
-  EXPECT_EQ(InoOf(kRootIno, "a"), 0u);
+  EXPECT_TRUE(keyspace_.IsDueName(kRootIno, "a"));
+  auto listing = keyspace_.OpenDirectory(kRootIno);
+  ASSERT_TRUE(listing.ok());
+  EXPECT_EQ(listing->entries().size(), 2u);  // "." and ".." only
+  keyspace_.ReleaseDirectory(kRootIno);
+  // ...the server's agent does (to remove them through the mount)...
+  EXPECT_TRUE(keyspace_.Lookup(kRootIno, "a", /*hide_due=*/false).ok());
+  EXPECT_EQ(InoOf(kRootIno, "c"), c);
+  // ...and a new file taking a due name removes the due one first.
   auto created = keyspace_.Create(kRootIno, "b", 0644, O_CREAT | O_EXCL | O_WRONLY, caller_);
   ASSERT_TRUE(created.ok()) << created.status().ToString();  // O_EXCL: b was gone
   EXPECT_NE(created->ino, b);
-  auto listing = keyspace_.OpenDirectory(kRootIno);
-  ASSERT_TRUE(listing.ok());
-  for (const DirEntry& entry : listing->entries()) EXPECT_NE(entry.name, "c");
-  EXPECT_EQ(InoOf(kRootIno, "c"), 0u);
-  keyspace_.ReleaseDirectory(kRootIno);
-  EXPECT_EQ(keyspace_.expired_keys(), 3u);
+  EXPECT_EQ(keyspace_.expired_keys(), 1u);
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 2u);
   EXPECT_EQ(keyspace_.keys_with_ttl(), 0u);
+}
+
+TEST_F(KeyspaceExpiryTest, ChangingTheLifetimeOfADueFileIsTooLate) {
+  Ino a = MakeFile(kRootIno, "a");
+  Ino b = MakeFile(kRootIno, "b");
+  ASSERT_TRUE(keyspace_.SetExpiry(a, NowMs() + 1000).ok());
+  ASSERT_TRUE(keyspace_.SetExpiry(b, NowMs() + 1000).ok());
+  AdvanceSeconds(1);
+  EXPECT_EQ(ErrnoOf(keyspace_.SetExpiry(a, NowMs() + 60'000)), ENOENT);
+  EXPECT_EQ(ErrnoOf(keyspace_.ClearExpiry(b)), ENOENT);
+  EXPECT_EQ(InoOf(kRootIno, "a"), 0u);
+  EXPECT_EQ(InoOf(kRootIno, "b"), 0u);
+}
+
+TEST_F(KeyspaceExpiryTest, ALinkOverAnotherNameOfADueFileDoesNotBringItBack) {
+  Ino file = MakeFile(kRootIno, "a");
+  ASSERT_TRUE(keyspace_.Link(file, kRootIno, "b").ok());
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 1000).ok());
+  AdvanceSeconds(1);
+  // ln a b, through a stale cached name: "b" is the due file itself.
+  EXPECT_EQ(ErrnoOf(keyspace_.Link(file, kRootIno, "b")), ENOENT);
+  EXPECT_EQ(InodeOf(file).nlink, 0u);
+  EXPECT_TRUE(keyspace_.NamesOf(file).empty());
 }
 
 TEST_F(KeyspaceExpiryTest, ActiveExpiryRemovesOnlyDueFilesAndEveryName) {

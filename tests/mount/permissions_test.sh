@@ -46,6 +46,20 @@ check "... nothing changed" [ "$(getfattr --only-values -n user.keyfs.config.flu
 check "... keyfs-ctl says who may" \
   eval "as_nobody '$KEYFS_CTL' config set '$MNT' flush_delay 7s 2>&1 | grep -q 'only root or the user keyfs runs as'"
 check "... while root may" setfattr -n user.keyfs.config.flush_delay -v 7s "$MNT"
+# A file's lifetime and pin are its owner's (or root's), as its mode is:
+# being able to write a file is not the right to remove it or hold memory.
+echo shared > "$MNT/shared"; chmod 666 "$MNT/shared"
+for attr in "user.keyfs.ttl -v 0" "user.keyfs.pin -v 1"; do
+  check "another user who may write a root's file cannot set ${attr%% *}" \
+    eval "as_nobody setfattr -n $attr '$MNT/shared' 2>&1 | grep -q 'not permitted'"
+done
+check "... nor remove its lifetime" \
+  eval "setfattr -n user.keyfs.ttl -v 3600 '$MNT/shared' && as_nobody setfattr -x user.keyfs.ttl '$MNT/shared' 2>&1 | grep -q 'not permitted'"
+check "... the file is still there, its lifetime kept" \
+  eval '[ "$(cat "$MNT/shared")" = shared ] && [ -n "$(getfattr --only-values -n user.keyfs.ttl "$MNT/shared")" ]'
+mkdir "$MNT/nobodys"; chown 65534:65534 "$MNT/nobodys"
+as_nobody sh -c "echo mine > '$MNT/nobodys/own'"
+check "the owner may" as_nobody setfattr -n user.keyfs.ttl -v 3600 "$MNT/nobodys/own"
 chmod 755 "$MNT"
 stop_keyfs
 

@@ -84,6 +84,7 @@ check "... by a file with no lifetime" eval '[ -z "$(ttl_of "$MNT/dir/short")" ]
 # the same directory: the expiry thread's unlinks wait for the directory's
 # lock, which that process's requests hold while keyfs answers them.
 mkdir "$MNT/busy"
+failed_before=$(info expired_unlinks_failed_total)
 for i in $(seq 1 300); do echo "$i" > "$MNT/busy/e$i"; done
 for i in $(seq 1 300); do setfattr -n user.keyfs.ttl -v 1 "$MNT/busy/e$i"; done
 (for i in $(seq 1 3000); do echo x > "$MNT/busy/w$((i % 50))"; rm -f "$MNT/busy/w$(((i + 25) % 50))"; done) &
@@ -94,6 +95,8 @@ check "300 lifetimes end while another process works in their directory" \
 check "... that process finishes" wait_until 120 eval "! kill -0 $WRITER 2>/dev/null"
 wait "$WRITER"
 check "... and none of the 300 is left" eval '[ -z "$(ls "$MNT/busy" | grep "^e")" ]'
+check "... every one removed through the mount (none by keyfs itself)" \
+  [ "$(info expired_unlinks_failed_total)" = "$failed_before" ]
 
 # A lifetime that ends while unmounted; one that does not; a rewrite between.
 echo later > "$MNT/dir/later"
