@@ -589,7 +589,9 @@ void Server::Cron() {
   if (++cron_ticks_ % kTrimSlackTicks == 0) keyspace_.TrimSlack();
   // A read-only mount changes nothing: due files stay hidden. A journal
   // that takes no records cannot take their removal either (next tick).
-  if (!options_.read_only && journal_->Writable(SpaceEffect::kFrees).ok()) {
+  // (Writable reserves journal room: asked only when there is a removal.)
+  if (!options_.read_only && keyspace_.HasDue() &&
+      journal_->Writable(SpaceEffect::kFrees).ok()) {
     ExpireThroughMount();
     keyspace_.ExpireDue(clock_->MonotonicNanos() + kCronExpiryNs, kExpiryLagMs);
   }

@@ -277,6 +277,10 @@ class Keyspace {
   Status ClearExpiry(Ino ino);
   // Whether `ino` is due (hidden, to be removed).
   bool IsDue(Ino ino) const;
+  // Whether any file is.
+  bool HasDue() const {
+    return expiry_clock_ && !expiry_.empty() && expiry_.FirstDue(ExpiryNowMs()).has_value();
+  }
   // Whether `name` in `parent` names a due file.
   bool IsDueName(Ino parent, std::string_view name) const;
   std::optional<int64_t> ExpiryOf(Ino ino) const { return expiry_.Find(ino); }

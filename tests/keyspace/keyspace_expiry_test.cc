@@ -107,9 +107,12 @@ TEST_F(KeyspaceExpiryTest, ActiveExpiryRemovesOnlyDueFilesAndEveryName) {
   ASSERT_TRUE(keyspace_.Link(soon, kRootIno, "soon-link").ok());
   ASSERT_TRUE(keyspace_.SetExpiry(soon, NowMs() + 1000).ok());
   ASSERT_TRUE(keyspace_.SetExpiry(later, NowMs() + 60'000).ok());
+  EXPECT_FALSE(keyspace_.HasDue());
   EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 0u);
   AdvanceSeconds(2);
+  EXPECT_TRUE(keyspace_.HasDue());
   EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 1u);
+  EXPECT_FALSE(keyspace_.HasDue());  // `later` is not due yet
   EXPECT_EQ(InoOf(dir, "soon"), 0u);
   EXPECT_EQ(InoOf(kRootIno, "soon-link"), 0u);
   EXPECT_EQ(InoOf(dir, "later"), later);
