@@ -217,6 +217,80 @@ TEST_F(KeyspaceExpiryTest, TheCronsOwnCycleTakesOnlyFilesOverdueByTheLag) {
   EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline, /*overdue_ms=*/2000), 1u);
 }
 
+// A journal that takes records until told otherwise, and counts unlinks.
+class RefusingLog final : public MutationLog {
+ public:
+  // Writable answers EIO once `allowed` more changes were taken.
+  uint64_t allowed = UINT64_MAX;
+  int unlinks = 0;
+
+  Status Writable(SpaceEffect) override {
+    if (allowed == 0) return Status::Errno(EIO, "the journal's disk failed");
+    --allowed;
+    return Status::Ok();
+  }
+  uint64_t next_seq() const override { return 1; }
+  void NodeCreated(Ino, std::string_view, const Inode&) override {}
+  void Linked(Ino, Ino, std::string_view, timespec) override {}
+  void Unlinked(Ino, std::string_view, bool, timespec) override { ++unlinks; }
+  void Renamed(Ino, std::string_view, Ino, std::string_view, unsigned, timespec) override {}
+  void AttributesSet(const Inode&, unsigned) override {}
+  void Written(Ino, uint64_t, std::string_view, timespec) override {}
+  void WrittenStored(Ino, uint64_t, uint32_t, timespec, uint64_t, const BlockLocation&) override {}
+  void Allocated(Ino, int, uint64_t, uint64_t, timespec) override {}
+  void XattrSet(Ino, std::string_view, std::string_view, timespec) override {}
+  void XattrRemoved(Ino, std::string_view, timespec) override {}
+  void ExpirySet(Ino, int64_t) override {}
+  void Accessed(Ino, timespec) override {}
+  void PinSet(Ino, bool) override {}
+  void BlockSaved(Ino, uint64_t, uint64_t, const BlockLocation&) override {}
+};
+
+TEST_F(KeyspaceExpiryTest, AJournalThatRefusesStopsTheRemovalAndALaterCycleFinishesIt) {
+  RefusingLog log;
+  keyspace_.set_log(&log);
+  Ino file = MakeFile(kRootIno, "a");
+  ASSERT_TRUE(keyspace_.Link(file, kRootIno, "b").ok());
+  ASSERT_TRUE(keyspace_.SetExpiry(file, NowMs() + 1000).ok());
+  AdvanceSeconds(1);
+  // The first name's unlink is taken, the second's refused: half done.
+  log.allowed = 1;
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 0u);
+  EXPECT_EQ(log.unlinks, 1);
+  EXPECT_EQ(keyspace_.NamesOf(file).size(), 1u);
+  EXPECT_TRUE(keyspace_.HasDue());  // still due, still hidden
+  EXPECT_EQ(keyspace_.expired_keys(), 0u);
+  // Nothing at all while it refuses; the cycle stops instead of spinning.
+  log.allowed = 0;
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 0u);
+  EXPECT_EQ(log.unlinks, 1);
+  // Healed: the next cycle removes what is left, journaled.
+  log.allowed = UINT64_MAX;
+  EXPECT_EQ(keyspace_.ExpireDue(kNoDeadline), 1u);
+  EXPECT_EQ(log.unlinks, 2);
+  EXPECT_TRUE(keyspace_.NamesOf(file).empty());
+  EXPECT_EQ(keyspace_.expired_keys(), 1u);
+  keyspace_.set_log(nullptr);
+}
+
+TEST_F(KeyspaceExpiryTest, LifetimesAreChargedAndGiveTheirMemoryBack) {
+  const uint64_t before = memory_.Used(MemoryComponent::kInodes);
+  std::vector<Ino> files;
+  for (int i = 0; i < 100; ++i) files.push_back(MakeFile(kRootIno, "f" + std::to_string(i)));
+  const uint64_t with_files = memory_.Used(MemoryComponent::kInodes);
+  ASSERT_GT(with_files, before);
+  for (Ino ino : files) ASSERT_TRUE(keyspace_.SetExpiry(ino, NowMs() + 60'000).ok());
+  EXPECT_EQ(memory_.Used(MemoryComponent::kInodes), with_files + 100 * ExpiryIndex::kEntryCost);
+  for (Ino ino : files) ASSERT_TRUE(keyspace_.SetExpiry(ino, NowMs() + 90'000).ok());  // moved
+  EXPECT_EQ(memory_.Used(MemoryComponent::kInodes), with_files + 100 * ExpiryIndex::kEntryCost);
+  for (int i = 0; i < 50; ++i) ASSERT_TRUE(keyspace_.ClearExpiry(files[i]).ok());
+  for (int i = 50; i < 100; ++i) {
+    ASSERT_TRUE(keyspace_.Unlink(kRootIno, "f" + std::to_string(i)).ok());  // leaves the index
+  }
+  EXPECT_EQ(keyspace_.keys_with_ttl(), 0u);
+  EXPECT_EQ(memory_.Used(MemoryComponent::kInodes), with_files);
+}
+
 TEST(KeyspaceExpiryBudgetTest, ACycleStopsAtItsDeadlineAndTheNextGoesOn) {
   SlowClock clock;
   MemoryAccountant memory(256 << 20);
