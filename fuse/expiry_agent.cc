@@ -28,22 +28,30 @@ ExpiryAgent::ExpiryAgent(FuseSession* session, EventLoop* loop, std::string moun
   });
 }
 
-void ExpiryAgent::Unlink(std::vector<std::string> paths, std::function<void(bool)> done) {
+void ExpiryAgent::Enqueue(Job job) {
   MutexLock lock(&mu_);
-  if (stopping_) return;  // the mount is going: the next one expires it at start
-  // (The server keeps at most a few hundred unlinks waiting.)
-  queue_.push_back({std::move(paths), std::move(done), 0, 0, {}});
-  wake_.Signal();
-}
-
-void ExpiryAgent::NotifyRemoved(uint64_t parent, uint64_t child, std::string name) {
-  MutexLock lock(&mu_);
-  if (stopping_) return;
-  if (queue_.size() >= kMaxQueued) {
+  if (stopping_) return;  // the mount is going: the next one expires at start
+  // Only notifications are dropped: the server keeps at most a few hundred
+  // unlinks waiting, and waits for each one's `done`.
+  if (!job.done && queue_.size() >= kMaxQueued) {
     ++stats_.notify_dropped;
     return;
   }
-  queue_.push_back({{}, nullptr, parent, child, std::move(name)});
+  queue_.push_back(std::move(job));
+  wake_.Signal();
+}
+
+void ExpiryAgent::Unlink(std::vector<std::string> paths, std::function<void(bool)> done) {
+  Enqueue({std::move(paths), std::move(done), 0, 0, {}});
+}
+
+void ExpiryAgent::NotifyRemoved(uint64_t parent, uint64_t child, std::string name) {
+  Enqueue({{}, nullptr, parent, child, std::move(name)});
+}
+
+void ExpiryAgent::StopTakingWork() {
+  stopping_ = true;
+  queue_.clear();
   wake_.Signal();
 }
 
@@ -54,21 +62,17 @@ ExpiryAgent::Stats ExpiryAgent::stats() const {
 
 void ExpiryAgent::Drop() {
   MutexLock lock(&mu_);
-  stopping_ = true;
-  queue_.clear();
-  wake_.Signal();
+  StopTakingWork();
 }
 
 void ExpiryAgent::RequestStop(std::function<void()> stopped) {
   MutexLock lock(&mu_);
-  stopping_ = true;
-  queue_.clear();
+  StopTakingWork();
   if (done_) {
     loop_->Post(std::move(stopped));
-    return;
+  } else {
+    on_stopped_ = std::move(stopped);
   }
-  on_stopped_ = std::move(stopped);
-  wake_.Signal();
 }
 
 void ExpiryAgent::Run() {
@@ -163,10 +167,8 @@ void ExpiryAgent::Stop() {
   bool done;
   {
     MutexLock lock(&mu_);
-    stopping_ = true;
-    queue_.clear();
+    StopTakingWork();
     on_stopped_ = nullptr;  // the loop no longer runs
-    wake_.Signal();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(kStopWaitSeconds);
     while (!done_ && std::chrono::steady_clock::now() < deadline) {
       stopped_.WaitFor(&mu_, deadline - std::chrono::steady_clock::now());

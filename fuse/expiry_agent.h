@@ -101,6 +101,8 @@ class ExpiryAgent {
   // keyspace's own removal; a notification beyond this is dropped, and the
   // kernel keeps that name until it looks it up again).
   static constexpr size_t kMaxQueued = 65536;
+  void Enqueue(Job job);
+  void StopTakingWork() REQUIRES(mu_);
   void Run();
   void RunJob(Job& job);
   // The mount's root, opened for one job (an fd kept open would keep the

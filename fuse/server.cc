@@ -530,8 +530,7 @@ void Server::ExpireThroughMount() {
 Status Server::CheckPinsFit() const {
   uint64_t pinned = keyspace_.pinned_bytes();
   if (pinned <= keyspace_.PinLimit()) return Status::Ok();
-  uint64_t needed =
-      pinned + memory_.Unevictable() + Keyspace::kMinBlocksRoom * keyspace_.block_size();
+  uint64_t needed = keyspace_.MemoryNeeded();
   return Status::Errno(
       ENOSPC, fmt::format("the {} pinned files (user.keyfs.pin) take {}, more than max_memory {} "
                           "leaves them beside what keyfs cannot evict ({}) and room for {} "

@@ -73,7 +73,7 @@ Status Server::ApplyLiveOptions(const MountOptions& changed) {
     uint64_t fixed = memory_.Unevictable();
     uint64_t pinned = keyspace_.pinned_bytes();
     uint64_t blocks_room = Keyspace::kMinBlocksRoom * keyspace_.block_size();
-    if (changed.max_memory < fixed + pinned + blocks_room) {
+    if (changed.max_memory < keyspace_.MemoryNeeded()) {
       std::string pins =
           pinned == 0 ? std::string()
                       : fmt::format(" plus the {} pinned files take ({} files; keyfs-ctl unpin "
@@ -84,7 +84,7 @@ Status Server::ApplyLiveOptions(const MountOptions& changed) {
                               "evict ({}){} plus room for {} blocks ({}): give at least {}",
                               FormatSize(changed.max_memory), FormatSize(fixed),
                               MemoryBreakdown(), pins, Keyspace::kMinBlocksRoom,
-                              FormatSize(blocks_room), FormatSize(fixed + pinned + blocks_room)));
+                              FormatSize(blocks_room), FormatSize(keyspace_.MemoryNeeded())));
     }
     // Growth is held to the new limit at once; the cron evicts clean blocks
     // down to it (and saves dirty ones at once while memory is over it), and

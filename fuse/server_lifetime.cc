@@ -31,11 +31,6 @@ Result<int64_t> ParseSeconds(std::string_view name, std::string_view value) {
   return static_cast<int64_t>(seconds);
 }
 
-int64_t UnixMillis(const Clock& clock) {
-  timespec now = clock.Now();
-  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
-}
-
 // Milliseconds as whole seconds, rounded up: a file that has any time left
 // shows at least 1, and an end set as a Unix time reads back unchanged.
 int64_t CeilSeconds(int64_t ms) { return ms <= 0 ? 0 : (ms + 999) / 1000; }
@@ -51,9 +46,7 @@ Result<std::string> Server::GetLifetime(Ino ino, std::string_view name) const {
 }
 
 Status Server::SetLifetime(Ino ino, std::string_view name, std::string_view value) {
-  const Inode* inode = keyspace_.FindInode(ino);
-  if (!inode) return Status::Errno(ENOENT);
-  if (inode->is_dir()) return Status::Errno(EINVAL, "a directory has no lifetime");
+  // (A directory is refused by the keyspace: EINVAL, as for a bad value.)
   ASSIGN_OR_RETURN(int64_t seconds, ParseSeconds(name, value));
   int64_t at_ms = name == "ttl" ? UnixMillis(*clock_) + seconds * 1000 : seconds * 1000;
   at_ms = std::max<int64_t>(at_ms, 1);  // 0 is "no lifetime" in the journal

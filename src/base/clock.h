@@ -17,6 +17,12 @@ class Clock {
   virtual int64_t MonotonicNanos() const = 0;
 };
 
+// Wall-clock time as Unix milliseconds (files' lifetimes, as Redis keeps them).
+inline int64_t UnixMillis(const Clock& clock) {
+  timespec now = clock.Now();
+  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
+}
+
 class SystemClock final : public Clock {
  public:
   timespec Now() const override {

@@ -47,15 +47,6 @@ class Directory {
     auto it = entries_.find(name);
     return it == entries_.end() ? 0 : it->second;
   }
-  // Adds or repoints `name`.
-  void Set(std::string_view name, Ino ino) {
-    auto it = entries_.find(name);
-    if (it != entries_.end()) {
-      it->second = ino;
-      return;
-    }
-    Insert(name, ino);
-  }
   // Adds `name`, which the caller has just found absent (one search of the
   // tree, not two: creating a file costs a Find and this).
   void Insert(std::string_view name, Ino ino) {

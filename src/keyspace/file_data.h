@@ -97,6 +97,7 @@ class FileData {
   // are now: a buffer of each one's length (BlockBuffer::ChargeFor), nothing
   // for holes and blocks past the end. What user.keyfs.pin counts.
   uint64_t Footprint(size_t first, size_t last) const;
+  uint64_t Footprint() const { return blocks_.empty() ? 0 : Footprint(0, blocks_.size() - 1); }
   // The footprint of the blocks a write of `length` bytes at `offset` touches,
   // as it would be after the write (a write grows blocks, never shrinks them).
   uint64_t FootprintAfterWrite(uint64_t offset, uint64_t length) const;

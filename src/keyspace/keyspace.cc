@@ -84,8 +84,7 @@ Inode* Keyspace::AddInode(Inode* dir, std::string_view name, mode_t mode,
   }
   inode->nlink = 1;
   inode->atime = inode->mtime = inode->ctime = now;
-  dir->dir().Insert(name, inode->ino);  // DirectoryForNewEntry found it absent
-  NameAdded(inode, dir->ino, name);
+  NameAdded(inode, dir, name);  // DirectoryForNewEntry found it absent
   TouchModify(dir, now);
   return inode;
 }
@@ -126,9 +125,7 @@ void Keyspace::MaybeFree(Inode* inode) {
   assert(inode->name.empty() && !extra_names_.contains(inode->ino));
   if (inode->is_regular()) {
     if (inode->pinned) {
-      const FileData& file = inode->file();
-      uint64_t footprint = file.block_count() ? file.Footprint(0, file.block_count() - 1) : 0;
-      pinned_bytes_ -= std::min(pinned_bytes_, footprint);
+      pinned_bytes_ -= std::min(pinned_bytes_, inode->file().Footprint());
       --pinned_files_;
     }
     inode->file().DropAll(inode->ino, observer_);
@@ -136,7 +133,9 @@ void Keyspace::MaybeFree(Inode* inode) {
   inodes_.Erase(inode->ino);  // frees blocks, xattrs and directory with it
 }
 
-void Keyspace::NameAdded(Inode* inode, Ino parent, std::string_view name) {
+void Keyspace::NameAdded(Inode* inode, Inode* dir, std::string_view name) {
+  dir->dir().Insert(name, inode->ino);
+  Ino parent = dir->ino;
   if (inode->name.empty()) {
     inode->parent = parent;
     inode->name = name;
@@ -147,7 +146,9 @@ void Keyspace::NameAdded(Inode* inode, Ino parent, std::string_view name) {
   accountant_->Charge(MemoryComponent::kNames, ExtraNameCost(name));
 }
 
-void Keyspace::NameRemoved(Inode* inode, Ino parent, std::string_view name) {
+void Keyspace::NameRemoved(Inode* inode, Inode* dir, std::string_view name) {
+  dir->dir().Erase(name);
+  Ino parent = dir->ino;
   auto extra = extra_names_.find(inode->ino);
   if (inode->parent == parent && inode->name == name) {
     accountant_->Release(MemoryComponent::kNames, StringHeapBytes(inode->name));
@@ -305,8 +306,7 @@ Result<std::string> Keyspace::ReadLink(Ino ino) const {
 // --- removal ----------------------------------------------------------------
 
 void Keyspace::AddName(Inode* inode, Inode* dir, std::string_view name, timespec now) {
-  dir->dir().Insert(name, inode->ino);  // DirectoryForNewEntry found it absent
-  NameAdded(inode, dir->ino, name);
+  NameAdded(inode, dir, name);  // DirectoryForNewEntry found it absent
   TouchModify(dir, now);
   ++inode->nlink;
   TouchChange(inode, now);
@@ -322,8 +322,7 @@ Status Keyspace::Unlink(Ino parent, std::string_view name) {
   if (inode->is_dir()) return Status::Errno(EISDIR);
   timespec now = clock_->Now();
   if (log_) log_->Unlinked(parent, name, /*directory=*/false, now);
-  dir->dir().Erase(name);
-  NameRemoved(inode, parent, name);
+  NameRemoved(inode, dir, name);
   TouchModify(dir, now);
   DropName(inode, now);
   MaybeFree(inode);
@@ -343,8 +342,7 @@ Status Keyspace::RemoveDirectory(Ino parent, std::string_view name) {
   if (!inode->dir().empty()) return Status::Errno(ENOTEMPTY);
   timespec now = clock_->Now();
   if (log_) log_->Unlinked(parent, name, /*directory=*/true, now);
-  dir->dir().Erase(name);
-  NameRemoved(inode, parent, name);
+  NameRemoved(inode, dir, name);
   --dir->nlink;
   TouchModify(dir, now);
   DropName(inode, now);

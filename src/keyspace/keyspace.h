@@ -219,6 +219,9 @@ class Keyspace {
   // What pinned files may take: max_memory less what cannot be evicted
   // (MemoryAccountant::Unevictable) and kMinBlocksRoom blocks.
   uint64_t PinLimit() const;
+  // The least max_memory that holds what cannot be evicted, the pinned files
+  // and kMinBlocksRoom blocks.
+  uint64_t MemoryNeeded() const;
   uint64_t pinned_bytes() const { return pinned_bytes_; }
   uint64_t pinned_files() const { return pinned_files_; }
 
@@ -435,10 +438,11 @@ class Keyspace {
   static void TouchChange(Inode* inode, timespec now);  // ctime = now
   static void TouchModify(Inode* inode, timespec now);  // mtime = ctime = now
   void DropName(Inode* inode, timespec now);  // nlink - 1 (or 0 for a directory)
-  // Keep an inode's names (inode.h, invariant 4) after its directory entry
-  // `name` in `parent` was added or erased.
-  void NameAdded(Inode* inode, Ino parent, std::string_view name);
-  void NameRemoved(Inode* inode, Ino parent, std::string_view name);
+  // Gives `inode` the name `name` in directory `dir` (absent there) or takes
+  // it away: the directory entry and the inode's names (inode.h, invariant
+  // 4) change together.
+  void NameAdded(Inode* inode, Inode* dir, std::string_view name);
+  void NameRemoved(Inode* inode, Inode* dir, std::string_view name);
   // What a further name of a file costs beyond its directory entry.
   // What a new inode with its first name costs.
   static size_t NewInodeCost(std::string_view name) {

@@ -12,10 +12,7 @@
 
 namespace keyfs {
 
-int64_t Keyspace::ExpiryNowMs() const {
-  timespec now = expiry_clock_->Now();
-  return int64_t{now.tv_sec} * 1000 + now.tv_nsec / 1'000'000;
-}
+int64_t Keyspace::ExpiryNowMs() const { return UnixMillis(*expiry_clock_); }
 
 bool Keyspace::IsDue(Ino ino) const {
   return expiry_clock_ && expiry_.IsDue(ino, ExpiryNowMs());
@@ -29,10 +26,10 @@ bool Keyspace::IsDueName(Ino parent, std::string_view name) const {
 }
 
 Status Keyspace::SetExpiry(Ino ino, int64_t at_ms) {
-  RETURN_IF_ERROR(CheckWritable());
-  if (ExpireIfDue(ino)) return Status::Errno(ENOENT);
   ASSIGN_OR_RETURN(Inode * inode, Get(ino));
   if (inode->is_dir()) return Status::Errno(EINVAL, "a directory has no lifetime");
+  RETURN_IF_ERROR(CheckWritable());
+  if (ExpireIfDue(ino)) return Status::Errno(ENOENT);
   if (inode->nlink == 0) return Status::Errno(ENOENT);  // removed, still open
   // Charged, never refused (a few dozen bytes, like a rename's entry).
   expiry_.Set(ino, at_ms);
@@ -75,9 +72,7 @@ Status Keyspace::Expire(Inode* inode) {
 Status Keyspace::UnlinkDue(Ino parent, std::string_view name) {
   ASSIGN_OR_RETURN(Inode * dir, GetDirectory(parent));
   Ino ino = dir->dir().Find(name);
-  if (ino == 0 || !expiry_clock_ || !expiry_.IsDue(ino, ExpiryNowMs())) {
-    return Status::Errno(ENOENT);
-  }
+  if (ino == 0 || !IsDue(ino)) return Status::Errno(ENOENT);
   bool last_name = inodes_.Find(ino)->nlink == 1;
   RETURN_IF_ERROR(Unlink(parent, name));
   if (last_name) ++expired_keys_;

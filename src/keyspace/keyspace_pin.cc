@@ -13,8 +13,12 @@
 
 namespace keyfs {
 
+uint64_t Keyspace::MemoryNeeded() const {
+  return accountant_->Unevictable() + pinned_bytes_ + kMinBlocksRoom * options_.block_size;
+}
+
 uint64_t Keyspace::PinLimit() const {
-  uint64_t kept = accountant_->Unevictable() + kMinBlocksRoom * options_.block_size;
+  uint64_t kept = MemoryNeeded() - pinned_bytes_;
   uint64_t limit = accountant_->limit();
   return limit > kept ? limit - kept : 0;
 }
@@ -25,8 +29,7 @@ Status Keyspace::SetPinned(Ino ino, bool pinned) {
   if (!inode->is_regular()) return Status::Errno(EINVAL);
   if (inode->pinned == pinned) return Status::Ok();
   RETURN_IF_ERROR(CheckWritable(pinned ? SpaceEffect::kAdds : SpaceEffect::kFrees));
-  const FileData& file = inode->file();
-  uint64_t footprint = file.block_count() ? file.Footprint(0, file.block_count() - 1) : 0;
+  uint64_t footprint = inode->file().Footprint();
   if (pinned) {
     uint64_t limit = PinLimit();
     if (pinned_bytes_ + footprint > limit) {
@@ -58,8 +61,7 @@ void Keyspace::RecountPinned() {
   pinned_bytes_ = pinned_files_ = 0;
   inodes_.ForEach([&](Inode& inode) {
     if (!inode.pinned) return;
-    const FileData& file = inode.file();
-    if (file.block_count() > 0) pinned_bytes_ += file.Footprint(0, file.block_count() - 1);
+    pinned_bytes_ += inode.file().Footprint();
     ++pinned_files_;
   });
 }

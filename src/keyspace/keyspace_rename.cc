@@ -38,12 +38,10 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
     if (target->is_dir() && IsWithin(from_dir->ino, target->ino)) {
       return Status::Errno(EINVAL);
     }
-    from_dir->dir().Set(name, target->ino);
-    to_dir->dir().Set(new_name, source->ino);
-    NameRemoved(source, from_dir->ino, name);
-    NameRemoved(target, to_dir->ino, new_name);
-    NameAdded(source, to_dir->ino, new_name);
-    NameAdded(target, from_dir->ino, name);
+    NameRemoved(source, from_dir, name);
+    NameRemoved(target, to_dir, new_name);
+    NameAdded(source, to_dir, new_name);
+    NameAdded(target, from_dir, name);
     if (from_dir != to_dir) {
       if (source->is_dir()) {
         --from_dir->nlink;
@@ -84,12 +82,10 @@ Status Keyspace::Rename(Ino parent, std::string_view name, Ino new_parent,
   if (target) {
     if (target->is_dir()) --to_dir->nlink;
     DropName(target, now);
-    NameRemoved(target, to_dir->ino, new_name);
+    NameRemoved(target, to_dir, new_name);
   }
-  from_dir->dir().Erase(name);
-  to_dir->dir().Set(new_name, source->ino);
-  NameRemoved(source, from_dir->ino, name);
-  NameAdded(source, to_dir->ino, new_name);
+  NameRemoved(source, from_dir, name);
+  NameAdded(source, to_dir, new_name);
   if (source->is_dir() && from_dir != to_dir) {
     --from_dir->nlink;
     ++to_dir->nlink;

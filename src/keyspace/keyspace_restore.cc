@@ -47,8 +47,7 @@ Status Keyspace::RestoreNode(Ino parent, std::string_view name,
 
   Inode* inode = inodes_.CreateWithNumber(attrs.ino, attrs.mode);
   inode->nlink = 1;
-  dir->dir().Insert(name, inode->ino);
-  NameAdded(inode, dir->ino, name);
+  NameAdded(inode, dir, name);
   if (touch_parent) TouchModify(dir, attrs.ctime);
   switch (type) {
     case S_IFDIR:
