@@ -152,7 +152,8 @@ void FuseAdapter::Dispatch(fuse_req_t req, Ino changes, FuseRequest::Work work,
   }
   auto request = std::make_unique<FuseRequest>(
       req, changes, payload, std::move(work),
-      [this](fuse_req_t r, int err) { ReplyError(r, Status::Errno(err)); });
+      [this](fuse_req_t r, int err) { ReplyError(r, Status::Errno(err)); },
+      keyspace_->mutable_memory());
   uint64_t id = cache_->Submit(std::move(request));
   if (id != 0) fuse_req_interrupt_func(req, &FuseAdapter::OnInterrupt, reinterpret_cast<void*>(id));
 }

@@ -9,16 +9,23 @@
 // nothing. A write's payload lies in the session's one receive buffer, which
 // the next request overwrites: when the request is parked, Keep() copies it
 // (DESIGN §4.1, rule 4), so the copy is made only for requests that wait.
+// Every whole-block write waits (for its blocks to be stored), so a large
+// payload is copied into memory from the buffer pool, faulted in already
+// (src/base/buffer_pool.h, KeepReady), not into fresh pages each time.
 //
 // Loop thread only.
 
 #define FUSE_USE_VERSION 314
 #include <fuse_lowlevel.h>
 
+#include <cstring>
 #include <functional>
+#include <new>
 #include <string>
 #include <string_view>
 
+#include "src/base/heap_size.h"
+#include "src/base/memory_accountant.h"
 #include "src/cache/block_cache.h"
 
 namespace keyfs {
@@ -28,16 +35,42 @@ class FuseRequest final : public PendingRequest {
   using Work = std::function<Status(std::string_view payload)>;
   using Refuse = std::function<void(fuse_req_t, int err)>;
 
-  FuseRequest(fuse_req_t req, Ino changes, std::string_view payload, Work work, Refuse refuse)
+  // `memory`: where a large payload's copy is charged (kRequests) and whose
+  // buffer pool it comes from; null, a std::string the cache charges.
+  FuseRequest(fuse_req_t req, Ino changes, std::string_view payload, Work work, Refuse refuse,
+              MemoryAccountant* memory = nullptr)
       : req_(req), changes_(changes), payload_(payload), work_(std::move(work)),
-        refuse_(std::move(refuse)) {}
+        refuse_(std::move(refuse)), memory_(memory) {}
+  ~FuseRequest() override {
+    if (!pooled_) return;
+    BufferPool* pool = memory_->buffer_pool();
+    if (pool && pool->Give(pooled_, payload_.size(), MemoryComponent::kRequests)) return;
+    memory_->Release(MemoryComponent::kRequests, HeapChunk(payload_.size()));
+    ::operator delete(pooled_);
+  }
+  FuseRequest(const FuseRequest&) = delete;
+  FuseRequest& operator=(const FuseRequest&) = delete;
 
   Status Run() override { return work_(payload_); }
   void Abandon(int err) override { refuse_(req_, err); }
   Ino changes() const override { return changes_; }
+  // A pooled copy is charged by the request itself (see the constructor).
   size_t held_bytes() const override { return owned_.capacity(); }
   void Keep() override {
-    if (payload_.data() == owned_.data()) return;
+    if (kept_) return;
+    kept_ = true;
+    size_t bytes = payload_.size();
+    if (memory_ && bytes >= BufferPool::kMinBytes) {
+      BufferPool* pool = memory_->buffer_pool();
+      pooled_ = pool ? pool->Take(bytes, MemoryComponent::kRequests) : nullptr;
+      if (!pooled_) {
+        pooled_ = ::operator new(bytes);
+        memory_->Charge(MemoryComponent::kRequests, HeapChunk(bytes));
+      }
+      std::memcpy(pooled_, payload_.data(), bytes);
+      payload_ = std::string_view(static_cast<const char*>(pooled_), bytes);
+      return;
+    }
     owned_.assign(payload_);
     payload_ = owned_;
   }
@@ -46,9 +79,12 @@ class FuseRequest final : public PendingRequest {
   fuse_req_t req_;
   Ino changes_;
   std::string_view payload_;
+  bool kept_ = false;
   std::string owned_;
+  void* pooled_ = nullptr;  // ::operator new(payload_.size()), or null
   Work work_;
   Refuse refuse_;
+  MemoryAccountant* memory_;
 };
 
 }  // namespace keyfs

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "keyfs_version.h"
+#include "src/base/block_buffer.h"
 #include "src/base/logging.h"
 #include "src/base/size.h"
 #include "store/block_format.h"
@@ -60,6 +61,14 @@ Server::Server(const MountOptions& options)
   // watermark to the low one frees (5%), so that an eviction hands its
   // buffers to the loads that follow instead of unmapping them one by one.
   memory_.EnableBufferPool(options.max_memory / kPoolShare);
+  // Memory faulted in ahead (buffer_pool.h): blocks for the writes and
+  // loads that fill them, 4 MiB of them and at least two; and copies of
+  // full-size write payloads (max_write), which every whole-block write
+  // keeps while its blocks are stored (fuse_request.h).
+  memory_.buffer_pool()->KeepReady(
+      BlockBuffer::RequestFor(options.block_size),
+      std::clamp<size_t>((size_t{4} << 20) / options.block_size, 2, 64));
+  memory_.buffer_pool()->KeepReady(options.adapter.max_write, 4);
 }
 
 Server::~Server() {

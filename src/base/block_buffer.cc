@@ -10,10 +10,10 @@ std::atomic<uint32_t> BlockBuffer::access_clock_{0};
 
 BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity) {
   assert(capacity <= UINT32_MAX);
-  size_t request = sizeof(BlockBuffer) + capacity;
+  size_t request = RequestFor(capacity);
   size_t charge = ChargeFor(capacity);  // HeapChunk(request)
   BufferPool* pool = accountant->buffer_pool();
-  void* memory = pool ? pool->Take(request) : nullptr;
+  void* memory = pool ? pool->Take(request, MemoryComponent::kBlocks) : nullptr;
   if (!memory) {
     // Idle pooled buffers make room for this one first (buffer_pool.h).
     if (pool) {
@@ -21,20 +21,21 @@ BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity
       if (after > accountant->limit()) pool->Trim(after - accountant->limit());
     }
     memory = ::operator new(request);
+    accountant->Charge(MemoryComponent::kBlocks, charge);
   }
-  accountant->Charge(MemoryComponent::kBlocks, charge);
   return new (memory) BlockBuffer(accountant, static_cast<uint32_t>(capacity));
 }
 
 void BlockBuffer::Unref() const {
   if (refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  size_t request = sizeof(BlockBuffer) + capacity_;
+  size_t request = RequestFor(capacity_);
   MemoryAccountant* accountant = accountant_;
-  accountant->Release(MemoryComponent::kBlocks, ChargedBytes());
   this->~BlockBuffer();
   void* memory = const_cast<BlockBuffer*>(this);
   BufferPool* pool = accountant->buffer_pool();
-  if (!pool || !pool->Give(memory, request)) ::operator delete(memory);
+  if (pool && pool->Give(memory, request, MemoryComponent::kBlocks)) return;
+  accountant->Release(MemoryComponent::kBlocks, HeapChunk(request));
+  ::operator delete(memory);
 }
 
 RefPtr<BlockBuffer> BlockBuffer::Create(MemoryAccountant* accountant, size_t capacity,

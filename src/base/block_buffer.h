@@ -39,10 +39,10 @@ class BlockBuffer {
   // A buffer holding a copy of `length` bytes of `source`, room for `capacity`.
   static RefPtr<BlockBuffer> CopyOf(MemoryAccountant* accountant, const BlockBuffer& source,
                                     size_t length, size_t capacity);
+  // The allocation behind a buffer with room for `capacity` bytes.
+  static constexpr size_t RequestFor(size_t capacity) { return sizeof(BlockBuffer) + capacity; }
   // Heap bytes of a buffer with room for `capacity` bytes: what it is charged.
-  static constexpr size_t ChargeFor(size_t capacity) {
-    return HeapChunk(sizeof(BlockBuffer) + capacity);
-  }
+  static constexpr size_t ChargeFor(size_t capacity) { return HeapChunk(RequestFor(capacity)); }
 
   BlockBuffer(const BlockBuffer&) = delete;
   BlockBuffer& operator=(const BlockBuffer&) = delete;

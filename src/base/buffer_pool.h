@@ -17,14 +17,30 @@
 // allocation the pool cannot serve first frees idle buffers until it fits
 // (BlockBuffer::Allocate), so what keyfs holds stays within max_memory.
 //
+// Buffers made ready ahead (KeepReady): a file that grows, or a cache still
+// filling, frees nothing to reuse, and the loop thread then faulted in and
+// zeroed every fresh page it copied a write into (half of its time in a
+// sequential write, by perf: a fresh page costs more than copying 4 KiB
+// into it). With KeepReady, the pool's own thread (`keyfs-prefault`) keeps
+// a few buffers of the sizes asked for (a block; a parked write's payload)
+// faulted in and idle, so the loop copies into memory that is already
+// there. The thread starts on a size at its first miss, so a mount that
+// never uses that size holds none of it, and it allocates only while the
+// budget has room for one more buffer beside everything charged (idle ones
+// included): it never pushes keyfs over max_memory, and once the cache is
+// full it stops, as evicted blocks then refill the pool anyway.
+//
 // Invariants: the pool holds at most max_bytes; every buffer in it is
-// charged to kPool exactly once; only chunks of kMinBytes or more enter it.
+// charged to kPool exactly once; only chunks of kMinBytes or more enter it;
+// each ReadySize's `idle` is the number of idle buffers of its size.
 //
 // Thread-safety: any thread (a LOAD allocates on an IO thread, a SAVE job may
-// drop the last reference to a buffer there).
+// drop the last reference to a buffer there); the prefault thread holds mu_
+// only to look and to add a buffer, never while it faults pages in.
 
 #include <cstddef>
 #include <cstdint>
+#include <thread>
 #include <vector>
 
 #include "src/base/mutex.h"
@@ -32,6 +48,7 @@
 namespace keyfs {
 
 class MemoryAccountant;
+enum class MemoryComponent : int;
 
 class BufferPool {
  public:
@@ -44,19 +61,28 @@ class BufferPool {
   BufferPool& operator=(const BufferPool&) = delete;
 
   // Memory of exactly `bytes` (an ::operator new request) that was given
-  // back before, or null.
-  void* Take(size_t bytes) EXCLUDES(mu_);
-  // Keeps `memory` (from ::operator new(bytes)) for reuse, or says no (the
-  // pool is full, or the request is small): then the caller frees it.
-  // Charged as HeapChunk(bytes), what the budget charged its user.
-  bool Give(void* memory, size_t bytes) EXCLUDES(mu_);
+  // back before, its charge (HeapChunk(bytes)) moved from kPool to `user`;
+  // or null, and the caller allocates and charges.
+  void* Take(size_t bytes, MemoryComponent user) EXCLUDES(mu_);
+  // Keeps `memory` (from ::operator new(bytes)) for reuse, its charge moved
+  // from `user` to kPool; or says no (the pool is full, or the request is
+  // small), and the caller releases and frees it. A charge moves under the
+  // pool's lock, so the prefault thread never sees it in neither place.
+  bool Give(void* memory, size_t bytes, MemoryComponent user) EXCLUDES(mu_);
   // Frees idle memory until at least `bytes` (charged) are freed or none is
   // left.
   void Trim(uint64_t bytes) EXCLUDES(mu_);
+  // Keeps `count` idle buffers of exactly `bytes` (an ::operator new request
+  // of kMinBytes or more) faulted in ahead of use, made by the pool's own
+  // thread while the budget has room (see the top of this file). Once per
+  // size, before the pool is used by other threads.
+  void KeepReady(size_t bytes, size_t count) EXCLUDES(mu_);
   // Holds at most `max_bytes` from now on, freeing idle memory beyond it
   // (max_memory changed on a running mount).
   void SetMaxBytes(uint64_t max_bytes) EXCLUDES(mu_);
   uint64_t idle_bytes() const EXCLUDES(mu_);
+  // Buffers the prefault thread has made (for tests and `.keyfs/info`).
+  uint64_t prefaulted_total() const EXCLUDES(mu_);
 
  private:
   struct Idle {
@@ -71,6 +97,23 @@ class BufferPool {
   // caches still.
   std::vector<Idle> idle_ GUARDED_BY(mu_);
   uint64_t idle_bytes_ GUARDED_BY(mu_) = 0;  // charged
+
+  // KeepReady's thread and what it keeps.
+  struct ReadySize {
+    size_t bytes;
+    size_t target;         // idle buffers to keep
+    size_t idle = 0;       // idle buffers of this size now
+    bool wanted = false;   // since the first Take of this size missed
+  };
+  ReadySize* FindReady(size_t bytes) REQUIRES(mu_);
+  // The size the thread should make one more of, or null.
+  ReadySize* NextToMake() REQUIRES(mu_);
+  void PrefaultMain() EXCLUDES(mu_);
+  std::vector<ReadySize> ready_ GUARDED_BY(mu_);
+  uint64_t prefaulted_total_ GUARDED_BY(mu_) = 0;
+  bool stopping_ GUARDED_BY(mu_) = false;
+  CondVar wake_{&mu_};
+  std::thread prefault_thread_;
 };
 
 }  // namespace keyfs
