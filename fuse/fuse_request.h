@@ -35,16 +35,18 @@ class FuseRequest final : public PendingRequest {
   using Work = std::function<Status(std::string_view payload)>;
   using Refuse = std::function<void(fuse_req_t, int err)>;
 
-  // `memory`: where a large payload's copy is charged (kRequests) and whose
-  // buffer pool it comes from; null, a std::string the cache charges.
+  // `memory`: whose buffer pool a payload copy of a size it keeps ready
+  // comes from, charged here to kRequests; otherwise (or null) the copy is
+  // a std::string the cache charges.
   FuseRequest(fuse_req_t req, Ino changes, std::string_view payload, Work work, Refuse refuse,
               MemoryAccountant* memory = nullptr)
       : req_(req), changes_(changes), payload_(payload), work_(std::move(work)),
         refuse_(std::move(refuse)), memory_(memory) {}
   ~FuseRequest() override {
     if (!pooled_) return;
-    BufferPool* pool = memory_->buffer_pool();
-    if (pool && pool->Give(pooled_, payload_.size(), MemoryComponent::kRequests)) return;
+    if (memory_->buffer_pool()->Give(pooled_, payload_.size(), MemoryComponent::kRequests)) {
+      return;
+    }
     memory_->Release(MemoryComponent::kRequests, HeapChunk(payload_.size()));
     ::operator delete(pooled_);
   }
@@ -60,12 +62,13 @@ class FuseRequest final : public PendingRequest {
     if (kept_) return;
     kept_ = true;
     size_t bytes = payload_.size();
-    if (memory_ && bytes >= BufferPool::kMinBytes) {
-      BufferPool* pool = memory_->buffer_pool();
-      pooled_ = pool ? pool->Take(bytes, MemoryComponent::kRequests) : nullptr;
+    BufferPool* pool = memory_ ? memory_->buffer_pool() : nullptr;
+    if (pool && pool->KeepsReady(bytes)) {
+      pooled_ = pool->Take(bytes, MemoryComponent::kRequests);
       if (!pooled_) {
         pooled_ = ::operator new(bytes);
         memory_->Charge(MemoryComponent::kRequests, HeapChunk(bytes));
+        memory_->TrimPoolToLimit();
       }
       std::memcpy(pooled_, payload_.data(), bytes);
       payload_ = std::string_view(static_cast<const char*>(pooled_), bytes);

@@ -15,13 +15,10 @@ BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity
   BufferPool* pool = accountant->buffer_pool();
   void* memory = pool ? pool->Take(request, MemoryComponent::kBlocks) : nullptr;
   if (!memory) {
-    // Idle pooled buffers make room for this one first (buffer_pool.h).
-    if (pool) {
-      uint64_t after = accountant->Used() + charge;
-      if (after > accountant->limit()) pool->Trim(after - accountant->limit());
-    }
     memory = ::operator new(request);
     accountant->Charge(MemoryComponent::kBlocks, charge);
+    // Idle pooled buffers give this one their room (buffer_pool.h).
+    accountant->TrimPoolToLimit();
   }
   return new (memory) BlockBuffer(accountant, static_cast<uint32_t>(capacity));
 }

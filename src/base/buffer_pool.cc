@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <new>
 
 #include "src/base/heap_size.h"
@@ -37,10 +38,13 @@ void FaultIn(void* memory, size_t bytes) {
   // The bytes are nobody's yet: writing a zero changes nothing anyone sees.
   static_cast<volatile char*>(memory)[0] = 0;
 #ifdef MADV_POPULATE_WRITE
-  if (aligned < end &&
+  if (aligned >= end ||
       madvise(reinterpret_cast<void*>(aligned), end - aligned, MADV_POPULATE_WRITE) == 0) {
     return;
   }
+  // Only where the kernel does not know the advice (before 5.14); any other
+  // failure (no memory) leaves the pages to the first write, as without us.
+  if (errno != EINVAL) return;
 #endif
   for (uintptr_t p = aligned; p < end; p += page) *reinterpret_cast<volatile char*>(p) = 0;
 }
@@ -63,17 +67,28 @@ BufferPool::ReadySize* BufferPool::FindReady(size_t bytes) {
   return nullptr;
 }
 
+const BufferPool::ReadySize* BufferPool::FindReady(size_t bytes) const {
+  return const_cast<BufferPool*>(this)->FindReady(bytes);
+}
+
+bool BufferPool::KeepsReady(size_t bytes) const {
+  MutexLock lock(&mu_);
+  return FindReady(bytes) != nullptr;
+}
+
+bool BufferPool::HasRoomFor(size_t bytes) const {
+  uint64_t chunk = HeapChunk(bytes);
+  return idle_bytes_ + chunk <= max_bytes_ && accountant_->Used() + chunk <= accountant_->limit();
+}
+
 BufferPool::ReadySize* BufferPool::NextToMake() {
   if (stopping_) return nullptr;
   for (ReadySize& size : ready_) {
     if (!size.wanted || size.idle >= size.target) continue;
-    uint64_t chunk = HeapChunk(size.bytes);
     // Room beside everything charged, idle buffers included: a buffer made
-    // ahead never takes a block's room.
-    if (idle_bytes_ + chunk > max_bytes_ || accountant_->Used() + chunk > accountant_->limit()) {
-      return nullptr;
-    }
-    return &size;
+    // ahead never takes a block's room. A size without room leaves the
+    // others their chance.
+    if (HasRoomFor(size.bytes)) return &size;
   }
   return nullptr;
 }
@@ -90,13 +105,20 @@ void BufferPool::PrefaultMain() {
       bytes = next->bytes;
     }
     // The slow part, outside the lock: the kernel zeroes the pages here
-    // rather than under the loop thread's copy.
-    void* memory = ::operator new(bytes);
+    // rather than under the loop thread's copy. Memory is optional here: no
+    // memory, no buffer made ahead (and no end of the daemon).
+    void* memory = ::operator new(bytes, std::nothrow);
+    if (!memory) {
+      MutexLock lock(&mu_);
+      if (!stopping_) wake_.Wait(&mu_);  // until the next Take asks again
+      continue;
+    }
     FaultIn(memory, bytes);
     bool kept;
     {
       MutexLock lock(&mu_);
-      kept = !stopping_ && idle_bytes_ + HeapChunk(bytes) <= max_bytes_;
+      // Again: whatever was charged meanwhile came first.
+      kept = !stopping_ && HasRoomFor(bytes);
       if (kept) {
         idle_.push_back({memory, bytes});
         idle_bytes_ += HeapChunk(bytes);

@@ -27,8 +27,12 @@
 // there. The thread starts on a size at its first miss, so a mount that
 // never uses that size holds none of it, and it allocates only while the
 // budget has room for one more buffer beside everything charged (idle ones
-// included): it never pushes keyfs over max_memory, and once the cache is
-// full it stops, as evicted blocks then refill the pool anyway.
+// included), checked again before the buffer joins the pool. An allocation
+// that missed the pool may still land meanwhile and pass max_memory by what
+// was made ahead: it then frees idle buffers down to the limit at once
+// (MemoryAccountant::TrimPoolToLimit), as it always did to make its own
+// room. Once the cache is full the thread stops, as evicted blocks then
+// refill the pool anyway.
 //
 // Invariants: the pool holds at most max_bytes; every buffer in it is
 // charged to kPool exactly once; only chunks of kMinBytes or more enter it;
@@ -77,11 +81,15 @@ class BufferPool {
   // thread while the budget has room (see the top of this file). Once per
   // size, before the pool is used by other threads.
   void KeepReady(size_t bytes, size_t count) EXCLUDES(mu_);
+  // Whether buffers of exactly `bytes` are kept ready: other sizes of
+  // payload copies stay out of the pool, where only a copy of that very
+  // size could reuse them.
+  bool KeepsReady(size_t bytes) const EXCLUDES(mu_);
   // Holds at most `max_bytes` from now on, freeing idle memory beyond it
   // (max_memory changed on a running mount).
   void SetMaxBytes(uint64_t max_bytes) EXCLUDES(mu_);
   uint64_t idle_bytes() const EXCLUDES(mu_);
-  // Buffers the prefault thread has made (for tests and `.keyfs/info`).
+  // Buffers the prefault thread has made (for tests).
   uint64_t prefaulted_total() const EXCLUDES(mu_);
 
  private:
@@ -106,13 +114,16 @@ class BufferPool {
     bool wanted = false;   // since the first Take of this size missed
   };
   ReadySize* FindReady(size_t bytes) REQUIRES(mu_);
+  const ReadySize* FindReady(size_t bytes) const REQUIRES(mu_);
+  // Whether one more idle buffer of `bytes` fits the pool and the budget.
+  bool HasRoomFor(size_t bytes) const REQUIRES(mu_);
   // The size the thread should make one more of, or null.
   ReadySize* NextToMake() REQUIRES(mu_);
   void PrefaultMain() EXCLUDES(mu_);
   std::vector<ReadySize> ready_ GUARDED_BY(mu_);
   uint64_t prefaulted_total_ GUARDED_BY(mu_) = 0;
   bool stopping_ GUARDED_BY(mu_) = false;
-  CondVar wake_{&mu_};
+  mutable CondVar wake_{&mu_};
   std::thread prefault_thread_;
 };
 

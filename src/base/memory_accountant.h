@@ -41,8 +41,8 @@ enum class MemoryComponent : int {
   kJournal,     // journal records not yet written
   kIo,          // IO jobs and flags; room set aside for blocks being loaded
   kStore,       // the block store's own tables (the swap file's free space)
-  kPool,        // freed block buffers kept for reuse (buffer_pool.h): free
-                // for the budget, given back when something else needs room
+  kPool,        // idle buffers kept for reuse or made ahead (buffer_pool.h):
+                // free for the budget, given back when something else needs room
   kCount,
 };
 
@@ -113,6 +113,13 @@ class MemoryAccountant {
     pool_ = std::make_unique<BufferPool>(this, max_bytes);
   }
   BufferPool* buffer_pool() const { return pool_.get(); }
+  // After an allocation the pool did not serve (charged already): frees
+  // idle pooled buffers until everything charged is within the limit again,
+  // or none is left (buffer_pool.h).
+  void TrimPoolToLimit() {
+    uint64_t used = Used(), limit = this->limit();
+    if (pool_ && used > limit) pool_->Trim(used - limit);
+  }
 
   void set_reclaimer(Reclaimer* reclaimer) { reclaimer_ = reclaimer; }
   // Whether `bytes` more fit (see the top of this file). `busy`: blocks that

@@ -176,7 +176,9 @@ class PendingRequest {
   // It is being parked: it must copy whatever it refers to that lives only
   // for the first try (a write's payload in the receive buffer).
   virtual void Keep() {}
-  // Memory it holds while parked (its payload), charged to kRequests.
+  // Memory it holds while parked (its payload), which the cache charges to
+  // kRequests; what it charges itself (a payload copy in pool memory) is not
+  // counted here.
   virtual size_t held_bytes() const = 0;
 };
 
