@@ -6,7 +6,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -14,6 +13,7 @@
 
 #include "src/base/block_buffer.h"
 #include "src/base/memory_accountant.h"
+#include "tests/base/wait_for.h"
 
 namespace keyfs {
 namespace {
@@ -103,16 +103,6 @@ bool Resident(const char* data, size_t length) {
   return true;
 }
 
-// Polls `done` until it holds or 10 s pass: the pool's thread works on its own.
-template <typename Done>
-bool WaitFor(Done done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 TEST(BufferPoolTest, AfterTheFirstMissBuffersAreMadeAheadAlreadyFaultedIn) {
   const size_t request = BlockBuffer::RequestFor(kBlock);

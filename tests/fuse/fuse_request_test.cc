@@ -3,14 +3,13 @@
 
 #include "fuse/fuse_request.h"
 
-#include <chrono>
 #include <string>
-#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "src/base/block_buffer.h"
 #include "src/base/memory_accountant.h"
+#include "tests/base/wait_for.h"
 
 namespace keyfs {
 namespace {
@@ -32,16 +31,6 @@ FuseRequest::Refuse NoRefusal() {
   return [](fuse_req_t, int) { ADD_FAILURE() << "refused"; };
 }
 
-// Polls `done` until it holds or 10 s pass (the pool's thread works on its own).
-template <typename Done>
-bool WaitFor(Done done) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  return true;
-}
 
 constexpr size_t kPayload = 512 << 10;
 
