@@ -20,11 +20,9 @@
 
 #include <cstring>
 #include <functional>
-#include <new>
 #include <string>
 #include <string_view>
 
-#include "src/base/heap_size.h"
 #include "src/base/memory_accountant.h"
 #include "src/cache/block_cache.h"
 
@@ -43,12 +41,7 @@ class FuseRequest final : public PendingRequest {
       : req_(req), changes_(changes), payload_(payload), work_(std::move(work)),
         refuse_(std::move(refuse)), memory_(memory) {}
   ~FuseRequest() override {
-    if (!pooled_) return;
-    if (memory_->buffer_pool()->Give(pooled_, payload_.size(), MemoryComponent::kRequests)) {
-      return;
-    }
-    memory_->Release(MemoryComponent::kRequests, HeapChunk(payload_.size()));
-    ::operator delete(pooled_);
+    if (pooled_) memory_->FreeBuffer(pooled_, payload_.size(), MemoryComponent::kRequests);
   }
   FuseRequest(const FuseRequest&) = delete;
   FuseRequest& operator=(const FuseRequest&) = delete;
@@ -64,12 +57,7 @@ class FuseRequest final : public PendingRequest {
     size_t bytes = payload_.size();
     BufferPool* pool = memory_ ? memory_->buffer_pool() : nullptr;
     if (pool && pool->KeepsReady(bytes)) {
-      pooled_ = pool->Take(bytes, MemoryComponent::kRequests);
-      if (!pooled_) {
-        pooled_ = ::operator new(bytes);
-        memory_->Charge(MemoryComponent::kRequests, HeapChunk(bytes));
-        memory_->TrimPoolToLimit();
-      }
+      pooled_ = memory_->AllocateBuffer(bytes, MemoryComponent::kRequests);
       std::memcpy(pooled_, payload_.data(), bytes);
       payload_ = std::string_view(static_cast<const char*>(pooled_), bytes);
       return;
@@ -84,7 +72,7 @@ class FuseRequest final : public PendingRequest {
   std::string_view payload_;
   bool kept_ = false;
   std::string owned_;
-  void* pooled_ = nullptr;  // ::operator new(payload_.size()), or null
+  void* pooled_ = nullptr;  // AllocateBuffer(payload_.size()), or null
   Work work_;
   Refuse refuse_;
   MemoryAccountant* memory_;

@@ -10,16 +10,7 @@ std::atomic<uint32_t> BlockBuffer::access_clock_{0};
 
 BlockBuffer* BlockBuffer::Allocate(MemoryAccountant* accountant, size_t capacity) {
   assert(capacity <= UINT32_MAX);
-  size_t request = RequestFor(capacity);
-  size_t charge = ChargeFor(capacity);  // HeapChunk(request)
-  BufferPool* pool = accountant->buffer_pool();
-  void* memory = pool ? pool->Take(request, MemoryComponent::kBlocks) : nullptr;
-  if (!memory) {
-    memory = ::operator new(request);
-    accountant->Charge(MemoryComponent::kBlocks, charge);
-    // Idle pooled buffers give this one their room (buffer_pool.h).
-    accountant->TrimPoolToLimit();
-  }
+  void* memory = accountant->AllocateBuffer(RequestFor(capacity), MemoryComponent::kBlocks);
   return new (memory) BlockBuffer(accountant, static_cast<uint32_t>(capacity));
 }
 
@@ -28,11 +19,7 @@ void BlockBuffer::Unref() const {
   size_t request = RequestFor(capacity_);
   MemoryAccountant* accountant = accountant_;
   this->~BlockBuffer();
-  void* memory = const_cast<BlockBuffer*>(this);
-  BufferPool* pool = accountant->buffer_pool();
-  if (pool && pool->Give(memory, request, MemoryComponent::kBlocks)) return;
-  accountant->Release(MemoryComponent::kBlocks, HeapChunk(request));
-  ::operator delete(memory);
+  accountant->FreeBuffer(const_cast<BlockBuffer*>(this), request, MemoryComponent::kBlocks);
 }
 
 RefPtr<BlockBuffer> BlockBuffer::Create(MemoryAccountant* accountant, size_t capacity,

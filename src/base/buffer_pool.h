@@ -30,7 +30,7 @@
 // included), checked again before the buffer joins the pool. An allocation
 // that missed the pool may still land meanwhile and pass max_memory by what
 // was made ahead: it then frees idle buffers down to the limit at once
-// (MemoryAccountant::TrimPoolToLimit), as it always did to make its own
+// (MemoryAccountant::AllocateBuffer), as it always did to make its own
 // room. Once the cache is full the thread stops, as evicted blocks then
 // refill the pool anyway.
 //

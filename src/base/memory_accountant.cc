@@ -1,5 +1,9 @@
 #include "src/base/memory_accountant.h"
 
+#include <new>
+
+#include "src/base/heap_size.h"
+
 namespace keyfs {
 
 std::string_view MemoryComponentName(MemoryComponent component) {
@@ -17,6 +21,21 @@ std::string_view MemoryComponentName(MemoryComponent component) {
     case MemoryComponent::kCount: break;
   }
   return "?";
+}
+
+void* MemoryAccountant::AllocateBuffer(size_t bytes, MemoryComponent user) {
+  if (void* memory = pool_ ? pool_->Take(bytes, user) : nullptr) return memory;
+  void* memory = ::operator new(bytes);
+  Charge(user, HeapChunk(bytes));
+  uint64_t used = Used(), limit = this->limit();
+  if (pool_ && used > limit) pool_->Trim(used - limit);
+  return memory;
+}
+
+void MemoryAccountant::FreeBuffer(void* memory, size_t bytes, MemoryComponent user) {
+  if (pool_ && pool_->Give(memory, bytes, user)) return;
+  Release(user, HeapChunk(bytes));
+  ::operator delete(memory);
 }
 
 uint64_t MemoryAccountant::Used() const {

@@ -113,13 +113,13 @@ class MemoryAccountant {
     pool_ = std::make_unique<BufferPool>(this, max_bytes);
   }
   BufferPool* buffer_pool() const { return pool_.get(); }
-  // After an allocation the pool did not serve (charged already): frees
-  // idle pooled buffers until everything charged is within the limit again,
-  // or none is left (buffer_pool.h).
-  void TrimPoolToLimit() {
-    uint64_t used = Used(), limit = this->limit();
-    if (pool_ && used > limit) pool_->Trim(used - limit);
-  }
+  // Memory of `bytes` (an ::operator new request) charged to `user`: an
+  // idle pooled buffer of that size, or a new allocation, after which idle
+  // buffers give it their room if everything charged passes the limit
+  // (buffer_pool.h). Give it back with FreeBuffer.
+  void* AllocateBuffer(size_t bytes, MemoryComponent user);
+  // Back to the pool for reuse, or released and freed.
+  void FreeBuffer(void* memory, size_t bytes, MemoryComponent user);
 
   void set_reclaimer(Reclaimer* reclaimer) { reclaimer_ = reclaimer; }
   // Whether `bytes` more fit (see the top of this file). `busy`: blocks that
