@@ -9,9 +9,11 @@
 // nothing. A write's payload lies in the session's one receive buffer, which
 // the next request overwrites: when the request is parked, Keep() copies it
 // (DESIGN §4.1, rule 4), so the copy is made only for requests that wait.
-// Every whole-block write waits (for its blocks to be stored), so a large
-// payload is copied into memory from the buffer pool, faulted in already
-// (src/base/buffer_pool.h, KeepReady), not into fresh pages each time.
+// Every whole-block write waits (for its blocks to be stored), but its
+// blocks are copies of all its payload already: it keeps only the length
+// (KeepCopied), and its bytes come back from the blocks if the store fails.
+// Another large payload is copied into memory from the buffer pool, faulted
+// in already (src/base/buffer_pool.h, KeepReady), not into fresh pages.
 //
 // Loop thread only.
 
@@ -27,6 +29,10 @@
 #include "src/cache/block_cache.h"
 
 namespace keyfs {
+
+// The start of `bytes` bytes of address space that faults when touched (a
+// PROT_NONE reservation made once), or null when there is none that large.
+const char* UnreadableBytes(size_t bytes);
 
 class FuseRequest final : public PendingRequest {
  public:
@@ -63,6 +69,24 @@ class FuseRequest final : public PendingRequest {
       return;
     }
     owned_.assign(payload_);
+    payload_ = owned_;
+  }
+  // Keeps only the length: the payload then points at memory no one may
+  // read (UnreadableBytes), so that a read of bytes the request no longer
+  // has faults at once instead of writing what the receive buffer holds now.
+  bool KeepCopied(size_t copied) override {
+    if (kept_) return false;
+    const char* unreadable = copied == payload_.size() ? UnreadableBytes(copied) : nullptr;
+    if (!unreadable) {
+      Keep();
+      return false;
+    }
+    kept_ = true;
+    payload_ = std::string_view(unreadable, copied);
+    return true;
+  }
+  void RestorePayload(std::string bytes) override {
+    owned_ = std::move(bytes);
     payload_ = owned_;
   }
 

@@ -63,8 +63,9 @@ Server::Server(const MountOptions& options)
   memory_.EnableBufferPool(options.max_memory / kPoolShare);
   // Memory faulted in ahead (buffer_pool.h): blocks for the writes and
   // loads that fill them, 4 MiB of them and at least two; and copies of
-  // full-size write payloads (max_write), which every whole-block write
-  // keeps while its blocks are stored (fuse_request.h).
+  // full-size write payloads (max_write), which a write keeps while it
+  // waits for room or for blocks to load (fuse_request.h; a whole-block
+  // write needs none: its blocks are its copy).
   memory_.buffer_pool()->KeepReady(
       BlockBuffer::RequestFor(options.block_size),
       std::clamp<size_t>((size_t{4} << 20) / options.block_size, 2, 64));

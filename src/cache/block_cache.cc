@@ -205,11 +205,12 @@ uint64_t BlockCache::Submit(std::unique_ptr<PendingRequest> request) {
     }
     if (status.ok()) return 0;
   }
-  request->Keep();
+  // A whole-block write keeps its payload once its copies are made
+  // (StoreWholeBlocks), and then only if they do not hold all of it.
+  if (behind || status.code() != kNeedStore) request->Keep();
   Parked& parked = parked_[id];
   parked.request = std::move(request);
-  parked.charged = kParkedCost + parked.request->held_bytes();
-  memory_->Charge(MemoryComponent::kRequests, parked.charged);
+  ChargeHeld(parked);
   ++stats_.parked_total;
   if (ino) change_order_[ino].push_back(id);
   if (!behind) Park(id, status);
@@ -258,17 +259,24 @@ void BlockCache::RunParked(uint64_t id) {
   auto it = parked_.find(id);
   if (it == parked_.end()) return;
   Parked& parked = it->second;
-  if (parked.stored_back) keyspace_->OfferStored(&parked.stored);
-  if (!parked.ranges.empty()) keyspace_->OfferRanges(&parked.ranges);
-  Status status = parked.request->Run();
-  keyspace_->OfferStored(nullptr);
-  keyspace_->OfferRanges(nullptr);
+  Status status = RunAgain(parked);
   if (status.ok()) return Finish(id);
   // It needs something else now (the file changed meanwhile): wait again,
   // without what it held for the last try.
   parked.held.clear();
   parked.ranges.clear();
   Park(id, status);
+}
+
+Status BlockCache::RunAgain(Parked& parked) {
+  // Its payload only in its copies: it may run only with them (rule 4).
+  assert(!parked.payload_in_copies || parked.stored_back);
+  if (parked.stored_back) keyspace_->OfferStored(&parked.stored);
+  if (!parked.ranges.empty()) keyspace_->OfferRanges(&parked.ranges);
+  Status status = parked.request->Run();
+  keyspace_->OfferStored(nullptr);
+  keyspace_->OfferRanges(nullptr);
+  return status;
 }
 
 void BlockCache::RunReady() {
@@ -332,7 +340,7 @@ void BlockCache::WakeRoomWaiters() {
       room_waiters_.pop_front();
       continue;
     }
-    Status status = it->second.request->Run();
+    Status status = RunAgain(it->second);
     if (status.code() == kNeedRoom) return;  // still none: the rest wait behind it
     room_waiters_.pop_front();
     it->second.for_room = false;
@@ -790,6 +798,13 @@ void BlockCache::StoreWholeBlocks(uint64_t id) {
   // holds no change made after the write's own records, which come next.
   uint64_t version = log_->next_seq();
   parked.stored_first = BlockKey{to_store.ino, to_store.first};
+  size_t copied = 0;
+  for (const RefPtr<BlockBuffer>& block : to_store.blocks) copied += block->length();
+  if (parked.request->KeepCopied(copied)) {
+    parked.payload_in_copies = true;
+  } else {
+    ChargeHeld(parked);  // it kept a copy after all
+  }
   for (size_t i = 0; i < to_store.blocks.size(); ++i) {
     BlockKey key{to_store.ino, to_store.first + i};
     IoJob::SaveItem item;
@@ -817,6 +832,7 @@ void BlockCache::ApplyStored(IoJob& job) {
     }
     if (!failed.ok()) SaveFailed(failed);  // the write keeps its bytes in the journal
     if (it == parked_.end()) return;
+    RestorePayload(it->second);
     it->second.stored.clear();
   } else {
     for (size_t i = 0; i < job.saves.size(); ++i) it->second.stored[i].where = *job.saves[i].saved;
@@ -825,6 +841,27 @@ void BlockCache::ApplyStored(IoJob& job) {
   }
   it->second.stored_back = true;
   MakeReady(job.for_request);
+}
+
+void BlockCache::RestorePayload(Parked& parked) {
+  if (!parked.payload_in_copies) return;
+  parked.payload_in_copies = false;
+  std::string bytes;
+  for (const StoredBlock& copy : parked.stored) {
+    bytes.append(copy.buffer->data(), copy.buffer->length());
+  }
+  parked.request->RestorePayload(std::move(bytes));
+  ChargeHeld(parked);
+}
+
+void BlockCache::ChargeHeld(Parked& parked) {
+  size_t charge = kParkedCost + parked.request->held_bytes();
+  if (charge > parked.charged) {
+    memory_->Charge(MemoryComponent::kRequests, charge - parked.charged);
+  } else if (charge < parked.charged) {
+    memory_->Release(MemoryComponent::kRequests, parked.charged - charge);
+  }
+  parked.charged = charge;
 }
 
 void BlockCache::DropUntakenCopies(Parked& parked) {

@@ -97,7 +97,11 @@
 //     need not wait for the journal to be synced: a copy nobody recorded is
 //     dead space, found at mount.
 //  4. Parked requests own their inputs (the adapter copies a write's payload)
-//     and hold the blocks they waited for until they have run.
+//     and hold the blocks they waited for until they have run. A whole-block
+//     write's inputs are its copies: it keeps only its payload's length
+//     (KeepCopied), runs again only with them offered (RunAgain), and if the
+//     store fails it is given the bytes back from them (RestorePayload)
+//     before they are dropped.
 //  5. Room for a LOAD is set aside when it is scheduled (kIo), not when it
 //     returns.
 //  6. At mount, every slot the replayed keyspace holds is counted live in the
@@ -176,6 +180,20 @@ class PendingRequest {
   // It is being parked: it must copy whatever it refers to that lives only
   // for the first try (a write's payload in the receive buffer).
   virtual void Keep() {}
+  // It is being parked while the copies of a whole-block write are stored
+  // (kNeedStore), and those copies hold `copied` bytes of its payload, in
+  // order. If that is all of it, it may keep only the payload's length
+  // (true): run again with the stored copies, the write reads no byte of
+  // it (Keyspace::Write). If the store fails, the cache gives the bytes back
+  // from the copies (RestorePayload) before the write runs the usual way.
+  // Otherwise it keeps the payload as Keep() does (false).
+  virtual bool KeepCopied(size_t copied) {
+    (void)copied;
+    Keep();
+    return false;
+  }
+  // The payload's bytes, after KeepCopied said true.
+  virtual void RestorePayload(std::string bytes) { (void)bytes; }
   // Memory it holds while parked (its payload), which the cache charges to
   // kRequests; what it charges itself (a payload copy in pool memory) is not
   // counted here.
@@ -323,6 +341,9 @@ class BlockCache final : public BlockObserver, public Reclaimer {
     std::vector<StoredBlock> stored;
     BlockKey stored_first;  // stored[i] is block stored_first.index + i
     bool stored_back = false;
+    // Its payload is only in `stored` (PendingRequest::KeepCopied): the
+    // copies must not be dropped before it is given back.
+    bool payload_in_copies = false;
   };
   struct DirtyEntry {
     BlockKey key;
@@ -373,6 +394,14 @@ class BlockCache final : public BlockObserver, public Reclaimer {
   // Whole-block writes: stores the blocks Keyspace::to_store() names for
   // parked request `id`; ApplyStored hands the locations to it.
   void StoreWholeBlocks(uint64_t id);
+  // Runs a parked request again, with what was stored and read for it
+  // (OfferStored, OfferRanges).
+  Status RunAgain(Parked& parked);
+  // Gives a request whose payload is only in its copies the bytes back.
+  void RestorePayload(Parked& parked);
+  // Brings what kRequests is charged for a parked request up to date with
+  // what it holds.
+  void ChargeHeld(Parked& parked);
   void ApplyStored(IoJob& job);
   // Deletes the copies stored for `parked` that its write did not take.
   void DropUntakenCopies(Parked& parked);

@@ -40,6 +40,62 @@ class Request final : public PendingRequest {
   int* error_;
 };
 
+// A write as the FUSE adapter parks it (fuse/fuse_request.h): its payload
+// lies in a receive buffer that the next request overwrites, so a parked
+// write has only what Keep or KeepCopied kept. A payload kept by length only
+// reads as '#' here: a write that used its bytes would store wrong ones.
+class WriteRequest final : public PendingRequest {
+ public:
+  struct Outcome {
+    bool done = false;
+    int error = 0;
+    int restored = 0;  // RestorePayload calls
+  };
+  WriteRequest(Keyspace* keyspace, Ino ino, uint64_t offset, std::string_view payload,
+               Outcome* outcome)
+      : keyspace_(keyspace), ino_(ino), offset_(offset), payload_(payload), outcome_(outcome) {}
+  Status Run() override {
+    auto written = keyspace_->Write(ino_, offset_, payload_, Keyspace::WriteAt::kOffset);
+    if (!written.ok() && IsRetryLater(written.status())) return written.status();
+    outcome_->error = written.ok() ? 0 : written.status().code();
+    outcome_->done = true;
+    return Status::Ok();
+  }
+  void Abandon(int err) override { outcome_->error = err; }
+  Ino changes() const override { return ino_; }
+  size_t held_bytes() const override { return kept_.capacity(); }
+  void Keep() override {
+    if (is_kept_) return;
+    is_kept_ = true;
+    kept_.assign(payload_);
+    payload_ = kept_;
+  }
+  bool KeepCopied(size_t copied) override {
+    if (is_kept_ || copied != payload_.size()) {
+      Keep();
+      return false;
+    }
+    is_kept_ = true;
+    kept_.assign(copied, '#');
+    payload_ = kept_;
+    return true;
+  }
+  void RestorePayload(std::string bytes) override {
+    ++outcome_->restored;
+    kept_ = std::move(bytes);
+    payload_ = kept_;
+  }
+
+ private:
+  Keyspace* keyspace_;
+  Ino ino_;
+  uint64_t offset_;
+  std::string_view payload_;
+  bool is_kept_ = false;
+  std::string kept_;
+  Outcome* outcome_;
+};
+
 // One mounted keyfs without FUSE: replayed at construction.
 struct Mount {
   // `whole_block_writes`: writes of whole blocks are stored before they are
@@ -175,22 +231,18 @@ struct Mount {
     EXPECT_TRUE(entry.ok()) << entry.status().ToString();
     return entry.ok() ? entry->ino : 0;
   }
-  // Writes through the cache, as the adapter does; true once it is done
-  // (false: it failed or never finished, as when a crash stopped the IO).
-  bool Write(Ino ino, uint64_t offset, const std::string& data) {
-    int error = 0;
-    bool done = false;
-    cache->Submit(std::make_unique<Request>(
-        [&]() -> Status {
-          auto written = keyspace.Write(ino, offset, data, Keyspace::WriteAt::kOffset);
-          if (!written.ok() && IsRetryLater(written.status())) return written.status();
-          error = written.ok() ? 0 : written.status().code();
-          done = true;
-          return Status::Ok();
-        },
-        &error));
-    for (int i = 0; i < 100 && !done && error == 0; ++i) Step();
-    return done && error == 0;
+  // Writes `data` through the cache as the adapter does (WriteRequest),
+  // running the IO until it is answered; true once it is applied (false: it
+  // failed or never finished, as when a crash stopped the IO).
+  bool Write(Ino ino, uint64_t offset, const std::string& data,
+             WriteRequest::Outcome* outcome_out = nullptr) {
+    WriteRequest::Outcome outcome;
+    std::string receive = data;
+    cache->Submit(std::make_unique<WriteRequest>(&keyspace, ino, offset, receive, &outcome));
+    receive.assign(receive.size(), '!');  // the next request arrives
+    for (int i = 0; i < 100 && !outcome.done && outcome.error == 0; ++i) Step();
+    if (outcome_out) *outcome_out = outcome;
+    return outcome.done && outcome.error == 0;
   }
 
   MemoryAccountant memory;
@@ -444,6 +496,90 @@ TEST_F(CacheDurabilityTest, AnInterruptedWholeBlockWriteLeavesNoLiveCopy) {
   ASSERT_TRUE(m->Write(ino, 0, data));
   m->Step();
   EXPECT_EQ(m->store->Stats().live_bytes, live);
+}
+
+// A whole-block write keeps no copy of its payload while its blocks are
+// stored: its blocks hold the bytes. When the store fails, the write goes the
+// usual way with the bytes given back from those blocks: they reach the
+// journal, and are there after a crash.
+TEST_F(CacheDurabilityTest, AWholeBlockWriteTheStoreRefusesKeepsItsBytesFromItsCopies) {
+  for (int err : {EIO, ENOSPC}) {
+    SCOPED_TRACE(err);
+    NewStore();
+    auto m = Open(8 << 20, /*whole_block_writes=*/true);
+    auto expected = Populate(m.get());
+    Ino ino = m->keyspace.Lookup(kRootIno, "f1")->ino;
+    m->keyspace.Forget(ino, 1);
+    uint64_t errors = m->cache->stats().save_errors;
+    env_.FailFrom(FaultInjectionEnv::kAppend, err, "/blocks/");  // the store, not the journal
+    WriteRequest::Outcome outcome;
+    std::string data = Bytes(2 * kBlock, 40 + err);
+    ASSERT_TRUE(m->Write(ino, kBlock, data, &outcome));
+    EXPECT_EQ(outcome.restored, 1) << "the write ran the usual way, with its bytes given back";
+    EXPECT_GT(m->cache->stats().save_errors, errors);
+    ASSERT_TRUE(m->journal->Commit());
+    expected["f1"].replace(kBlock, 2 * kBlock, data);
+    EXPECT_EQ(m->Files(), expected);
+    EXPECT_EQ(m->memory.Used(MemoryComponent::kRequests), 0u) << "the copy is given back";
+    m = CrashAndReopen(std::move(m));
+    EXPECT_EQ(m->Files(), expected);
+  }
+}
+
+// A whole-block write the store takes keeps only its payload's length while
+// it waits: its bytes reach the file from its stored copies.
+TEST_F(CacheDurabilityTest, AStoredWholeBlockWriteNeedsNoCopyOfItsPayload) {
+  auto m = Open(8 << 20, /*whole_block_writes=*/true);
+  auto expected = Populate(m.get());
+  m->Step();  // the files' own SAVEs
+  Ino ino = m->keyspace.Lookup(kRootIno, "f2")->ino;
+  m->keyspace.Forget(ino, 1);
+  uint64_t saves = m->cache->stats().saves;
+  WriteRequest::Outcome outcome;
+  std::string data = Bytes(2 * kBlock, 77);
+  ASSERT_TRUE(m->Write(ino, 0, data, &outcome));
+  EXPECT_EQ(m->cache->stats().saves, saves + 2) << "written through the store";
+  EXPECT_EQ(outcome.restored, 0);
+  expected["f2"].replace(0, 2 * kBlock, data);
+  EXPECT_EQ(m->Files(), expected);
+  m = CrashAndReopen(std::move(m));
+  EXPECT_EQ(m->Files(), expected);
+}
+
+// A whole-block write whose stored copies must wait for room before they
+// become the file's (its slots grow while memory is full of dirty blocks)
+// runs again with those copies once SAVEs make room: it has no other bytes.
+TEST_F(CacheDurabilityTest, AStoredWholeBlockWriteThatWaitsForRoomRunsWithItsCopies) {
+  auto m = Open(1 << 20, /*whole_block_writes=*/true);
+  Ino grown = m->Create("grown");
+  Ino filler = m->Create("filler");
+  m->Step();
+  WriteRequest::Outcome outcome;
+  std::string data = Bytes(2 * kBlock, 91);
+  std::string receive = data;
+  m->cache->Submit(std::make_unique<WriteRequest>(&m->keyspace, grown, 0, receive, &outcome));
+  receive.assign(receive.size(), '!');  // the next request arrives
+  ASSERT_FALSE(outcome.done) << "parked while its copies are stored";
+  // Memory full of dirty blocks, which only SAVEs can free; the rest of the
+  // budget taken, so that even the new slots wait.
+  for (uint64_t index = 0;; ++index) {
+    auto written = m->keyspace.Write(filler, index * kBlock + 1, Bytes(kBlock - 1, index),
+                                     Keyspace::WriteAt::kOffset);
+    if (!written.ok()) {
+      ASSERT_EQ(written.status().code(), kNeedRoom) << written.status().ToString();
+      break;
+    }
+  }
+  uint64_t slack = m->memory.Available();
+  m->memory.Charge(MemoryComponent::kRequests, slack);
+  for (int i = 0; i < 100 && !outcome.done && outcome.error == 0; ++i) m->Step();
+  m->memory.Release(MemoryComponent::kRequests, slack);
+  ASSERT_TRUE(outcome.done);
+  EXPECT_EQ(outcome.error, 0);
+  EXPECT_EQ(outcome.restored, 0);
+  auto read = m->ReadAll(grown);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_TRUE(*read == data) << "the file holds other bytes than the write's";
 }
 
 TEST_F(CacheDurabilityTest, EioAndEnospcOnSaveKeepEveryByte) {

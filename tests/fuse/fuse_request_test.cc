@@ -102,5 +102,61 @@ TEST(FuseRequestTest, WithoutAPoolALargePayloadIsKeptInAString) {
   EXPECT_GE(request.held_bytes(), kPayload);
 }
 
+// A whole-block write parked while its blocks are stored: the blocks hold
+// its payload, so it keeps only the length, and the bytes it is given back
+// if the store fails.
+TEST(FuseRequestTest, APayloadItsBlocksHoldIsKeptByLengthAndGivenBack) {
+  MemoryAccountant memory(64 << 20);
+  memory.EnableBufferPool(8 << 20);
+  memory.buffer_pool()->KeepReady(kPayload, 1);
+  std::string receive(kPayload, 'c');
+  size_t seen_size = 0;
+  const char* seen_where = nullptr;
+  FuseRequest request(
+      nullptr, 1, receive,
+      [&](std::string_view payload) {
+        seen_size = payload.size();
+        seen_where = payload.data();
+        return Status::Ok();
+      },
+      NoRefusal(), &memory);
+  ASSERT_TRUE(request.KeepCopied(kPayload));
+  EXPECT_FALSE(request.KeepCopied(kPayload)) << "kept once";
+  EXPECT_EQ(memory.Used(MemoryComponent::kRequests), 0u) << "no copy in pool memory";
+  EXPECT_EQ(request.held_bytes(), std::string().capacity()) << "nor in a string";
+  receive.assign(kPayload, 'x');
+  ASSERT_TRUE(request.Run().ok());
+  EXPECT_EQ(seen_size, kPayload);
+  EXPECT_EQ(seen_where, UnreadableBytes(kPayload)) << "its bytes are not the receive buffer's";
+  // The store failed: the write runs with the bytes its blocks give back.
+  Recorder recorder;
+  FuseRequest restored(nullptr, 1, receive, recorder.Work(), NoRefusal(), &memory);
+  ASSERT_TRUE(restored.KeepCopied(kPayload));
+  restored.RestorePayload(std::string(kPayload, 'c'));
+  ASSERT_TRUE(restored.Run().ok());
+  EXPECT_EQ(recorder.seen, std::string(kPayload, 'c'));
+  EXPECT_GE(restored.held_bytes(), kPayload);
+}
+
+TEST(FuseRequestTest, ThePayloadKeptByLengthCannotBeRead) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  const char* unreadable = UnreadableBytes(1 << 20);
+  ASSERT_NE(unreadable, nullptr);
+  EXPECT_DEATH({ [[maybe_unused]] volatile char byte = unreadable[4096]; }, "");
+}
+
+// Blocks that hold only part of the payload (a write cut at the largest
+// file size) do not stand for it: the request copies it as Keep() does.
+TEST(FuseRequestTest, APayloadItsBlocksHoldOnlyInPartIsCopied) {
+  MemoryAccountant memory(64 << 20);
+  std::string receive(kPayload, 'k');
+  Recorder recorder;
+  FuseRequest request(nullptr, 1, receive, recorder.Work(), NoRefusal(), &memory);
+  EXPECT_FALSE(request.KeepCopied(kPayload - 4096));
+  receive.assign(kPayload, 'x');
+  ASSERT_TRUE(request.Run().ok());
+  EXPECT_EQ(recorder.seen, std::string(kPayload, 'k'));
+}
+
 }  // namespace
 }  // namespace keyfs
