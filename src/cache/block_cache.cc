@@ -18,6 +18,8 @@ namespace {
 constexpr int64_t kFirstSaveRetryNs = 100'000'000;  // 100 ms, doubling
 constexpr int64_t kMaxSaveRetryNs = 10'000'000'000;
 constexpr int64_t kSaveErrorLogIntervalNs = 10'000'000'000;
+// How often a final save (Drain) logs how much is left.
+constexpr int64_t kDrainProgressNs = 5'000'000'000;
 // Sampling rounds without a candidate before eviction gives up.
 constexpr int kFruitlessRounds = 8;
 // The cron's eviction per tick (10 Hz): a quarter of the tick at most.
@@ -592,13 +594,14 @@ void BlockCache::SubmitSaves(bool all) {
   // Unsaved dirty bytes past this are saved now, due or not.
   uint64_t background = static_cast<uint64_t>(memory_->limit() * options_.dirty_background);
   uint64_t unsaved = dirty_bytes_ - std::min(dirty_bytes_, saving_bytes_);
+  uint64_t batch_bytes = std::min(options_.save_batch_bytes, memory_->limit() / 4);
   std::vector<DirtyEntry> deferred;
   while (jobs_in_flight_ < options_.max_jobs && !dirty_queue_.empty()) {
     auto job = std::make_unique<IoJob>();
     job->kind = IoJob::Kind::kSave;
     uint64_t bytes = 0;
     while (!dirty_queue_.empty() && job->saves.size() < options_.save_batch_blocks &&
-           bytes < options_.save_batch_bytes) {
+           (bytes < batch_bytes || job->saves.empty())) {
       DirtyEntry entry = dirty_queue_.front();
       if (!everything && entry.due_ns > now && unsaved <= background) break;
       dirty_queue_.pop_front();
@@ -984,8 +987,17 @@ bool BlockCache::SaveAllAndDrain(int64_t timeout_ns) { return Drain(timeout_ns, 
 bool BlockCache::DrainIo(int64_t timeout_ns) { return Drain(timeout_ns, /*save=*/false); }
 
 bool BlockCache::Drain(int64_t timeout_ns, bool save) {
-  int64_t deadline = clock_->MonotonicNanos() + timeout_ns;
+  int64_t start = clock_->MonotonicNanos();
+  int64_t deadline = start + timeout_ns;
+  int64_t next_progress = start + kDrainProgressNs;
   for (;;) {
+    if (save && clock_->MonotonicNanos() >= next_progress) {
+      // A long final save (many small files) says how far it is.
+      next_progress += kDrainProgressNs;
+      spdlog::info("saving to the store before exit: {} blocks ({}) left, {}s to go at most",
+                   dirty_blocks_, FormatSize(dirty_bytes_),
+                   (deadline - clock_->MonotonicNanos()) / 1'000'000'000);
+    }
     if (save) {
       retry_saves_at_ns_ = std::min(retry_saves_at_ns_, clock_->MonotonicNanos());
       SubmitSaves(/*all=*/true);

@@ -902,6 +902,28 @@ TEST_F(SmallCacheTest, PinnedBlocksWithoutRoomNowAreLoadedByTheCronLater) {
   EXPECT_LE(memory_.InUse(), memory_.limit());
 }
 
+// Small blocks (small files) are saved many to a job, one Sync for all:
+// 2,000 of them in two jobs of at most save_batch_blocks (1,024).
+TEST_F(BlockCacheTest, SmallBlocksAreSavedManyToAJob) {
+  for (int i = 0; i < 2000; ++i) MakeFile("s" + std::to_string(i), 100, 's');
+  clock_.AdvanceNanos(2'000'000'000);
+  cache_.Flush();
+  EXPECT_EQ(io_.queued(), 2u);
+  RunAllIo();
+  EXPECT_EQ(cache_.dirty_blocks(), 0u);
+}
+
+// A job holds at most a quarter of max_memory (8 MiB here): 1,000 blocks of
+// 4 KiB go in two jobs, though save_batch_blocks would take them all.
+TEST_F(BlockCacheTest, ASaveJobHoldsAtMostAQuarterOfMaxMemory) {
+  for (int i = 0; i < 10; ++i) MakeFile("b" + std::to_string(i), 100 * kBlock, 'b');
+  clock_.AdvanceNanos(2'000'000'000);
+  cache_.Flush();
+  EXPECT_EQ(io_.queued(), 2u);
+  RunAllIo();
+  EXPECT_EQ(cache_.dirty_blocks(), 0u);
+}
+
 TEST_F(BlockCacheTest, SaveAllAndDrainLeavesNothingDirty) {
   for (int i = 0; i < 10; ++i) MakeFile("f" + std::to_string(i), 3 * kBlock, 'u');
   EXPECT_EQ(cache_.dirty_blocks(), 30u);
