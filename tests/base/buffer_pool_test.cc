@@ -103,7 +103,6 @@ bool Resident(const char* data, size_t length) {
   return true;
 }
 
-
 TEST(BufferPoolTest, AfterTheFirstMissBuffersAreMadeAheadAlreadyFaultedIn) {
   const size_t request = BlockBuffer::RequestFor(kBlock);
   MemoryAccountant memory(64 << 20);

@@ -77,10 +77,16 @@ class BlockCacheTest : public ::testing::Test {
       cache_.Flush();
     } while (io_.queued() > 0);
   }
-  // Saves everything dirty (flush delay passed) and runs the IO.
-  void SaveAll() {
+  // Lets the flush delay pass and queues the SAVEs that are due; returns
+  // how many jobs there are.
+  size_t QueueDueSaves() {
     clock_.AdvanceNanos(2'000'000'000);
     cache_.Flush();
+    return io_.queued();
+  }
+  // Saves everything dirty (flush delay passed) and runs the IO.
+  void SaveAll() {
+    QueueDueSaves();
     RunAllIo();
   }
   // Saves and evicts every block of `ino`.
@@ -906,9 +912,7 @@ TEST_F(SmallCacheTest, PinnedBlocksWithoutRoomNowAreLoadedByTheCronLater) {
 // 2,000 of them in two jobs of at most save_batch_blocks (1,024).
 TEST_F(BlockCacheTest, SmallBlocksAreSavedManyToAJob) {
   for (int i = 0; i < 2000; ++i) MakeFile("s" + std::to_string(i), 100, 's');
-  clock_.AdvanceNanos(2'000'000'000);
-  cache_.Flush();
-  EXPECT_EQ(io_.queued(), 2u);
+  EXPECT_EQ(QueueDueSaves(), 2u);
   RunAllIo();
   EXPECT_EQ(cache_.dirty_blocks(), 0u);
 }
@@ -917,9 +921,7 @@ TEST_F(BlockCacheTest, SmallBlocksAreSavedManyToAJob) {
 // 4 KiB go in two jobs, though save_batch_blocks would take them all.
 TEST_F(BlockCacheTest, ASaveJobHoldsAtMostAQuarterOfMaxMemory) {
   for (int i = 0; i < 10; ++i) MakeFile("b" + std::to_string(i), 100 * kBlock, 'b');
-  clock_.AdvanceNanos(2'000'000'000);
-  cache_.Flush();
-  EXPECT_EQ(io_.queued(), 2u);
+  EXPECT_EQ(QueueDueSaves(), 2u);
   RunAllIo();
   EXPECT_EQ(cache_.dirty_blocks(), 0u);
 }
